@@ -1,0 +1,1 @@
+"""Gradient Flow Lab's engine: plain Python and PyTorch, no Streamlit."""

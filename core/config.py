@@ -1,0 +1,361 @@
+"""RunConfig: one experiment, as one frozen (hashable) dataclass.
+
+It is the only thing written to and read from the URL and the command line,
+and the cache key of a run. `FIELDS` declares every setting once (type,
+help, how it is parsed from text), and one loop turns a config into query
+parameters or CLI arguments and back.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping
+
+from .limits import HARD
+from .registry import ACTIVATIONS, DATASETS, INITIALIZERS, OPTIMIZERS, options_text
+
+
+class ConfigError(ValueError):
+    """A bad setting, with the field it concerns and a sentence for people."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def _show(value: Any) -> str:
+    text = str(value)
+    if len(text) > 40:
+        text = text[:37] + "..."
+    return repr(text) if isinstance(value, str) else text
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    # Network
+    depth: int = 20                         # deep enough for init choices to matter, fast enough to watch
+    width: int = 128                        # wide enough for mean-field theory to hold within ~10%
+    widths: tuple[int, ...] | None = None   # per-layer widths; overrides depth/width when given
+    input_dim: int | None = None            # only for `gaussian`; None = the first hidden width
+    activation: str = "tanh"
+    init: str = "xavier_normal"
+    sigma_w: float = 1.0                    # σ_w of `normal`/`uniform`; a multiplier of the std otherwise
+    sigma_b: float = 0.0                    # σ_b of `normal`/`uniform` (biases start at 0 elsewhere)
+    bias: bool = True
+    batchnorm: bool = False
+    # Data & training
+    dataset: str = "digits"                 # real data that ships with scikit-learn: accuracy means something
+    batch_size: int = 128
+    steps: int = 300                        # about 10-20 s at the defaults on one core
+    lr: float = 0.05
+    optimizer: str = "sgd"                  # plain SGD shows a vanishing gradient as slow learning; Adam hides it
+    seed: int = 0
+    # Recording
+    record_every: int = 1                   # every step: ≤10% overhead (bench/bench_overhead.py)
+    eval_every: int = 10                    # held-out accuracy every N steps (0 = never): a test-set forward is not free
+
+    def __post_init__(self):
+        if self.widths is not None:
+            widths = tuple(self.widths)
+            object.__setattr__(self, "widths", widths)
+            if widths:
+                # widths is the truth; keep depth/width consistent with it.
+                object.__setattr__(self, "depth", len(widths))
+                object.__setattr__(self, "width", widths[0])
+        self.validate()
+
+    # -- validation ---------------------------------------------------------
+    def validate(self) -> None:
+        """Raise ConfigError naming the field, the value and what is allowed."""
+        for spec in FIELDS.values():
+            value = getattr(self, spec.name)
+            if not (spec.optional and value is None):
+                spec.check(value)
+        if self.widths is not None and len(self.widths) == 0:
+            raise ConfigError("widths", "Invalid widths '': give at least one hidden width, e.g. 64,64,32.")
+        ds = DATASETS[self.dataset]
+        if self.input_dim is not None and ds.input_dim is not None and self.input_dim != ds.input_dim:
+            raise ConfigError(
+                "input_dim",
+                f"Invalid input_dim {self.input_dim}: dataset {self.dataset!r} has {ds.input_dim} input features "
+                f"(input_dim applies only to 'gaussian').",
+            )
+
+    # -- derived --------------------------------------------------------------
+    @property
+    def hidden_widths(self) -> tuple[int, ...]:
+        return self.widths if self.widths is not None else (self.width,) * self.depth
+
+    @property
+    def features(self) -> int:
+        ds = DATASETS[self.dataset]
+        if ds.input_dim is not None:
+            return ds.input_dim
+        return self.input_dim if self.input_dim is not None else self.hidden_widths[0]
+
+    @property
+    def classes(self) -> int:
+        return DATASETS[self.dataset].classes
+
+    def parameter_count(self) -> int:
+        sizes = (self.features, *self.hidden_widths, self.classes)
+        n = sum(a * b + (b if self.bias else 0) for a, b in zip(sizes[:-1], sizes[1:]))
+        if self.batchnorm:
+            n += 2 * sum(self.hidden_widths)
+        return n
+
+    def replace(self, **changes) -> "RunConfig":
+        if "depth" in changes or "width" in changes:
+            changes.setdefault("widths", None)
+        return dataclasses.replace(self, **changes)
+
+    # -- text round trips (URL and CLI) ---------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["widths"] = list(self.widths) if self.widths is not None else None
+        return d
+
+    def to_query(self) -> dict[str, str]:
+        """Every setting as URL query parameters (a share link carries them all)."""
+        out = {}
+        for spec in FIELDS.values():
+            value = getattr(self, spec.name)
+            if value is None:
+                continue
+            if spec.name in ("depth", "width") and self.widths is not None:
+                continue  # widths says it all
+            out[spec.name] = spec.format(value)
+        return out
+
+    def to_cli_args(self) -> list[str]:
+        args = []
+        for key, text in self.to_query().items():
+            spec = FIELDS[key]
+            flag = "--" + key.replace("_", "-")
+            if spec.kind is bool:
+                args.append(flag if text == "true" else "--no-" + key.replace("_", "-"))
+            else:
+                args += [flag, text]
+        return args
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RunConfig":
+        """Strict: from a JSON export's `config`; unknown keys or bad values raise ConfigError."""
+        if not isinstance(data, Mapping):
+            raise ConfigError("config", "The config must be an object of settings.")
+        unknown = [k for k in data if k not in FIELDS]
+        if unknown:
+            raise ConfigError(unknown[0], f"Unknown setting {_show(unknown[0])}; known settings: {', '.join(FIELDS)}.")
+        values = {}
+        for key, value in data.items():
+            spec = FIELDS[key]
+            values[key] = spec.coerce(value)
+        return cls(**values)
+
+    @classmethod
+    def from_strings(cls, values: Mapping[str, str], base: "RunConfig | None" = None) -> "RunConfig":
+        """Strict parse of text values (CLI): the first bad value raises ConfigError."""
+        parsed = {}
+        for key, text in values.items():
+            if key not in FIELDS:
+                raise ConfigError(key, f"Unknown setting {_show(key)}; known settings: {', '.join(FIELDS)}.")
+            parsed[key] = FIELDS[key].parse(text)
+        if ("depth" in parsed or "width" in parsed) and "widths" in parsed and parsed["widths"] is not None:
+            raise ConfigError("widths", "Give either widths or depth/width, not both.")
+        base = base or cls()
+        if "widths" not in parsed and ("depth" in parsed or "width" in parsed):
+            parsed["widths"] = None
+        return dataclasses.replace(base, **parsed)
+
+    @classmethod
+    def from_query(
+        cls, params: Mapping[str, Any], *, prefix: str = "", ignore: Iterable[str] = ()
+    ) -> tuple["RunConfig", list[str]]:
+        """Lenient parse of URL query parameters.
+
+        Returns the config and a list of notes for people. A bad value falls
+        back to its default and gets a note naming it; unknown keys and
+        repeated keys get a note too. Never raises.
+        """
+        notes: list[str] = []
+        ignore = set(ignore)
+        values: dict[str, Any] = {}
+        for raw_key in params:
+            key = str(raw_key)
+            if key in ignore or (prefix and not key.startswith(prefix)):
+                continue
+            name = key[len(prefix):]
+            raw = params[raw_key]
+            if isinstance(raw, (list, tuple)):
+                if len(raw) > 1:
+                    notes.append(f"Parameter {_show(key)} was given {len(raw)} times; using the last value.")
+                raw = raw[-1] if raw else ""
+            if name not in FIELDS:
+                notes.append(f"Unknown parameter {_show(key)} was ignored; known parameters: {', '.join(FIELDS)}.")
+                continue
+            try:
+                values[name] = FIELDS[name].parse(str(raw))
+            except ConfigError as e:
+                notes.append(e.message + " Using the default.")
+        if "widths" in values and values["widths"] is not None:
+            for k in ("depth", "width"):
+                if k in values:
+                    notes.append(f"Parameter {_show(prefix + k)} was ignored because widths is given.")
+                    values.pop(k)
+        # Cross-field checks: drop the offending field and try again.
+        for _ in range(len(FIELDS) + 1):
+            try:
+                return cls(**values), notes
+            except ConfigError as e:
+                if e.field not in values:
+                    break
+                notes.append(e.message + " Using the default.")
+                values.pop(e.field)
+        return cls(), notes
+
+
+# -- the declared fields --------------------------------------------------------
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    kind: type  # int, float, bool, str, tuple
+    help: str
+    check: Callable[[Any], None]
+    optional: bool = False
+
+    def parse(self, text: str) -> Any:
+        text = text.strip()
+        if self.optional and text.lower() in ("", "none", "null", "default"):
+            return None
+        try:
+            if self.kind is bool:
+                low = text.lower()
+                if low in ("true", "1", "yes", "on"):
+                    return True
+                if low in ("false", "0", "no", "off"):
+                    return False
+                raise ValueError
+            if self.kind is int:
+                if not text.lstrip("+-").isdigit() or len(text) > 12:
+                    raise ValueError
+                return int(text)
+            if self.kind is float:
+                if len(text) > 40:
+                    raise ValueError
+                return float(text)
+            if self.kind is tuple:
+                parts = [p.strip() for p in text.split(",")]
+                if len(parts) > HARD.max_depth or not all(p.isdigit() and len(p) <= 12 for p in parts):
+                    raise ValueError
+                return tuple(int(p) for p in parts)
+            return text
+        except ValueError:
+            raise ConfigError(self.name, f"Invalid {self.name} {_show(text)}: {self.allowed()}.") from None
+
+    def coerce(self, value: Any) -> Any:
+        """From a JSON value (file import): right type or ConfigError."""
+        if value is None and self.optional:
+            return None
+        ok = {
+            bool: lambda v: isinstance(v, bool),
+            int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+            float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+            str: lambda v: isinstance(v, str),
+            tuple: lambda v: isinstance(v, (list, tuple)) and all(isinstance(x, int) and not isinstance(x, bool) for x in v),
+        }[self.kind]
+        if not ok(value):
+            raise ConfigError(self.name, f"Invalid {self.name} {_show(value)}: {self.allowed()}.")
+        return tuple(value) if self.kind is tuple else (float(value) if self.kind is float else value)
+
+    def format(self, value: Any) -> str:
+        if self.kind is bool:
+            return "true" if value else "false"
+        if self.kind is tuple:
+            return ",".join(str(v) for v in value)
+        if self.kind is float:
+            return repr(float(value))
+        return str(value)
+
+    def allowed(self) -> str:
+        """What the check accepts, in words (taken from its own message)."""
+        try:
+            self.check(_PROBE)
+        except ConfigError as e:
+            return e.message.split(": ", 1)[1].rstrip(".")
+        raise AssertionError(f"{self.name}'s check accepted a probe")
+
+
+_PROBE = object()  # never a valid value: makes a check say what it allows
+
+
+def _int_range(name: str, lo: int, hi: int):
+    def check(v):
+        if not (isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi):
+            raise ConfigError(name, f"Invalid {name} {_show(v)}: must be a whole number from {lo} to {hi:,}.")
+    return check
+
+
+def _float_range(name: str, lo: float, hi: float, lo_open: bool = False):
+    def check(v):
+        ok = (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+              and (v > lo if lo_open else v >= lo) and v <= hi)
+        if not ok:
+            rng = f"greater than {lo:g}" if lo_open else f"at least {lo:g}"
+            raise ConfigError(name, f"Invalid {name} {_show(v)}: must be a finite number {rng} and at most {hi:g}.")
+    return check
+
+
+def _choice(name: str, registry: dict):
+    def check(v):
+        if v not in registry:
+            raise ConfigError(name, f"Invalid {name} {_show(v)}: must be one of {options_text(registry)}.")
+    return check
+
+
+def _bool(name: str):
+    def check(v):
+        if not isinstance(v, bool):
+            raise ConfigError(name, f"Invalid {name} {_show(v)}: must be true or false.")
+    return check
+
+
+def _widths(v):
+    ok = (
+        isinstance(v, tuple) and 1 <= len(v) <= HARD.max_depth
+        and all(isinstance(w, int) and not isinstance(w, bool) and 1 <= w <= HARD.max_width for w in v)
+    )
+    if not ok:
+        raise ConfigError("widths", f"Invalid widths {_show(v)}: must be 1 to {HARD.max_depth} comma-separated "
+                                    f"whole numbers from 1 to {HARD.max_width:,}, e.g. 64,64,32.")
+
+
+_FIELD_LIST = [
+    FieldSpec("depth", int, "Number of hidden layers.", _int_range("depth", 1, HARD.max_depth)),
+    FieldSpec("width", int, "Units in every hidden layer.", _int_range("width", 1, HARD.max_width)),
+    FieldSpec("widths", tuple, "Comma-separated width of each hidden layer (instead of depth/width).", _widths, optional=True),
+    FieldSpec("input_dim", int, "Input features of the gaussian dataset (default: the first hidden width).",
+              _int_range("input_dim", 1, HARD.max_width), optional=True),
+    FieldSpec("activation", str, "Nonlinearity φ of every hidden layer.", _choice("activation", ACTIVATIONS)),
+    FieldSpec("init", str, "Weight initialization scheme.", _choice("init", INITIALIZERS)),
+    FieldSpec("sigma_w", float, "σ_w: weight scale (Var W = σ_w²/fan_in under normal/uniform; a multiplier of the std otherwise).",
+              _float_range("sigma_w", 0.0, 100.0)),
+    FieldSpec("sigma_b", float, "σ_b: bias standard deviation under normal/uniform.", _float_range("sigma_b", 0.0, 100.0)),
+    FieldSpec("bias", bool, "Give each Linear layer a bias.", _bool("bias")),
+    FieldSpec("batchnorm", bool, "BatchNorm1d between each Linear and its activation.", _bool("batchnorm")),
+    FieldSpec("dataset", str, "Training data.", _choice("dataset", DATASETS)),
+    FieldSpec("batch_size", int, "Examples per step.", _int_range("batch_size", 2, HARD.max_batch_size)),
+    FieldSpec("steps", int, "Optimizer steps (0 = only look at the network at initialization).",
+              _int_range("steps", 0, HARD.max_steps)),
+    FieldSpec("lr", float, "Learning rate.", _float_range("lr", 0.0, 1000.0, lo_open=True)),
+    FieldSpec("optimizer", str, "Optimizer.", _choice("optimizer", OPTIMIZERS)),
+    FieldSpec("seed", int, "Random seed: same seed, same weights, same batches, same table.", _int_range("seed", 0, 2**31 - 1)),
+    FieldSpec("record_every", int, "Record statistics every N steps (0 = never: the overhead baseline).",
+              _int_range("record_every", 0, HARD.max_steps)),
+    FieldSpec("eval_every", int, "Measure held-out accuracy every N steps (0 = never).",
+              _int_range("eval_every", 0, HARD.max_steps)),
+]
+FIELDS: dict[str, FieldSpec] = {f.name: f for f in _FIELD_LIST}
+assert list(FIELDS) == [f.name for f in dataclasses.fields(RunConfig)], "FIELDS must list RunConfig's fields in order"

@@ -1,0 +1,67 @@
+"""Resource limits, set in one place.
+
+Two tiers:
+
+* `HARD`: what any RunConfig may ask for at all (the CLI on your own machine).
+* `Limits.from_env()`: what the hosted dashboard accepts from one request, so
+  that one visitor cannot take the server down. Every field can be overridden
+  by an environment variable `GFL_<FIELD>` (e.g. `GFL_MAX_DEPTH=200`) for a
+  private deployment.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_depth: int = 100            # deep enough for every scenario (50 layers) with headroom
+    max_width: int = 1024
+    max_batch_size: int = 1024
+    max_steps: int = 5000           # ~1-3 minutes of training at the defaults
+    max_work: int = 50_000_000      # parameters × batch size: bounds one step's cost (~0.3 s)
+    max_run_seconds: float = 300.0  # wall-clock cap of one run
+    max_concurrent_runs: int = 2    # training threads on the whole server (2 cores)
+
+    @classmethod
+    def from_env(cls, env: dict | None = None) -> "Limits":
+        """Defaults, overridden by `GFL_MAX_...` environment variables."""
+        env = os.environ if env is None else env
+        values = {}
+        for f in fields(cls):
+            key = "GFL_" + f.name.upper()
+            if key in env and env[key].strip():
+                cast = float if f.type in (float, "float") else int
+                try:
+                    values[f.name] = cast(float(env[key]))
+                except ValueError:
+                    raise ValueError(f"Environment variable {key}={env[key]!r} must be a number.") from None
+                if values[f.name] <= 0:
+                    raise ValueError(f"Environment variable {key}={env[key]!r} must be positive.")
+        return cls(**values)
+
+    def violation(self, cfg) -> tuple[str, str] | None:
+        """(field, one sentence) for the first limit `cfg` exceeds, else None."""
+        widths = cfg.hidden_widths
+        checks = [
+            ("depth", len(widths), self.max_depth, "GFL_MAX_DEPTH", "hidden layers"),
+            ("width", max(widths), self.max_width, "GFL_MAX_WIDTH", "units in a layer"),
+            ("batch_size", cfg.batch_size, self.max_batch_size, "GFL_MAX_BATCH_SIZE", "examples in a batch"),
+            ("steps", cfg.steps, self.max_steps, "GFL_MAX_STEPS", "training steps"),
+        ]
+        for field, value, limit, env, what in checks:
+            if value > limit:
+                return field, (f"{field}={value} is over this server's limit of {limit} {what} "
+                               f"(set {env} to raise it on a private deployment).")
+        work = cfg.parameter_count() * cfg.batch_size
+        if work > self.max_work:
+            return "width", (f"This network has {cfg.parameter_count():,} parameters × batch {cfg.batch_size} = "
+                             f"{work:,}, over this server's limit of {self.max_work:,} "
+                             f"(make it narrower, shallower or use a smaller batch; GFL_MAX_WORK raises it).")
+        return None
+
+
+# Absolute bounds of RunConfig: sanity, not server protection.
+HARD = Limits(max_depth=1000, max_width=16384, max_batch_size=65536, max_steps=10_000_000,
+              max_work=10**13, max_run_seconds=float("inf"), max_concurrent_runs=1000)
