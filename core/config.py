@@ -76,6 +76,12 @@ class RunConfig:
         if self.widths is not None and len(self.widths) == 0:
             raise ConfigError("widths", "Invalid widths '': give at least one hidden width, e.g. 64,64,32.")
         ds = DATASETS[self.dataset]
+        if self.batch_size > ds.train_size:
+            raise ConfigError(
+                "batch_size",
+                f"Invalid batch_size {self.batch_size}: dataset {self.dataset!r} has {ds.train_size:,} training "
+                f"examples, so the batch can be at most that.",
+            )
         if self.input_dim is not None and ds.input_dim is not None and self.input_dim != ds.input_dim:
             raise ConfigError(
                 "input_dim",

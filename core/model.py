@@ -39,7 +39,15 @@ class MLP(nn.Module):
             x = self.activation.fn(self.preact(l, x))
         return x
 
-    def forward(self, x: torch.Tensor, keep: bool = False):
+    def forward(self, x: torch.Tensor, keep: bool = False, probe=None):
+        """Logits; with `keep`, also every h and a; a `probe` (probes.StepProbe)
+        sees each layer's h and a as soon as they exist."""
+        if probe is not None:
+            for l in range(len(self.linears)):
+                h = self.preact(l, x)
+                x = self.activation.fn(h)
+                probe.on_forward(l, h, x)
+            return self.out(x)
         if not keep:
             return self.out(self.hidden_forward(x))
         hs, acts = [], []

@@ -26,27 +26,33 @@ class Activation:
     """An elementwise nonlinearity φ.
 
     `fn` works on tensors of any dtype (the theory evaluates it in float64).
-    `flat` marks the entries of h in φ's flat region: on the saturating side,
-    where |φ'(h)| has fallen below a tenth of its largest value (for tanh
-    |h| > 1.818, for sigmoid |h| > 3.636, for ReLU h ≤ 0). That is what
-    `saturation` and `dead_units` count. `torch_name` is what `torch.nn.init.calculate_gain` calls it.
+    φ's flat region is where, on its saturating side, |φ'(h)| has fallen
+    below a tenth of its largest value: h ≤ `flat_below` (ReLU: h ≤ 0) or
+    |h| > `flat_beyond` (tanh: 1.818, sigmoid: 3.636). That is what
+    `saturation` and `dead_units` count. `torch_name` is what
+    `torch.nn.init.calculate_gain` calls it.
     """
 
     name: str
     label: str
     help: str
     fn: Callable[[Tensor], Tensor]
-    flat: Callable[[Tensor], Tensor]
+    flat_below: float | None
+    flat_beyond: float | None
     torch_name: str
     keras_name: str
     module_code: str  # the nn.Module that builds it, for the code snippet
 
+    def flat(self, h: Tensor) -> Tensor:
+        """Boolean mask of the entries of h in the flat region."""
+        if self.flat_beyond is not None:
+            return h.abs() > self.flat_beyond
+        if self.flat_below is not None:
+            return h <= self.flat_below
+        return torch.zeros_like(h, dtype=torch.bool)
+
     def __repr__(self) -> str:
         return f"Activation({self.name!r}: {self.label})"
-
-
-def _never_flat(h: Tensor) -> Tensor:
-    return torch.zeros_like(h, dtype=torch.bool)
 
 
 ACTIVATIONS: dict[str, Activation] = {
@@ -54,43 +60,43 @@ ACTIVATIONS: dict[str, Activation] = {
     for a in [
         Activation(
             "linear", "Linear (identity)", "φ(h) = h. No nonlinearity: a deep linear network, the cleanest case for theory.",
-            lambda h: h, _never_flat, "linear", "linear", "nn.Identity()",
+            lambda h: h, None, None, "linear", "linear", "nn.Identity()",
         ),
         Activation(
             "sigmoid", "Sigmoid", "φ(h) = 1/(1+e^-h). Saturates at both ends and its slope is at most 1/4, so gradients shrink layer after layer.",
-            torch.sigmoid, lambda h: h.abs() > 3.636, "sigmoid", "sigmoid", "nn.Sigmoid()",
+            torch.sigmoid, None, 3.636, "sigmoid", "sigmoid", "nn.Sigmoid()",
         ),
         Activation(
             "tanh", "Tanh", "φ(h) = tanh(h). Zero-centred, slope 1 at the origin, saturates for |h| ≳ 2.",
-            torch.tanh, lambda h: h.abs() > 1.818, "tanh", "tanh", "nn.Tanh()",
+            torch.tanh, None, 1.818, "tanh", "tanh", "nn.Tanh()",
         ),
         Activation(
             "relu", "ReLU", "φ(h) = max(0, h). Never saturates for h > 0 but is exactly flat for h < 0: halves the variance, hence He's factor 2.",
-            F.relu, lambda h: h <= 0, "relu", "relu", "nn.ReLU()",
+            F.relu, 0.0, None, "relu", "relu", "nn.ReLU()",
         ),
         Activation(
             "leaky_relu", "Leaky ReLU (0.01)", "φ(h) = h for h > 0, 0.01·h otherwise. A small slope keeps units from dying completely.",
-            lambda h: F.leaky_relu(h, LEAKY_SLOPE), lambda h: h < 0, "leaky_relu", "leaky_relu", "nn.LeakyReLU(0.01)",
+            lambda h: F.leaky_relu(h, LEAKY_SLOPE), 0.0, None, "leaky_relu", "leaky_relu", "nn.LeakyReLU(0.01)",
         ),
         Activation(
             "elu", "ELU", "φ(h) = h for h > 0, e^h − 1 otherwise. Smooth, with negative outputs that pull the mean toward 0.",
-            F.elu, lambda h: h < -2.303, "linear", "elu", "nn.ELU()",
+            F.elu, -2.303, None, "linear", "elu", "nn.ELU()",
         ),
         Activation(
             "selu", "SELU", "Scaled ELU (λ≈1.0507, α≈1.6733). With LeCun normal weights it drives activations to mean 0, variance 1: self-normalizing.",
-            F.selu, lambda h: h < -2.303, "selu", "selu", "nn.SELU()",
+            F.selu, -2.303, None, "selu", "selu", "nn.SELU()",
         ),
         Activation(
             "gelu", "GELU", "φ(h) = h·Φ(h), the Gaussian-weighted ReLU used in Transformers.",
-            F.gelu, lambda h: h < -3.0, "linear", "gelu", "nn.GELU()",
+            F.gelu, -3.0, None, "linear", "gelu", "nn.GELU()",
         ),
         Activation(
             "silu", "SiLU / Swish", "φ(h) = h·sigmoid(h). Smooth and non-monotonic, like GELU.",
-            F.silu, lambda h: h < -5.0, "linear", "silu", "nn.SiLU()",
+            F.silu, -5.0, None, "linear", "silu", "nn.SiLU()",
         ),
         Activation(
             "softplus", "Softplus", "φ(h) = log(1 + e^h), a smooth ReLU; its slope is sigmoid(h).",
-            F.softplus, lambda h: h < -2.197, "linear", "softplus", "nn.Softplus()",
+            F.softplus, -2.197, None, "linear", "softplus", "nn.Softplus()",
         ),
     ]
 }
@@ -181,6 +187,7 @@ class Dataset:
     help: str
     input_dim: int | None  # None: set by the config (gaussian)
     classes: int
+    train_size: int = 2048  # examples in the training split (the rest of 2,560, or of digits' 1,797, are held out)
 
 
 DATASETS: dict[str, Dataset] = {
@@ -190,7 +197,7 @@ DATASETS: dict[str, Dataset] = {
         Dataset("spirals", "Spirals (2-D)", "Three interleaved spiral arms: a 2-D toy problem that needs depth.", 2, 3),
         Dataset("moons", "Moons (2-D)", "Two interleaving half circles (scikit-learn's make_moons).", 2, 2),
         Dataset("circles", "Circles (2-D)", "A circle inside a circle (scikit-learn's make_circles).", 2, 2),
-        Dataset("digits", "Digits (8×8)", "The 1,797 handwritten digits that ship with scikit-learn: 64 pixels, 10 classes.", 64, 10),
+        Dataset("digits", "Digits (8×8)", "The 1,797 handwritten digits that ship with scikit-learn: 64 pixels, 10 classes.", 64, 10, 1438),
     ]
 }
 

@@ -1,0 +1,194 @@
+"""`python -m core run ...` and `python -m core theory ...` (see CLI.md).
+
+Options come from `config.FIELDS`, so the CLI, the URL and the dashboard
+accept the same names and values. A bad value exits with status 2 and one
+sentence on standard error, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from typing import Sequence
+
+from .config import FIELDS, ConfigError, RunConfig
+from .registry import ACTIVATIONS, DATASETS, INITIALIZERS, OPTIMIZERS
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is one sentence and exit status 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's hook
+        message = message[0].upper() + message[1:]
+        raise UsageError(f"{message.rstrip('.')} (see `python -m core {self.prog.split()[-1]} --help`).")
+
+
+def _choices(name: str) -> str:
+    reg = {"activation": ACTIVATIONS, "init": INITIALIZERS, "dataset": DATASETS, "optimizer": OPTIMIZERS}.get(name)
+    return f" One of: {', '.join(reg)}." if reg else ""
+
+
+def _add_config_options(p: argparse.ArgumentParser) -> None:
+    defaults = RunConfig()
+    for spec in FIELDS.values():
+        flag = "--" + spec.name.replace("_", "-")
+        default = getattr(defaults, spec.name)
+        help_text = spec.help + _choices(spec.name)
+        if spec.kind is bool:
+            p.add_argument(flag, dest=spec.name, action=argparse.BooleanOptionalAction, default=None,
+                           help=f"{help_text} (default: {'on' if default else 'off'})")
+        else:
+            shown = "" if default is None else f" (default: {spec.format(default)})"
+            p.add_argument(flag, dest=spec.name, metavar=spec.name.upper(), default=None, help=help_text + shown)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m core", description="Gradient Flow Lab: train deep networks and record every layer's "
+                                                       "forward and backward statistics, or print mean-field theory.")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    run = sub.add_parser("run", help="Train one configuration and write the per-layer statistics table.",
+                         description="Train one configuration and write the per-layer statistics table (.csv, .parquet or .json).")
+    _add_config_options(run)
+    run.add_argument("--out", required=True, help="Output file: .csv, .parquet or .json.")
+    run.add_argument("--threads", default="1", help="Torch intra-op threads (default 1: steadiest step times).")
+    run.add_argument("--quiet", action="store_true", help="No progress bar.")
+
+    th = sub.add_parser("theory", help="Mean-field predictions for a wide network at initialization.",
+                        description="Mean-field predictions for a wide network with W ~ N(0, σ_w²/fan_in), b ~ N(0, σ_b²).")
+    th.add_argument("--activation", required=True, help="Activation." + _choices("activation"))
+    th.add_argument("--sigma-w", dest="sigma_w", required=True, help="σ_w (weights have variance σ_w²/fan_in).")
+    th.add_argument("--sigma-b", dest="sigma_b", required=True, help="σ_b (biases have variance σ_b²).")
+    th.add_argument("--depth", default="10", help="Layers for the per-layer profile (default 10).")
+    th.add_argument("--q0", default="1.0", help="Second moment of each input feature (default 1).")
+    th.add_argument("--json", action="store_true", help="Print one JSON object.")
+    th.add_argument("--out", help="Write the per-layer predicted q and gradient profile (.csv or .json).")
+    return parser
+
+
+def _config_from_args(ns: argparse.Namespace) -> RunConfig:
+    values = {}
+    for spec in FIELDS.values():
+        v = getattr(ns, spec.name, None)
+        if v is None:
+            continue
+        values[spec.name] = spec.format(v) if spec.kind is bool else v
+    return RunConfig.from_strings(values)
+
+
+class _Progress:
+    """A one-line progress bar on standard error (only on a terminal or when asked)."""
+
+    def __init__(self, total: int, stream=sys.stderr):
+        self.total = max(total, 1)
+        self.stream = stream
+        self.t0 = time.monotonic()
+        self.last = 0.0
+
+    def __call__(self, step: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.2 and step < total:
+            return
+        self.last = now
+        frac = min(step / self.total, 1.0)
+        bar = "█" * int(frac * 30) + "·" * (30 - int(frac * 30))
+        rate = step / max(now - self.t0, 1e-9)
+        eta = (total - step) / rate if rate > 0 else math.inf
+        self.stream.write(f"\r{bar} {step}/{total} steps  {rate:5.1f} steps/s  ETA {eta:4.0f} s ")
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+def _int_opt(name: str, text: str, lo: int, hi: int) -> int:
+    if not text.strip().lstrip("+").isdigit() or not lo <= int(text) <= hi:
+        raise ConfigError(name, f"Invalid {name} {text!r}: must be a whole number from {lo} to {hi}.")
+    return int(text)
+
+
+def _float_opt(name: str, text: str, lo: float, hi: float) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not (math.isfinite(v) and lo <= v <= hi):
+        raise ConfigError(name, f"Invalid {name} {text!r}: must be a finite number from {lo:g} to {hi:g}.")
+    return v
+
+
+def cmd_run(ns: argparse.Namespace) -> int:
+    from .engine import train
+    from .export import write_table
+
+    cfg = _config_from_args(ns)
+    threads = _int_opt("threads", ns.threads, 1, 256)
+    out = ns.out
+    if not out.lower().endswith((".csv", ".parquet", ".json")):
+        raise ConfigError("out", f"Invalid out {out!r}: the file must end in .csv, .parquet or .json.")
+    show = not ns.quiet and cfg.steps >= 50
+    bar = _Progress(cfg.steps) if show else None
+    result = train(cfg, progress=bar, threads=threads)
+    if bar:
+        bar.close()
+    try:
+        write_table(result, out)
+    except OSError as e:
+        raise ConfigError("out", f"Cannot write {out!r}: {e.strerror or e}.") from None
+    note = f"; {result.message}" if result.divergence else ""
+    print(f"{result.status}: {len(result.steps)} records × {len(cfg.hidden_widths)} layers in {result.elapsed:.1f} s "
+          f"→ {out}{note}", file=sys.stderr)
+    return 0
+
+
+def cmd_theory(ns: argparse.Namespace) -> int:
+    from . import theory
+
+    if ns.activation not in ACTIVATIONS:
+        raise ConfigError("activation", f"Invalid activation {ns.activation!r}: must be one of {', '.join(ACTIVATIONS)}.")
+    sw = _float_opt("sigma_w", ns.sigma_w, 0.0, 100.0)
+    sb = _float_opt("sigma_b", ns.sigma_b, 0.0, 100.0)
+    depth = _int_opt("depth", ns.depth, 1, 10000)
+    q0 = _float_opt("q0", ns.q0, 0.0, 1e6)
+    out = ns.out
+    if out and not out.lower().endswith((".csv", ".json")):
+        raise ConfigError("out", f"Invalid out {out!r}: the file must end in .csv or .json.")
+    summary = theory.summary(ns.activation, sw, sb, depth=depth, q0=q0)
+    if out:
+        table = theory.profile_table(ns.activation, sw, sb, depth, q0=q0)
+        try:
+            if out.lower().endswith(".csv"):
+                table.to_csv(out, index=False, na_rep="nan")
+            else:
+                with open(out, "w") as f:
+                    json.dump({"summary": summary, "layers": json.loads(table.to_json(orient="records"))}, f)
+        except OSError as e:
+            raise ConfigError("out", f"Cannot write {out!r}: {e.strerror or e}.") from None
+    if ns.json:
+        print(json.dumps(summary))
+    else:
+        for k, v in summary.items():
+            print(f"{k:>20}: {v}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        ns = parser.parse_args(argv)
+        if ns.command is None:
+            parser.print_help(sys.stderr)
+            return 2
+        return cmd_run(ns) if ns.command == "run" else cmd_theory(ns)
+    except (UsageError, ConfigError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted.", file=sys.stderr)
+        return 130

@@ -1,0 +1,506 @@
+"""Per-layer statistics, reduced where the tensors are, moved to the host once per record.
+
+The engine's forward pass keeps every layer's h and a, one
+`torch.autograd.grad` call gives every ∂L/∂h, ∂L/∂a and ∂L/∂W, and
+`layer_statistics` reduces them all into one float64 (layers × columns)
+array: one transfer, never a tensor kept per record, so memory stays flat
+however long the run.
+
+Two implementations of the reductions give the same numbers:
+
+* fused one-pass Numba kernels (`core.kernels`) for contiguous float32 CPU
+  tensors: each tensor is read once for its sum, sum of squares and
+  flat-region counts;
+* PyTorch (any device, and without Numba): sums and one `_foreach_norm`
+  call per kind of tensor, float kernels for the counts.
+
+Both form the moments in float64 and redo a layer exactly in float64 where
+float32 could not be trusted (overflow in an exploding run, or a mean that
+dwarfs the spread).
+
+`LayerProbe` is the same measurement done the textbook way, with hooks inside
+a `with` block; the tests use it as an independent check and notebooks can use
+it on any stack of modules.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from . import kernels
+
+Tensor = torch.Tensor
+
+# The columns of one record, in order; `update_ratio` is NaN where there was
+# no update yet (step 0).
+STAT_COLUMNS = (
+    "preact_mean", "preact_var", "act_mean", "act_var",
+    "grad_preact_var", "grad_act_var",
+    "weight_var", "weight_grad_var", "grad_ratio", "update_ratio",
+    "saturation", "dead_units",
+)
+COL = {name: i for i, name in enumerate(STAT_COLUMNS)}
+FORWARD_COLUMNS = ("preact_mean", "preact_var", "act_mean", "act_var")
+BACKWARD_COLUMNS = ("grad_preact_var", "grad_act_var", "weight_grad_var")
+
+
+def _var_mean_from_sums(sums: np.ndarray, sumsq: np.ndarray, counts: np.ndarray, tensor_at) -> tuple[np.ndarray, np.ndarray]:
+    """float64 moments from sums; exact two-pass float64 where those can't be
+    trusted, on `tensor_at(i)` (a sequence's `__getitem__`, or a function)."""
+    with np.errstate(all="ignore"):
+        mean = sums / counts
+        second = sumsq / counts
+        var = second - mean * mean
+        # float32 partial sums keep ~7 digits: if var is under 1e-4 of E[x²], fewer than 3 are left.
+        redo = ~np.isfinite(var) | ~np.isfinite(mean) | ((var <= 1e-4 * second) & (second > 0))
+    for i in np.flatnonzero(redo):
+        v, m = torch.var_mean(tensor_at(i).detach().to(torch.float64), correction=0)
+        var[i], mean[i] = float(v), float(m)
+    return np.maximum(var, 0.0, where=~np.isnan(var), out=var), mean
+
+
+# -- the PyTorch path -------------------------------------------------------------------
+
+SMALL = 32768  # entries: below this, per-tensor dispatch costs more than stacking
+
+
+def _groups(tensors: Sequence[Tensor], buffers: dict | None = None) -> list[tuple[slice, Tensor | list[Tensor]]]:
+    """Split `tensors` into runs of one shape: small ones stacked into one
+    (n, *shape) tensor (into a reusable buffer when `buffers` is given),
+    large ones left as a list, which per-tensor kernels handle best."""
+    groups, start = [], 0
+    for i in range(1, len(tensors) + 1):
+        if i == len(tensors) or tensors[i].shape != tensors[start].shape:
+            run = list(tensors[start:i])
+            if run[0].numel() < SMALL and len(run) > 1:
+                key = (len(run), *run[0].shape, run[0].dtype)
+                out = None
+                if buffers is not None:
+                    out = buffers.get(key)
+                    if out is None:
+                        out = buffers[key] = torch.empty(len(run), *run[0].shape, dtype=run[0].dtype)
+                groups.append((slice(start, i), torch.stack(run, out=out) if out is not None else torch.stack(run)))
+            else:
+                groups.append((slice(start, i), run))
+            start = i
+    return groups
+
+
+@torch.no_grad()
+def var_mean_per_tensor(tensors: Sequence[Tensor], buffers: dict | None = None) -> tuple[Tensor, Tensor]:
+    """Variance and mean of each tensor over all its entries, as float64.
+
+    The fast path takes sums and sums of squares in float32 with vectorized
+    kernels (stacked, or one `_foreach_norm` call for large layers) and forms
+    the moments in float64; float64 `var_mean` would be ~40× slower. A layer
+    is redone exactly, in float64 with two passes, where that could be
+    inaccurate: where float32 overflowed (an exploding run) or where the mean
+    dwarfs the spread (cancellation).
+    """
+    tensors = list(tensors)
+    n = len(tensors)
+    sums = torch.empty(n, dtype=torch.float64)
+    sumsq = torch.empty(n, dtype=torch.float64)
+    counts = torch.empty(n, dtype=torch.float64)
+    for sl, group in _groups(tensors, buffers):
+        if isinstance(group, list):
+            sums[sl] = torch.stack([t.sum() for t in group])
+            sumsq[sl] = torch.stack(torch._foreach_norm(group))
+            counts[sl] = group[0].numel()
+        else:
+            flat = group.reshape(group.shape[0], -1)
+            sums[sl] = flat.sum(dim=1)
+            sumsq[sl] = torch.linalg.vector_norm(flat, dim=1)
+            counts[sl] = flat.shape[1]
+    sumsq.square_()
+    mean = sums / counts
+    second = sumsq / counts
+    var = second - mean.square()
+    # float32 keeps ~7 digits: if var is under 1e-4 of E[x²], fewer than 3 are left.
+    redo = ~torch.isfinite(var) | ~torch.isfinite(mean) | ((var <= 1e-4 * second) & (second > 0))
+    for i in torch.nonzero(redo).flatten().tolist():
+        v, m = torch.var_mean(tensors[i].detach().to(torch.float64), correction=0)
+        var[i], mean[i] = v, m
+    return var.clamp_(min=0.0), mean
+
+
+def _flat_counts(h: Tensor, below, beyond) -> tuple[Tensor, Tensor]:
+    """For h of shape (..., batch, units): flat entries, and units flat for the
+    whole batch, summed over the trailing two dimensions."""
+    batch = h.shape[-2]
+    if beyond is not None:
+        per_unit = torch.nn.functional.hardshrink(h, beyond).sign_().abs_().sum(dim=-2)  # |h| > c
+        return per_unit.sum(dim=-1), (per_unit >= batch - 0.5).sum(dim=-1)
+    active = (h - below).clamp_(min=0).sign_().sum(dim=(-2, -1))  # entries with h > t
+    return h.shape[-2] * h.shape[-1] - active, (h.amax(dim=-2) <= below).sum(dim=-1)
+
+
+@torch.no_grad()
+def flat_fractions(hs: Sequence[Tensor], activation, buffers: dict | None = None) -> tuple[Tensor, Tensor]:
+    """(saturation, dead_units) per layer: the fraction of entries of h in
+    φ's flat region, and the fraction of units flat for every example.
+
+    Counting with boolean masks is slow on a CPU; this uses float kernels
+    instead, exactly: a 0/1 indicator from `sign` of a shrunk or shifted copy
+    of h, summed over the batch.
+    """
+    L = len(hs)
+    sat = torch.zeros(L, dtype=torch.float64)
+    dead = torch.zeros(L, dtype=torch.float64)
+    below, beyond = activation.flat_below, activation.flat_beyond
+    if below is None and beyond is None:
+        return sat, dead
+    for sl, group in _groups(hs, buffers):
+        if isinstance(group, list):
+            pairs = [_flat_counts(h, below, beyond) for h in group]
+            flat_count = torch.stack([p[0] for p in pairs])
+            dead_count = torch.stack([p[1] for p in pairs])
+        else:
+            flat_count, dead_count = _flat_counts(group, below, beyond)
+        batch, units = hs[sl.start].shape
+        sat[sl] = flat_count.to(torch.float64) / (batch * units)
+        dead[sl] = dead_count.to(torch.float64) / units
+    return sat, dead
+
+
+
+
+def _kernel_moments(tensors: Sequence[Tensor]) -> tuple[np.ndarray, np.ndarray]:
+    out = np.empty((len(tensors), 2))
+    moments = kernels.moments
+    for i, t in enumerate(tensors):
+        moments(t.numpy(), out[i])
+    return out[:, 0], out[:, 1]
+
+
+@torch.no_grad()
+def moments_per_tensor(tensors: Sequence[Tensor], buffers: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(variance, mean) of each tensor over all its entries, float64 numpy arrays."""
+    tensors = list(tensors)
+    counts = np.array([t.numel() for t in tensors], dtype=np.float64)
+    if kernels.usable(tensors):
+        sums, sumsq = _kernel_moments(tensors)
+    else:
+        var, mean = var_mean_per_tensor(tensors, buffers)
+        return var.numpy(), mean.numpy()
+    return _var_mean_from_sums(sums, sumsq, counts, tensors.__getitem__)
+
+
+@torch.no_grad()
+def preact_statistics(hs: Sequence[Tensor], activation, buffers: dict | None = None):
+    """(var, mean, saturation, dead_units) of every layer's h, in one pass each."""
+    hs = list(hs)
+    below, beyond = activation.flat_below, activation.flat_beyond
+    has_flat = below is not None or beyond is not None
+    if has_flat and kernels.usable(hs) and all(h.dim() == 2 for h in hs):
+        out = np.empty((len(hs), 4))
+        unit = np.empty(max(h.shape[1] for h in hs), dtype=np.float32)
+        for i, h in enumerate(hs):
+            kernels.moments_flat(h.numpy(), below, beyond, unit, out[i])
+        sizes = np.array([h.numel() for h in hs], dtype=np.float64)
+        units = np.array([h.shape[1] for h in hs], dtype=np.float64)
+        var, mean = _var_mean_from_sums(out[:, 0], out[:, 1], sizes, hs.__getitem__)
+        return var, mean, out[:, 2] / sizes, out[:, 3] / units
+    var, mean = moments_per_tensor(hs, buffers)
+    sat, dead = flat_fractions(hs, activation, buffers)
+    return var, mean, sat.numpy(), dead.numpy()
+
+
+class WeightTracker:
+    """The weight statistics of a record: Var(W) and the update ratio
+    std(ΔW) / std(W), ΔW being the last update the optimizer applied.
+
+    Call `before_update(step, next_recorded)` just before each optimizer
+    step. Plain SGD's update is -lr·∂L/∂W of the previous step, and SGD with
+    momentum's is -lr·(momentum buffer): both are still in memory, so nothing
+    is copied. For other optimizers (Adam) the weights are copied before an
+    update that leads to a recorded step, and ΔW is the difference.
+    """
+
+    def __init__(self, weights: Sequence[Tensor], optimizer: torch.optim.Optimizer, kind: str):
+        self.weights = list(weights)
+        self.optimizer = optimizer
+        self.kind = kind  # "sgd", "momentum" or anything else (copy)
+        self._updated_to: int | None = None  # the step the last update led to
+        self._last_grads: list[Tensor] | None = None
+        self._prev: list[Tensor] | None = None
+
+    def __repr__(self) -> str:
+        return f"WeightTracker({len(self.weights)} layers, {self.kind})"
+
+    @torch.no_grad()
+    def before_update(self, step: int, next_recorded: bool) -> None:
+        if not next_recorded:
+            self._updated_to = None
+            return
+        if self.kind == "sgd":
+            self._last_grads = [w.grad for w in self.weights]
+        elif self.kind != "momentum":
+            if self._prev is None:
+                self._prev = [torch.empty_like(w) for w in self.weights]
+            torch._foreach_copy_(self._prev, self.weights)
+        self._updated_to = step + 1
+
+    def _update_tensors(self) -> tuple[list[Tensor], float] | None:
+        """Tensors u with ΔW = scale·u, or None to use the copied weights."""
+        lr = self.optimizer.param_groups[0]["lr"]
+        if self.kind == "sgd":
+            return self._last_grads, lr
+        if self.kind == "momentum":
+            return [self.optimizer.state[w]["momentum_buffer"] for w in self.weights], lr
+        return None
+
+    @torch.no_grad()
+    def statistics(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """(weight_var, update_ratio) per layer at `step` (the ratio is NaN at step 0)."""
+        weights = [w.detach() for w in self.weights]
+        L = len(weights)
+        w_var, _ = moments_per_tensor(weights)
+        ratio = np.full(L, math.nan)
+        if self._updated_to != step or step == 0:
+            return w_var, ratio
+        update = self._update_tensors()
+        if update is not None:
+            tensors, scale = update
+            d_var, _ = moments_per_tensor(tensors)
+            d_var = d_var * scale * scale
+        elif kernels.usable(weights) and kernels.usable(self._prev):
+            counts = np.array([w.numel() for w in weights], dtype=np.float64)
+            out = np.empty((L, 4))
+            for i, (w, p) in enumerate(zip(weights, self._prev)):
+                kernels.weight_moments(w.numpy(), p.numpy(), out[i])
+            d_var, _ = _var_mean_from_sums(out[:, 2], out[:, 3], counts, lambda i: weights[i] - self._prev[i])
+        else:
+            d_var, _ = moments_per_tensor(torch._foreach_sub(weights, self._prev))
+        with np.errstate(all="ignore"):
+            ratio = np.sqrt(d_var / w_var)
+        return w_var, ratio
+
+
+@torch.no_grad()
+def layer_statistics(
+    hs: Sequence[Tensor], acts: Sequence[Tensor], grad_hs: Sequence[Tensor], grad_acts: Sequence[Tensor],
+    weight_grads: Sequence[Tensor], weight_stats: tuple[np.ndarray, np.ndarray], activation,
+    buffers: dict | None = None,
+) -> np.ndarray:
+    """All of one record's statistics as a (layers, len(STAT_COLUMNS)) float64 array.
+
+    `weight_stats` is `WeightTracker.statistics(step)`. `buffers` (a dict
+    kept between calls) lets the PyTorch path stack small layers into reused
+    memory."""
+    L = len(hs)
+    out = np.full((L, len(STAT_COLUMNS)), math.nan)
+    (out[:, COL["preact_var"]], out[:, COL["preact_mean"]],
+     out[:, COL["saturation"]], out[:, COL["dead_units"]]) = preact_statistics(hs, activation, buffers)
+    out[:, COL["act_var"]], out[:, COL["act_mean"]] = moments_per_tensor(acts, buffers)
+    out[:, COL["grad_preact_var"]], _ = moments_per_tensor(grad_hs, buffers)
+    out[:, COL["grad_act_var"]], _ = moments_per_tensor(grad_acts, buffers)
+    out[:, COL["weight_grad_var"]], _ = moments_per_tensor(weight_grads, buffers)
+    w_var, ratio = weight_stats
+    out[:, COL["weight_var"]] = w_var
+    out[:, COL["update_ratio"]] = ratio
+    with np.errstate(all="ignore"):
+        out[:, COL["grad_ratio"]] = np.sqrt(out[:, COL["weight_grad_var"]] / w_var)
+    return out
+
+
+class StepProbe:
+    """Measures one recorded step while it runs: the statistics of each h and
+    a are taken in the forward pass right after they are computed, and those
+    of ∂L/∂h and ∂L/∂a by tensor hooks the moment the backward pass produces
+    them, while each tensor is still in the CPU's cache. Nothing is kept
+    (h would otherwise outlive the forward pass: tanh's backward only needs
+    a), unless `keep` asks for the tensors (histograms, tests), or the fused
+    kernels are unavailable and the PyTorch path reduces them at the end.
+
+        probe = StepProbe(activation, depth)
+        logits = net(x, probe=probe); loss = ...; loss.backward()
+        stats = probe.statistics(weight_grads, tracker.statistics(step))
+
+    The tensor hooks belong to the tensors of this step's graph and go away
+    with it; no handle outlives the step.
+    """
+
+    # moments columns: var/mean of h, a, gh, ga, then saturation and dead units
+    def __init__(self, activation, layers: int, keep: bool = False):
+        self.activation = activation
+        self.layers = layers
+        self.fused = kernels.AVAILABLE
+        self.keep = keep or not self.fused
+        self.moments = np.full((layers, 10), math.nan)  # h_var h_mean a_var a_mean gh_var gh_mean ga_var ga_mean sat dead
+        self.hs: list = [None] * layers
+        self.acts: list = [None] * layers
+        self.grad_hs: list = [None] * layers
+        self.grad_acts: list = [None] * layers
+        below, beyond = activation.flat_below, activation.flat_beyond
+        self._has_flat = below is not None or beyond is not None
+        self._out = np.empty(4)
+        self._unit = np.empty(0, dtype=np.float32)
+        if self.fused:
+            self._moments_kernel = kernels.raw_moments
+            self._flat_kernel, self._flat_arg = kernels.raw_flat_kernel(below, beyond)
+
+    def __repr__(self) -> str:
+        return f"StepProbe({self.layers} layers, {'fused kernels' if self.fused else 'PyTorch'})"
+
+    def _moments(self, t: Tensor, col: int, l: int, flat: bool = False) -> None:
+        # Runs 4× per layer inside the training step: plain floats, no numpy calls.
+        if t.dim() != 2 or not t.is_contiguous() or t.dtype != torch.float32 or t.device.type != "cpu":
+            self.fused_ok = False
+            return
+        out = self._out
+        x = t.detach().numpy()
+        if flat and self._has_flat:
+            if self._unit.size < x.shape[1]:
+                self._unit = np.empty(x.shape[1], dtype=np.float32)
+            self._flat_kernel(x, self._flat_arg, self._unit, out)
+            self.moments[l, 8] = out[2] / x.size
+            self.moments[l, 9] = out[3] / x.shape[1]
+        else:
+            self._moments_kernel(x, out)
+            if flat:
+                self.moments[l, 8] = self.moments[l, 9] = 0.0
+        n = x.size
+        mean = out[0] / n
+        second = out[1] / n
+        var = second - mean * mean
+        if not (math.isfinite(var) and math.isfinite(mean)) or (var <= 1e-4 * second and second > 0):
+            v, m = torch.var_mean(t.detach().to(torch.float64), correction=0)  # exact, rare
+            var, mean = float(v), float(m)
+        self.moments[l, col] = max(var, 0.0) if var == var else var
+        self.moments[l, col + 1] = mean
+
+    def on_forward(self, l: int, h: Tensor, a: Tensor) -> None:
+        """Called by the network for hidden layer l (0-based) as it goes."""
+        if self.keep:
+            self.hs[l], self.acts[l] = h.detach(), a.detach()
+        if self.fused:
+            self._moments(h, 0, l, flat=True)
+            self._moments(a, 2, l)
+        if h.requires_grad:
+            h.register_hook(self._hook(l, 4, self.grad_hs))
+            a.register_hook(self._hook(l, 6, self.grad_acts))
+
+    def _hook(self, l: int, col: int, store: list):
+        def hook(grad: Tensor) -> None:
+            if self.keep:
+                store[l] = grad
+            if self.fused:
+                self._moments(grad, col, l)
+        return hook
+
+    @torch.no_grad()
+    def statistics(self, weight_grads: Sequence[Tensor], weight_stats: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """All of this step's statistics as a (layers, len(STAT_COLUMNS)) float64 array."""
+        L = self.layers
+        fused_ok = self.fused and getattr(self, "fused_ok", True)
+        if not fused_ok:
+            return layer_statistics(self.hs, self.acts, self.grad_hs, self.grad_acts, weight_grads, weight_stats,
+                                    self.activation)
+        out = np.full((L, len(STAT_COLUMNS)), math.nan)
+        m = self.moments
+        out[:, COL["preact_var"]], out[:, COL["preact_mean"]] = m[:, 0], m[:, 1]
+        out[:, COL["act_var"]], out[:, COL["act_mean"]] = m[:, 2], m[:, 3]
+        out[:, COL["grad_preact_var"]] = m[:, 4]
+        out[:, COL["grad_act_var"]] = m[:, 6]
+        out[:, COL["saturation"]], out[:, COL["dead_units"]] = m[:, 8], m[:, 9]
+        out[:, COL["weight_grad_var"]], _ = moments_per_tensor(weight_grads)
+        w_var, ratio = weight_stats
+        out[:, COL["weight_var"]] = w_var
+        out[:, COL["update_ratio"]] = ratio
+        with np.errstate(all="ignore"):
+            out[:, COL["grad_ratio"]] = np.sqrt(out[:, COL["weight_grad_var"]] / w_var)
+        return out
+
+
+def first_nonfinite_layer(stats: np.ndarray) -> tuple[int, str] | None:
+    """Where a non-finite value first appeared in one record: (layer index from
+    0, "forward"/"backward"), or None. Forward values appear in layer order;
+    backward values appear from the last layer down, so the first one there is
+    the highest layer."""
+    fwd = stats[:, [COL[c] for c in FORWARD_COLUMNS]]
+    bad = np.flatnonzero(~np.isfinite(fwd).all(axis=1))
+    if bad.size:
+        return int(bad[0]), "forward"
+    bwd = stats[:, [COL[c] for c in BACKWARD_COLUMNS]]
+    bad = np.flatnonzero(~np.isfinite(bwd).all(axis=1))
+    if bad.size:
+        return int(bad[-1]), "backward"
+    return None
+
+
+@torch.no_grad()
+def histograms(tensors: Sequence[Tensor], bins: int = 40, value_range: tuple[float, float] | None = None):
+    """Per-tensor histograms: a list of (edges, counts) numpy arrays.
+
+    With `value_range` every layer shares fixed edges (bounded activations);
+    otherwise each layer gets edges spanning its own finite values, since
+    scales differ by decades between layers when a signal vanishes.
+    """
+    result = []
+    for t in tensors:
+        x = t.detach().reshape(-1).to(torch.float64)
+        x = x[torch.isfinite(x)]
+        if x.numel() == 0:
+            result.append((np.array([0.0, 1.0]), np.zeros(1)))
+            continue
+        lo, hi = value_range if value_range else (float(x.min()), float(x.max()))
+        if hi <= lo:
+            lo, hi = lo - 0.5 * abs(lo) - 1e-30, hi + 0.5 * abs(hi) + 1e-30
+        counts = torch.histc(x, bins=bins, min=lo, max=hi)
+        result.append((np.linspace(lo, hi, bins + 1), counts.numpy()))
+    return result
+
+
+class LayerProbe:
+    """Hooks on a list of modules that record each one's output and the
+    gradient flowing into that output, removed when the `with` block ends.
+
+        with LayerProbe(modules) as probe:
+            loss = model(x).sum(); loss.backward()
+        probe.outputs[i], probe.grads[i]
+
+    It keeps whole tensors, so it is for tests and one-off inspection, not for
+    the training loop.
+    """
+
+    def __init__(self, modules: Sequence[torch.nn.Module]):
+        self.modules = list(modules)
+        self.outputs: list[Tensor | None] = [None] * len(self.modules)
+        self.grads: list[Tensor | None] = [None] * len(self.modules)
+        self._handles = []
+
+    def __enter__(self) -> "LayerProbe":
+        for i, m in enumerate(self.modules):
+            self._handles.append(m.register_forward_hook(self._forward_hook(i)))
+            self._handles.append(m.register_full_backward_hook(self._backward_hook(i)))
+        return self
+
+    def _forward_hook(self, i):
+        def hook(module, inputs, output):
+            self.outputs[i] = output.detach().clone()
+        return hook
+
+    def _backward_hook(self, i):
+        def hook(module, grad_input, grad_output):
+            self.grads[i] = grad_output[0].detach().clone()
+        return hook
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+    def __len__(self) -> int:
+        return len(self.modules)
+
+    def __iter__(self):
+        return iter(zip(self.outputs, self.grads))
+
+    def __repr__(self) -> str:
+        return f"LayerProbe({len(self)} modules, {'active' if self._handles else 'removed'})"
+
+
