@@ -1,0 +1,86 @@
+"""One-click scenarios: each is a RunConfig (or a pair, for Compare) with a story.
+
+The Home page shows them as cards, the Learn page links to them, and each
+opens Explore (or Compare) with its settings in the URL.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import RunConfig
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    title: str
+    story: str          # one or two sentences: what you will see, and why
+    config: RunConfig
+    compare: RunConfig | None = None  # B of a Compare link; None = an Explore link
+
+    @property
+    def page(self) -> str:
+        return "Compare" if self.compare is not None else "Explore"
+
+    def __repr__(self) -> str:
+        return f"Scenario({self.key!r} → {self.page})"
+
+
+_BASE = RunConfig(dataset="digits", width=128, steps=200, lr=0.05, optimizer="sgd", seed=0)
+
+SCENARIOS: dict[str, Scenario] = {
+    s.key: s
+    for s in [
+        Scenario(
+            "sigmoid_vanishing", "Vanishing gradients: sigmoid at depth 20",
+            "Sigmoid's slope is at most 1/4, so ∂L/∂h shrinks by roughly 4× per layer on the way back: "
+            "the first layers get gradients 10⁻¹⁰ smaller than the last and barely learn.",
+            _BASE.replace(depth=20, activation="sigmoid", init="xavier_normal"),
+        ),
+        Scenario(
+            "tanh_small_vs_xavier", "Tanh: a too-small init vs Xavier",
+            "With weights 2.5× too small (σ_w = 0.4), each tanh layer shrinks the signal and the activations "
+            "vanish with depth; Xavier keeps them at one scale.",
+            _BASE.replace(depth=20, activation="tanh", init="normal", sigma_w=0.4),
+            compare=_BASE.replace(depth=20, activation="tanh", init="xavier_normal"),
+        ),
+        Scenario(
+            "relu_xavier_vs_he", "ReLU at depth 30: Xavier vs He",
+            "ReLU zeroes half of its inputs, so Xavier loses half the variance at every layer (2⁻²⁹ after 30); "
+            "He's factor 2 makes up for it exactly.",
+            _BASE.replace(depth=30, activation="relu", init="xavier_normal"),
+            compare=_BASE.replace(depth=30, activation="relu", init="kaiming_normal"),
+        ),
+        Scenario(
+            "exploding", "Exploding activations and gradients: a too-large init",
+            "σ_w = 2.5 with ReLU multiplies the variance by σ_w²/2 ≈ 3 per layer: after 20 layers the signal is "
+            "10⁹ times larger, and one SGD step sends the loss to infinity.",
+            _BASE.replace(depth=20, activation="relu", init="normal", sigma_w=2.5, lr=0.05),
+        ),
+        Scenario(
+            "batchnorm_rescue", "BatchNorm rescues a bad init",
+            "The same too-small init, with BatchNorm: every layer's pre-activations are renormalized to variance 1, "
+            "so the scale of the weights stops mattering for the forward pass.",
+            _BASE.replace(depth=20, activation="tanh", init="normal", sigma_w=0.4),
+            compare=_BASE.replace(depth=20, activation="tanh", init="normal", sigma_w=0.4, batchnorm=True),
+        ),
+        Scenario(
+            "batchnorm_depth50", "BatchNorm's own gradient growth at depth 50",
+            "Without skip connections, a deep BatchNorm network's gradients grow toward the input layer at "
+            "initialization (Yang et al., 2019): BN fixes the forward scale, not the backward one.",
+            _BASE.replace(depth=50, width=128, activation="relu", init="kaiming_normal", batchnorm=True, steps=100),
+        ),
+        Scenario(
+            "selu_lecun", "SELU with LeCun normal: self-normalizing",
+            "SELU's constants are chosen so that, with Var(W) = 1/fan_in, activations are pulled to mean 0 and "
+            "variance 1 at every layer, with no BatchNorm.",
+            _BASE.replace(depth=30, activation="selu", init="lecun_normal"),
+        ),
+        Scenario(
+            "orthogonal_tanh", "Orthogonal + critical tanh: dynamical isometry",
+            "Orthogonal weights at the edge of chaos keep the input–output Jacobian's singular values near 1, "
+            "so gradients neither vanish nor explode even at depth 50.",
+            _BASE.replace(depth=50, activation="tanh", init="orthogonal", sigma_w=1.0, steps=100),
+        ),
+    ]
+}
