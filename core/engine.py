@@ -81,6 +81,7 @@ class Trainer:
         self.opt = OPTIMIZERS[cfg.optimizer].make(self.net.parameters(), cfg.lr)
         self.params = list(self.net.parameters())
         self.tracker = WeightTracker([lin.weight for lin in self.net.linears], self.opt, cfg.optimizer)
+        self.buffers: dict = {}  # reused stacking memory for the statistics
         self.hist_range = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}.get(cfg.activation)
         self.step = 0  # optimizer steps taken
         self.divergence: Divergence | None = None
@@ -136,10 +137,11 @@ class Trainer:
 
     def _recorded_step(self, s: int, x, y, want_hist: bool, evaluate: bool) -> Record:
         self.opt.zero_grad(set_to_none=True)
-        probe = StepProbe(self.net.activation, len(self.net.linears), keep=want_hist)
+        probe = StepProbe(self.net.activation, len(self.net.linears), keep=want_hist,
+                          entries=self.cfg.batch_size * min(self.cfg.hidden_widths), buffers=self.buffers)
         logits = self.net(x, probe=probe)
         loss = F.cross_entropy(logits, y)
-        loss.backward()
+        probe.backward(loss, self.params)
         weight_grads = [lin.weight.grad for lin in self.net.linears]
         stats = probe.statistics(weight_grads, self.tracker.statistics(s))
         with torch.no_grad():

@@ -142,6 +142,38 @@ if AVAILABLE:
         out[3] = a3
 
 
+if AVAILABLE:
+
+    @_jit
+    def _moments3(x, out):
+        """Per-slice (Σ, Σ²) of a (n, rows, cols) array: out[k, :2]."""
+        for k in range(x.shape[0]):
+            _moments(x[k], out[k])
+
+    @_jit
+    def _moments_flat3_beyond(x, c, unit, out):
+        for k in range(x.shape[0]):
+            _moments_flat_beyond(x[k], c, unit, out[k])
+
+    @_jit
+    def _moments_flat3_below(x, t, unit, out):
+        for k in range(x.shape[0]):
+            _moments_flat_below(x[k], t, unit, out[k])
+
+
+def moments3(x: np.ndarray, out: np.ndarray) -> None:
+    """out[k, :2] = (Σ, Σ²) of each slice x[k] of a (n, ...) float32 array."""
+    _moments3(x.reshape(x.shape[0], x.shape[1], -1), out)
+
+
+def moments_flat3(x: np.ndarray, below: float | None, beyond: float | None, unit: np.ndarray, out: np.ndarray) -> None:
+    """`moments_flat` of each slice x[k] of a (n, batch, units) array into out[k, :4]."""
+    if beyond is not None:
+        _moments_flat3_beyond(x, np.float32(beyond), unit, out)
+    else:
+        _moments_flat3_below(x, np.float32(below), unit, out)
+
+
 def usable(tensors) -> bool:
     """Can the kernels read all these tensors in place (contiguous float32 on the CPU)?"""
     import torch
@@ -149,9 +181,12 @@ def usable(tensors) -> bool:
     if not AVAILABLE or not tensors:
         return False
     first = tensors[0]
-    if first.device.type != "cpu" or first.dtype != torch.float32:
+    if first is None or first.device.type != "cpu" or first.dtype != torch.float32:
         return False
-    return all(t.dtype == torch.float32 and t.is_contiguous() for t in tensors)
+    for t in tensors:
+        if t is None or t.dtype != first.dtype or not t.is_contiguous():
+            return False
+    return True
 
 
 def _2d(x: np.ndarray) -> np.ndarray:
@@ -203,3 +238,8 @@ def warm_up() -> None:
     moments_flat(x, None, 1.0, unit, out)
     moments_flat(x, 0.0, None, unit, out)
     weight_moments(x, x.copy(), out)
+    x3 = np.ones((2, 2, 3), np.float32)
+    out3 = np.zeros((2, 4))
+    moments3(x3, out3)
+    moments_flat3(x3, None, 1.0, unit, out3)
+    moments_flat3(x3, 0.0, None, unit, out3)

@@ -50,16 +50,22 @@ BACKWARD_COLUMNS = ("grad_preact_var", "grad_act_var", "weight_grad_var")
 def _var_mean_from_sums(sums: np.ndarray, sumsq: np.ndarray, counts: np.ndarray, tensor_at) -> tuple[np.ndarray, np.ndarray]:
     """float64 moments from sums; exact two-pass float64 where those can't be
     trusted, on `tensor_at(i)` (a sequence's `__getitem__`, or a function)."""
-    with np.errstate(all="ignore"):
-        mean = sums / counts
-        second = sumsq / counts
+    mean = sums / counts
+    second = sumsq / counts
+    if np.isfinite(mean).all() and np.isfinite(second).all():
         var = second - mean * mean
         # float32 partial sums keep ~7 digits: if var is under 1e-4 of E[x²], fewer than 3 are left.
-        redo = ~np.isfinite(var) | ~np.isfinite(mean) | ((var <= 1e-4 * second) & (second > 0))
-    for i in np.flatnonzero(redo):
-        v, m = torch.var_mean(tensor_at(i).detach().to(torch.float64), correction=0)
-        var[i], mean[i] = float(v), float(m)
-    return np.maximum(var, 0.0, where=~np.isnan(var), out=var), mean
+        redo = (var <= 1e-4 * second) & (second > 0)
+    else:  # an exploding run: redo the non-finite ones exactly in float64
+        with np.errstate(all="ignore"):
+            var = second - mean * mean
+            redo = ~np.isfinite(var) | ~np.isfinite(mean) | ((var <= 1e-4 * second) & (second > 0))
+    if redo.any():
+        for i in np.flatnonzero(redo):
+            v, m = torch.var_mean(tensor_at(i).detach().to(torch.float64), correction=0)
+            var[i], mean[i] = float(v), float(m)
+    np.maximum(var, 0.0, where=var == var, out=var)
+    return var, mean
 
 
 # -- the PyTorch path -------------------------------------------------------------------
@@ -168,11 +174,17 @@ def flat_fractions(hs: Sequence[Tensor], activation, buffers: dict | None = None
 
 
 
-def _kernel_moments(tensors: Sequence[Tensor]) -> tuple[np.ndarray, np.ndarray]:
+def _kernel_moments(tensors: Sequence[Tensor], buffers: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Σ and Σ² of each tensor: per tensor when large, one call over a stacked
+    copy for runs of small same-shape tensors (Python overhead dominates there)."""
     out = np.empty((len(tensors), 2))
     moments = kernels.moments
-    for i, t in enumerate(tensors):
-        moments(t.numpy(), out[i])
+    for sl, group in _groups(tensors, buffers if buffers is not None else {}):
+        if isinstance(group, list):
+            for i, t in enumerate(group, start=sl.start):
+                moments(t.numpy(), out[i])
+        else:
+            kernels.moments3(group.numpy(), out[sl])
     return out[:, 0], out[:, 1]
 
 
@@ -182,7 +194,7 @@ def moments_per_tensor(tensors: Sequence[Tensor], buffers: dict | None = None) -
     tensors = list(tensors)
     counts = np.array([t.numel() for t in tensors], dtype=np.float64)
     if kernels.usable(tensors):
-        sums, sumsq = _kernel_moments(tensors)
+        sums, sumsq = _kernel_moments(tensors, buffers)
     else:
         var, mean = var_mean_per_tensor(tensors, buffers)
         return var.numpy(), mean.numpy()
@@ -198,8 +210,12 @@ def preact_statistics(hs: Sequence[Tensor], activation, buffers: dict | None = N
     if has_flat and kernels.usable(hs) and all(h.dim() == 2 for h in hs):
         out = np.empty((len(hs), 4))
         unit = np.empty(max(h.shape[1] for h in hs), dtype=np.float32)
-        for i, h in enumerate(hs):
-            kernels.moments_flat(h.numpy(), below, beyond, unit, out[i])
+        for sl, group in _groups(hs, buffers if buffers is not None else {}):
+            if isinstance(group, list):
+                for i, h in enumerate(group, start=sl.start):
+                    kernels.moments_flat(h.numpy(), below, beyond, unit, out[i])
+            else:
+                kernels.moments_flat3(group.numpy(), below, beyond, unit, out[sl])
         sizes = np.array([h.numel() for h in hs], dtype=np.float64)
         units = np.array([h.shape[1] for h in hs], dtype=np.float64)
         var, mean = _var_mean_from_sums(out[:, 0], out[:, 1], sizes, hs.__getitem__)
@@ -221,6 +237,7 @@ class WeightTracker:
     """
 
     def __init__(self, weights: Sequence[Tensor], optimizer: torch.optim.Optimizer, kind: str):
+        self.buffers: dict = {}
         self.weights = list(weights)
         self.optimizer = optimizer
         self.kind = kind  # "sgd", "momentum" or anything else (copy)
@@ -258,14 +275,14 @@ class WeightTracker:
         """(weight_var, update_ratio) per layer at `step` (the ratio is NaN at step 0)."""
         weights = [w.detach() for w in self.weights]
         L = len(weights)
-        w_var, _ = moments_per_tensor(weights)
+        w_var, _ = moments_per_tensor(weights, self.buffers)
         ratio = np.full(L, math.nan)
         if self._updated_to != step or step == 0:
             return w_var, ratio
         update = self._update_tensors()
         if update is not None:
             tensors, scale = update
-            d_var, _ = moments_per_tensor(tensors)
+            d_var, _ = moments_per_tensor(tensors, self.buffers)
             d_var = d_var * scale * scale
         elif kernels.usable(weights) and kernels.usable(self._prev):
             counts = np.array([w.numel() for w in weights], dtype=np.float64)
@@ -325,10 +342,16 @@ class StepProbe:
     """
 
     # moments columns: var/mean of h, a, gh, ga, then saturation and dead units
-    def __init__(self, activation, layers: int, keep: bool = False):
+    def __init__(self, activation, layers: int, keep: bool = False, entries: int | None = None,
+                 buffers: dict | None = None):
+        """`entries` (batch × smallest width) picks the strategy: reducing each
+        tensor as it appears pays off for large layers; for small ones the
+        per-call overhead dominates, so they are kept and reduced together,
+        stacked, after the backward pass."""
         self.activation = activation
         self.layers = layers
-        self.fused = kernels.AVAILABLE
+        self.buffers = buffers if buffers is not None else {}
+        self.fused = kernels.AVAILABLE and (entries is None or entries >= SMALL)
         self.keep = keep or not self.fused
         self.moments = np.full((layers, 10), math.nan)  # h_var h_mean a_var a_mean gh_var gh_mean ga_var ga_mean sat dead
         self.hs: list = [None] * layers
@@ -339,12 +362,13 @@ class StepProbe:
         self._has_flat = below is not None or beyond is not None
         self._out = np.empty(4)
         self._unit = np.empty(0, dtype=np.float32)
+        self._live: list[tuple[Tensor, Tensor]] = []
         if self.fused:
             self._moments_kernel = kernels.raw_moments
             self._flat_kernel, self._flat_arg = kernels.raw_flat_kernel(below, beyond)
 
     def __repr__(self) -> str:
-        return f"StepProbe({self.layers} layers, {'fused kernels' if self.fused else 'PyTorch'})"
+        return f"StepProbe({self.layers} layers, {'reduce as they appear' if self.fused else 'reduce together'})"
 
     def _moments(self, t: Tensor, col: int, l: int, flat: bool = False) -> None:
         # Runs 4× per layer inside the training step: plain floats, no numpy calls.
@@ -375,14 +399,33 @@ class StepProbe:
 
     def on_forward(self, l: int, h: Tensor, a: Tensor) -> None:
         """Called by the network for hidden layer l (0-based) as it goes."""
+        if not self.fused:  # reduce together after the backward pass
+            self._live.append((h, a))
+            self.hs[l], self.acts[l] = h.detach(), a.detach()
+            return
         if self.keep:
             self.hs[l], self.acts[l] = h.detach(), a.detach()
-        if self.fused:
-            self._moments(h, 0, l, flat=True)
-            self._moments(a, 2, l)
+        self._moments(h, 0, l, flat=True)
+        self._moments(a, 2, l)
         if h.requires_grad:
             h.register_hook(self._hook(l, 4, self.grad_hs))
             a.register_hook(self._hook(l, 6, self.grad_acts))
+
+    def backward(self, loss: Tensor, params: Sequence[Tensor]) -> None:
+        """The backward pass, filling every parameter's .grad (like
+        `loss.backward()`) and this probe's gradient statistics."""
+        if self.fused or not self._live:
+            loss.backward()
+            return
+        params = list(params)
+        hs = [h for h, _ in self._live]
+        acts = [a for _, a in self._live]
+        grads = torch.autograd.grad(loss, params + hs + acts)
+        for p, g in zip(params, grads):
+            p.grad = g
+        n, L = len(params), len(hs)
+        self.grad_hs, self.grad_acts = list(grads[n:n + L]), list(grads[n + L:])
+        self._live = []
 
     def _hook(self, l: int, col: int, store: list):
         def hook(grad: Tensor) -> None:
@@ -399,7 +442,7 @@ class StepProbe:
         fused_ok = self.fused and getattr(self, "fused_ok", True)
         if not fused_ok:
             return layer_statistics(self.hs, self.acts, self.grad_hs, self.grad_acts, weight_grads, weight_stats,
-                                    self.activation)
+                                    self.activation, self.buffers)
         out = np.full((L, len(STAT_COLUMNS)), math.nan)
         m = self.moments
         out[:, COL["preact_var"]], out[:, COL["preact_mean"]] = m[:, 0], m[:, 1]
@@ -407,7 +450,7 @@ class StepProbe:
         out[:, COL["grad_preact_var"]] = m[:, 4]
         out[:, COL["grad_act_var"]] = m[:, 6]
         out[:, COL["saturation"]], out[:, COL["dead_units"]] = m[:, 8], m[:, 9]
-        out[:, COL["weight_grad_var"]], _ = moments_per_tensor(weight_grads)
+        out[:, COL["weight_grad_var"]], _ = moments_per_tensor(weight_grads, self.buffers)
         w_var, ratio = weight_stats
         out[:, COL["weight_var"]] = w_var
         out[:, COL["update_ratio"]] = ratio
