@@ -30,7 +30,7 @@ from .config import RunConfig
 from .data import BatchSampler, load_data
 from .model import build_network
 from . import kernels
-from .probes import STAT_COLUMNS, StepProbe, WeightTracker, first_nonfinite_layer, histograms
+from .probes import COL, STAT_COLUMNS, StepProbe, WeightTracker, first_nonfinite_layer, histograms
 from .registry import OPTIMIZERS
 
 STEP_COLUMNS = ("step", "loss", "train_accuracy", "test_accuracy")
@@ -137,13 +137,15 @@ class Trainer:
 
     def _recorded_step(self, s: int, x, y, want_hist: bool, evaluate: bool) -> Record:
         self.opt.zero_grad(set_to_none=True)
-        probe = StepProbe(self.net.activation, len(self.net.linears), keep=want_hist,
-                          entries=self.cfg.batch_size * min(self.cfg.hidden_widths), buffers=self.buffers)
-        logits = self.net(x, probe=probe)
-        loss = F.cross_entropy(logits, y)
-        probe.backward(loss, self.params)
-        weight_grads = [lin.weight.grad for lin in self.net.linears]
-        stats = probe.statistics(weight_grads, self.tracker.statistics(s))
+        weights = [lin.weight for lin in self.net.linears]
+        with StepProbe(self.net.activation, weights, keep=want_hist,
+                       entries=self.cfg.batch_size * min(self.cfg.hidden_widths), buffers=self.buffers) as probe:
+            logits = self.net(x, probe=probe)
+            loss = F.cross_entropy(logits, y)
+            probe.backward(loss, self.params)
+        weight_grads = [w.grad for w in weights]
+        stats = probe.statistics(weight_grads, self.tracker.statistics(s, probe.weight_var))
+        self.tracker.note_grad_var(s, stats[:, COL["weight_grad_var"]])
         with torch.no_grad():
             train_acc = float((logits.argmax(dim=1) == y).to(torch.float64).mean())
         test_acc = self.test_accuracy() if evaluate else math.nan

@@ -46,7 +46,7 @@ class MLP(nn.Module):
             for l in range(len(self.linears)):
                 h = self.preact(l, x)
                 x = self.activation.fn(h)
-                probe.on_forward(l, h, x)
+                probe.on_forward(l, h, x, self.linears[l].weight)
             return self.out(x)
         if not keep:
             return self.out(self.hidden_forward(x))

@@ -70,7 +70,7 @@ def _var_mean_from_sums(sums: np.ndarray, sumsq: np.ndarray, counts: np.ndarray,
 
 # -- the PyTorch path -------------------------------------------------------------------
 
-SMALL = 32768  # entries: below this, per-tensor dispatch costs more than stacking
+SMALL = 32768  # entries per tensor: below this, reducing as they appear costs more in per-call overhead than it saves
 
 
 def _groups(tensors: Sequence[Tensor], buffers: dict | None = None) -> list[tuple[slice, Tensor | list[Tensor]]]:
@@ -178,13 +178,7 @@ def _kernel_moments(tensors: Sequence[Tensor], buffers: dict | None = None) -> t
     """Σ and Σ² of each tensor: per tensor when large, one call over a stacked
     copy for runs of small same-shape tensors (Python overhead dominates there)."""
     out = np.empty((len(tensors), 2))
-    moments = kernels.moments
-    for sl, group in _groups(tensors, buffers if buffers is not None else {}):
-        if isinstance(group, list):
-            for i, t in enumerate(group, start=sl.start):
-                moments(t.numpy(), out[i])
-        else:
-            kernels.moments3(group.numpy(), out[sl])
+    kernels.moments_many(tensors, out)
     return out[:, 0], out[:, 1]
 
 
@@ -209,13 +203,7 @@ def preact_statistics(hs: Sequence[Tensor], activation, buffers: dict | None = N
     has_flat = below is not None or beyond is not None
     if has_flat and kernels.usable(hs) and all(h.dim() == 2 for h in hs):
         out = np.empty((len(hs), 4))
-        unit = np.empty(max(h.shape[1] for h in hs), dtype=np.float32)
-        for sl, group in _groups(hs, buffers if buffers is not None else {}):
-            if isinstance(group, list):
-                for i, h in enumerate(group, start=sl.start):
-                    kernels.moments_flat(h.numpy(), below, beyond, unit, out[i])
-            else:
-                kernels.moments_flat3(group.numpy(), below, beyond, unit, out[sl])
+        kernels.moments_flat_many(hs, below, beyond, out)
         sizes = np.array([h.numel() for h in hs], dtype=np.float64)
         units = np.array([h.shape[1] for h in hs], dtype=np.float64)
         var, mean = _var_mean_from_sums(out[:, 0], out[:, 1], sizes, hs.__getitem__)
@@ -244,6 +232,7 @@ class WeightTracker:
         self._updated_to: int | None = None  # the step the last update led to
         self._last_grads: list[Tensor] | None = None
         self._prev: list[Tensor] | None = None
+        self._grad_var: tuple[int, np.ndarray] | None = None  # (step, Var ∂L/∂W) of the last record
 
     def __repr__(self) -> str:
         return f"WeightTracker({len(self.weights)} layers, {self.kind})"
@@ -254,12 +243,18 @@ class WeightTracker:
             self._updated_to = None
             return
         if self.kind == "sgd":
-            self._last_grads = [w.grad for w in self.weights]
+            # Recording every step, the last record already measured these gradients.
+            reuse = self._grad_var is not None and self._grad_var[0] == step
+            self._last_grads = None if reuse else [w.grad for w in self.weights]
         elif self.kind != "momentum":
             if self._prev is None:
                 self._prev = [torch.empty_like(w) for w in self.weights]
             torch._foreach_copy_(self._prev, self.weights)
         self._updated_to = step + 1
+
+    def note_grad_var(self, step: int, grad_var: np.ndarray) -> None:
+        """The Var(∂L/∂W) a record at `step` measured (plain SGD's next update is -lr times that gradient)."""
+        self._grad_var = (step, grad_var)
 
     def _update_tensors(self) -> tuple[list[Tensor], float] | None:
         """Tensors u with ΔW = scale·u, or None to use the copied weights."""
@@ -271,16 +266,21 @@ class WeightTracker:
         return None
 
     @torch.no_grad()
-    def statistics(self, step: int) -> tuple[np.ndarray, np.ndarray]:
-        """(weight_var, update_ratio) per layer at `step` (the ratio is NaN at step 0)."""
+    def statistics(self, step: int, w_var: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(weight_var, update_ratio) per layer at `step` (the ratio is NaN at
+        step 0). `w_var`, when the caller measured it already, is used as is."""
         weights = [w.detach() for w in self.weights]
         L = len(weights)
-        w_var, _ = moments_per_tensor(weights, self.buffers)
+        if w_var is None or not np.isfinite(w_var).all():
+            w_var, _ = moments_per_tensor(weights, self.buffers)
         ratio = np.full(L, math.nan)
         if self._updated_to != step or step == 0:
             return w_var, ratio
         update = self._update_tensors()
-        if update is not None:
+        if self.kind == "sgd" and self._last_grads is None and self._grad_var is not None:
+            lr = self.optimizer.param_groups[0]["lr"]
+            d_var = self._grad_var[1] * lr * lr
+        elif update is not None:
             tensors, scale = update
             d_var, _ = moments_per_tensor(tensors, self.buffers)
             d_var = d_var * scale * scale
@@ -325,44 +325,50 @@ def layer_statistics(
 
 
 class StepProbe:
-    """Measures one recorded step while it runs: the statistics of each h and
-    a are taken in the forward pass right after they are computed, and those
-    of ∂L/∂h and ∂L/∂a by tensor hooks the moment the backward pass produces
-    them, while each tensor is still in the CPU's cache. Nothing is kept
-    (h would otherwise outlive the forward pass: tanh's backward only needs
-    a), unless `keep` asks for the tensors (histograms, tests), or the fused
-    kernels are unavailable and the PyTorch path reduces them at the end.
+    """Measures one recorded step while it runs.
 
-        probe = StepProbe(activation, depth)
-        logits = net(x, probe=probe); loss = ...; loss.backward()
-        stats = probe.statistics(weight_grads, tracker.statistics(step))
+    For large layers each tensor is reduced the moment it exists, while it is
+    still in the CPU's cache: h, a and W in the forward pass, ∂L/∂h and ∂L/∂a
+    by tensor hooks and ∂L/∂W by parameter hooks in the backward pass.
+    Nothing is kept (h would otherwise outlive the forward pass: tanh's
+    backward only needs a) unless `keep` asks for the tensors (histograms,
+    tests). For small layers the per-call overhead dominates, so the tensors
+    are kept and reduced together, stacked, after the backward pass; that is
+    also the path without Numba, through PyTorch.
 
-    The tensor hooks belong to the tensors of this step's graph and go away
-    with it; no handle outlives the step.
+        with StepProbe(activation, weights, entries=batch * width) as probe:
+            logits = net(x, probe=probe)
+            probe.backward(loss_fn(logits), params)
+        stats = probe.statistics(weight_grads, tracker.statistics(step, probe.weight_var))
+
+    The parameter hooks are removed when the `with` block ends, even if it
+    raises; the tensor hooks belong to this step's graph and go with it.
     """
 
-    # moments columns: var/mean of h, a, gh, ga, then saturation and dead units
-    def __init__(self, activation, layers: int, keep: bool = False, entries: int | None = None,
-                 buffers: dict | None = None):
-        """`entries` (batch × smallest width) picks the strategy: reducing each
-        tensor as it appears pays off for large layers; for small ones the
-        per-call overhead dominates, so they are kept and reduced together,
-        stacked, after the backward pass."""
+    # moments columns: var/mean of h, a, ∂L/∂h, ∂L/∂a, W, ∂L/∂W, then saturation and dead units
+    H, A, GH, GA, W, GW, SAT, DEAD = 0, 2, 4, 6, 8, 10, 12, 13
+
+    def __init__(self, activation, weights: Sequence[Tensor] = (), keep: bool = False, entries: int | None = None,
+                 buffers: dict | None = None, layers: int | None = None):
+        """`entries` (batch × smallest width) picks the strategy (see above)."""
         self.activation = activation
-        self.layers = layers
+        self.weights = list(weights)
+        self.layers = layers if layers is not None else len(self.weights)
         self.buffers = buffers if buffers is not None else {}
         self.fused = kernels.AVAILABLE and (entries is None or entries >= SMALL)
+        self.fused_ok = True
         self.keep = keep or not self.fused
-        self.moments = np.full((layers, 10), math.nan)  # h_var h_mean a_var a_mean gh_var gh_mean ga_var ga_mean sat dead
-        self.hs: list = [None] * layers
-        self.acts: list = [None] * layers
-        self.grad_hs: list = [None] * layers
-        self.grad_acts: list = [None] * layers
-        below, beyond = activation.flat_below, activation.flat_beyond
-        self._has_flat = below is not None or beyond is not None
-        self._out = np.empty(4)
-        self._unit = np.empty(0, dtype=np.float32)
+        L = self.layers
+        self.moments = np.full((L, 14), math.nan)
+        self.hs: list = [None] * L
+        self.acts: list = [None] * L
+        self.grad_hs: list = [None] * L
+        self.grad_acts: list = [None] * L
         self._live: list[tuple[Tensor, Tensor]] = []
+        self._handles: list = []
+        self._out = np.empty(4)
+        below, beyond = activation.flat_below, activation.flat_beyond
+        self._unit = np.empty(0, dtype=np.float32)
         if self.fused:
             self._moments_kernel = kernels.raw_moments
             self._flat_kernel, self._flat_arg = kernels.raw_flat_kernel(below, beyond)
@@ -370,26 +376,40 @@ class StepProbe:
     def __repr__(self) -> str:
         return f"StepProbe({self.layers} layers, {'reduce as they appear' if self.fused else 'reduce together'})"
 
+    def __enter__(self) -> "StepProbe":
+        if self.fused:
+            for l, w in enumerate(self.weights):
+                self._handles.append(w.register_hook(self._hook(l, self.GW, None)))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+    def __len__(self) -> int:
+        return self.layers
+
+    # -- reducing one tensor (the hot path: plain floats, no numpy calls) --------
     def _moments(self, t: Tensor, col: int, l: int, flat: bool = False) -> None:
-        # Runs 4× per layer inside the training step: plain floats, no numpy calls.
-        if t.dim() != 2 or not t.is_contiguous() or t.dtype != torch.float32 or t.device.type != "cpu":
-            self.fused_ok = False
+        if not t.is_contiguous() or t.dtype != torch.float32 or t.dim() != 2:
+            self.fused_ok = False  # statistics() falls back to the kept-tensor path
             return
         out = self._out
         x = t.detach().numpy()
-        if flat and self._has_flat:
+        if flat and self._flat_kernel is not None:
             if self._unit.size < x.shape[1]:
                 self._unit = np.empty(x.shape[1], dtype=np.float32)
             self._flat_kernel(x, self._flat_arg, self._unit, out)
-            self.moments[l, 8] = out[2] / x.size
-            self.moments[l, 9] = out[3] / x.shape[1]
+            self.moments[l, self.SAT] = out[2] / x.size
+            self.moments[l, self.DEAD] = out[3] / x.shape[1]
         else:
             self._moments_kernel(x, out)
             if flat:
-                self.moments[l, 8] = self.moments[l, 9] = 0.0
+                self.moments[l, self.SAT] = self.moments[l, self.DEAD] = 0.0
         n = x.size
-        mean = out[0] / n
-        second = out[1] / n
+        mean = float(out[0]) / n  # Python floats: inf and nan without numpy's warnings
+        second = float(out[1]) / n
         var = second - mean * mean
         if not (math.isfinite(var) and math.isfinite(mean)) or (var <= 1e-4 * second and second > 0):
             v, m = torch.var_mean(t.detach().to(torch.float64), correction=0)  # exact, rare
@@ -397,7 +417,7 @@ class StepProbe:
         self.moments[l, col] = max(var, 0.0) if var == var else var
         self.moments[l, col + 1] = mean
 
-    def on_forward(self, l: int, h: Tensor, a: Tensor) -> None:
+    def on_forward(self, l: int, h: Tensor, a: Tensor, weight: Tensor | None = None) -> None:
         """Called by the network for hidden layer l (0-based) as it goes."""
         if not self.fused:  # reduce together after the backward pass
             self._live.append((h, a))
@@ -405,11 +425,20 @@ class StepProbe:
             return
         if self.keep:
             self.hs[l], self.acts[l] = h.detach(), a.detach()
-        self._moments(h, 0, l, flat=True)
-        self._moments(a, 2, l)
+        self._moments(h, self.H, l, flat=True)
+        self._moments(a, self.A, l)
+        if weight is not None:
+            self._moments(weight, self.W, l)  # just read by the matmul: still cached
         if h.requires_grad:
-            h.register_hook(self._hook(l, 4, self.grad_hs))
-            a.register_hook(self._hook(l, 6, self.grad_acts))
+            h.register_hook(self._hook(l, self.GH, self.grad_hs))
+            a.register_hook(self._hook(l, self.GA, self.grad_acts))
+
+    def _hook(self, l: int, col: int, store: list | None):
+        def hook(grad: Tensor) -> None:
+            if self.keep and store is not None:
+                store[l] = grad
+            self._moments(grad, col, l)
+        return hook
 
     def backward(self, loss: Tensor, params: Sequence[Tensor]) -> None:
         """The backward pass, filling every parameter's .grad (like
@@ -427,30 +456,30 @@ class StepProbe:
         self.grad_hs, self.grad_acts = list(grads[n:n + L]), list(grads[n + L:])
         self._live = []
 
-    def _hook(self, l: int, col: int, store: list):
-        def hook(grad: Tensor) -> None:
-            if self.keep:
-                store[l] = grad
-            if self.fused:
-                self._moments(grad, col, l)
-        return hook
+    @property
+    def weight_var(self) -> np.ndarray | None:
+        """Var(W) per layer if measured in the forward pass (else None)."""
+        w = self.moments[:, self.W]
+        return w.copy() if self.fused and self.fused_ok and np.isfinite(w).all() else None
 
     @torch.no_grad()
     def statistics(self, weight_grads: Sequence[Tensor], weight_stats: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         """All of this step's statistics as a (layers, len(STAT_COLUMNS)) float64 array."""
-        L = self.layers
-        fused_ok = self.fused and getattr(self, "fused_ok", True)
-        if not fused_ok:
+        if not (self.fused and self.fused_ok) or any(h is None for h in self.hs) and not self.fused:
             return layer_statistics(self.hs, self.acts, self.grad_hs, self.grad_acts, weight_grads, weight_stats,
                                     self.activation, self.buffers)
+        L = self.layers
         out = np.full((L, len(STAT_COLUMNS)), math.nan)
         m = self.moments
-        out[:, COL["preact_var"]], out[:, COL["preact_mean"]] = m[:, 0], m[:, 1]
-        out[:, COL["act_var"]], out[:, COL["act_mean"]] = m[:, 2], m[:, 3]
-        out[:, COL["grad_preact_var"]] = m[:, 4]
-        out[:, COL["grad_act_var"]] = m[:, 6]
-        out[:, COL["saturation"]], out[:, COL["dead_units"]] = m[:, 8], m[:, 9]
-        out[:, COL["weight_grad_var"]], _ = moments_per_tensor(weight_grads, self.buffers)
+        out[:, COL["preact_var"]], out[:, COL["preact_mean"]] = m[:, self.H], m[:, self.H + 1]
+        out[:, COL["act_var"]], out[:, COL["act_mean"]] = m[:, self.A], m[:, self.A + 1]
+        out[:, COL["grad_preact_var"]] = m[:, self.GH]
+        out[:, COL["grad_act_var"]] = m[:, self.GA]
+        out[:, COL["saturation"]], out[:, COL["dead_units"]] = m[:, self.SAT], m[:, self.DEAD]
+        gw = m[:, self.GW]
+        if not np.isfinite(gw).all() and any(g is not None for g in weight_grads):
+            gw, _ = moments_per_tensor(weight_grads, self.buffers)  # no hooks fired (no weights given)
+        out[:, COL["weight_grad_var"]] = gw
         w_var, ratio = weight_stats
         out[:, COL["weight_var"]] = w_var
         out[:, COL["update_ratio"]] = ratio
