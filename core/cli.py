@@ -123,16 +123,32 @@ def _float_opt(name: str, text: str, lo: float, hi: float) -> float:
     return v
 
 
+def _check_memory(cfg: RunConfig) -> None:
+    """Refuse, in one sentence, a network that cannot fit in this machine's memory."""
+    import os
+
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    # float32 weights, gradients and up to two optimizer buffers; activations kept for the backward pass
+    need = 4 * (4 * cfg.parameter_count() + 4 * cfg.batch_size * sum(cfg.hidden_widths))
+    if need > 0.8 * total:
+        raise ConfigError("width", f"This network needs about {need / 2**30:.0f} GiB of memory to train and this machine has "
+                                   f"{total / 2**30:.0f} GiB; use fewer or narrower layers, or a smaller batch.")
+
+
 def cmd_run(ns: argparse.Namespace) -> int:
     from .engine import train
     from .export import write_table
 
     cfg = _config_from_args(ns)
     threads = _int_opt("threads", ns.threads, 1, 256)
+    _check_memory(cfg)
     out = ns.out
     if not out.lower().endswith((".csv", ".parquet", ".json")):
         raise ConfigError("out", f"Invalid out {out!r}: the file must end in .csv, .parquet or .json.")
-    show = not ns.quiet and cfg.steps >= 50
+    show = not ns.quiet and cfg.steps >= 50 and sys.stderr.isatty()
     bar = _Progress(cfg.steps) if show else None
     result = train(cfg, progress=bar, threads=threads)
     if bar:
@@ -192,3 +208,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted.", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("error: out of memory; use fewer or narrower layers, or a smaller batch.", file=sys.stderr)
+        return 2

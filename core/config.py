@@ -69,7 +69,8 @@ class RunConfig:
     # -- validation ---------------------------------------------------------
     def validate(self) -> None:
         """Raise ConfigError naming the field, the value and what is allowed."""
-        for spec in FIELDS.values():
+        # widths first: depth and width are derived from it, so a bad widths must not be reported as a bad width.
+        for spec in sorted(FIELDS.values(), key=lambda s: s.name != "widths"):
             value = getattr(self, spec.name)
             if not (spec.optional and value is None):
                 spec.check(value)
@@ -106,8 +107,9 @@ class RunConfig:
         return DATASETS[self.dataset].classes
 
     def parameter_count(self) -> int:
-        sizes = (self.features, *self.hidden_widths, self.classes)
+        sizes = (self.features, *self.hidden_widths)
         n = sum(a * b + (b if self.bias else 0) for a, b in zip(sizes[:-1], sizes[1:]))
+        n += sizes[-1] * self.classes + self.classes  # the output Linear always has a bias (model.MLP)
         if self.batchnorm:
             n += 2 * sum(self.hidden_widths)
         return n
@@ -202,7 +204,10 @@ class RunConfig:
                 notes.append(f"Unknown parameter {_show(key)} was ignored; known parameters: {', '.join(FIELDS)}.")
                 continue
             try:
-                values[name] = FIELDS[name].parse(str(raw))
+                value = FIELDS[name].parse(str(raw))
+                if value is not None:
+                    FIELDS[name].check(value)  # now, so that a bad widths does not displace a good depth/width
+                values[name] = value
             except ConfigError as e:
                 notes.append(e.message + " Using the default.")
         if "widths" in values and values["widths"] is not None:
@@ -272,7 +277,8 @@ class FieldSpec:
             str: lambda v: isinstance(v, str),
             tuple: lambda v: isinstance(v, (list, tuple)) and all(isinstance(x, int) and not isinstance(x, bool) for x in v),
         }[self.kind]
-        if not ok(value):
+        if not ok(value) or (self.kind is float and isinstance(value, int) and abs(value) > 1e300):
+            # (float() of a huge JSON integer would raise OverflowError)
             raise ConfigError(self.name, f"Invalid {self.name} {_show(value)}: {self.allowed()}.")
         return tuple(value) if self.kind is tuple else (float(value) if self.kind is float else value)
 

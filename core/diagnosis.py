@@ -63,7 +63,14 @@ def _at(stats: np.ndarray, steps: np.ndarray, i: int, cfg) -> list[Finding]:
     if L >= 2:
         g = rec[:, COL["grad_preact_var"]]
         d = _decades(g[0], g[-1])
-        if d < -DECADES:
+        if g[0] == 0 and math.isfinite(g[-1]):
+            # no gradient at all reaches layer 1 (e.g. zero weights): no ratio, but the most vanished of all
+            out.append(Finding(
+                "vanishing", s, 1,
+                f"Gradients vanish: at step {s}, ∂L/∂h in layer 1 is exactly zero, so the first layer does not learn at all.",
+                _advice_vanishing(cfg),
+            ))
+        elif d < -DECADES:
             out.append(Finding(
                 "vanishing", s, 1,
                 f"Gradients vanish: at step {s}, the variance of ∂L/∂h in layer 1 is 10^{d:.1f} of that in layer {L}, "
@@ -78,7 +85,14 @@ def _at(stats: np.ndarray, steps: np.ndarray, i: int, cfg) -> list[Finding]:
             ))
         q = rec[:, COL["preact_var"]]
         dq = _decades(q[-1], q[0])
-        if dq < -DECADES:
+        if q[-1] == 0 and math.isfinite(q[0]):
+            out.append(Finding(
+                "vanishing", s, L,
+                f"Activations vanish: at step {s}, all pre-activations of layer {L} are equal (variance exactly zero), "
+                f"so the signal carries nothing.",
+                _advice_vanishing(cfg),
+            ))
+        elif dq < -DECADES:
             out.append(Finding(
                 "vanishing", s, L,
                 f"Activations vanish: at step {s}, the pre-activation variance of layer {L} is 10^{dq:.1f} of layer 1's.",

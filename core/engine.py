@@ -34,6 +34,9 @@ from .probes import COL, STAT_COLUMNS, StepProbe, WeightTracker, first_nonfinite
 from .registry import OPTIMIZERS
 
 STEP_COLUMNS = ("step", "loss", "train_accuracy", "test_accuracy")
+# The per-layer table's columns: CLI.md's required ones in its order, then ours.
+LAYER_COLUMNS = ("step", "layer", *(c for c in STAT_COLUMNS if c != "grad_ratio"), "loss",
+                 "grad_ratio", "train_accuracy", "test_accuracy")
 
 
 def set_training_threads(n: int = 1) -> None:
@@ -51,7 +54,8 @@ class Divergence:
 
     def sentence(self) -> str:
         if self.layer is None:
-            return f"The loss became non-finite at step {self.step}."
+            return (f"The loss became non-finite at step {self.step}: the output layer's logits overflowed "
+                    f"while every hidden layer was still finite.")
         part = "activations" if self.where == "forward" else "back-propagated gradients"
         return f"The {part} of layer {self.layer} became non-finite (inf/nan) at step {self.step}."
 
@@ -117,13 +121,16 @@ class Trainer:
             self.opt.zero_grad(set_to_none=True)
             loss = F.cross_entropy(self.net(x), y)
             loss.backward()
-            if not math.isfinite(float(loss.detach())):
+            # A gradient that overflows poisons every layer below it, so the first
+            # layer's ∂L/∂W (a small tensor) tells whether any did.
+            first = self.net.linears[0].weight.grad
+            if not math.isfinite(float(loss.detach())) or not bool(torch.isfinite(first).all()):
                 # Find the layer: the same step again, recorded (same batch, same weights).
                 rec = self._recorded_step(s, x, y, want_hist, False)
         if rec is not None:
-            where = first_nonfinite_layer(rec.stats)
-            if where is not None or not math.isfinite(rec.loss):
-                layer, part = where if where else (None, "loss")
+            where = first_nonfinite_layer(rec.stats, rec.loss)
+            if where is not None:
+                layer, part = where
                 self.divergence = rec.divergence = Divergence(s, None if layer is None else layer + 1, part)
                 self.done = True
                 return rec
@@ -215,9 +222,14 @@ def layer_table(stats: np.ndarray, steps: np.ndarray):
         "layer": np.tile(np.arange(1, L + 1, dtype=np.int64), n),
     }
     flat = stats.reshape(n * L, len(STAT_COLUMNS))
+    extra = {"grad_ratio"}  # CLI.md's required columns first, in its order; ours follow
     for i, name in enumerate(STAT_COLUMNS):
-        cols[name] = flat[:, i]
+        if name not in extra:
+            cols[name] = flat[:, i]
     cols["loss"] = np.repeat(steps[:, 1], L)
+    for i, name in enumerate(STAT_COLUMNS):
+        if name in extra:
+            cols[name] = flat[:, i]
     cols["train_accuracy"] = np.repeat(steps[:, 2], L)
     cols["test_accuracy"] = np.repeat(steps[:, 3], L)
     return pd.DataFrame(cols)

@@ -17,13 +17,14 @@ import numpy as np
 import pandas as pd
 
 from .config import ConfigError, RunConfig
+from .limits import HARD
 from .diagnosis import Diagnosis, diagnose
-from .engine import STEP_COLUMNS, Divergence, RunResult, layer_table
+from .engine import LAYER_COLUMNS, STEP_COLUMNS, Divergence, RunResult, layer_table
 from .probes import STAT_COLUMNS
 
 FORMATS = ("csv", "parquet", "json")
 MAX_IMPORT_BYTES = 50 * 1024 * 1024  # a 100-layer × 5,000-record run is ~40 MB of JSON
-LAYER_COLUMNS = ("step", "layer", *STAT_COLUMNS, "loss", "train_accuracy", "test_accuracy")
+
 
 
 class ImportErrorForPeople(ValueError):
@@ -144,12 +145,20 @@ def _num_in(v, where: str) -> float:
     if v is None:
         return math.nan
     if isinstance(v, bool):
-        raise ImportErrorForPeople(f"{where} is true/false; expected a number.")
-    if isinstance(v, (int, float)):
+        raise ImportErrorForPeople(f"The run file's {where} is true/false; expected a number.")
+    if isinstance(v, float):
+        return v
+    if isinstance(v, int):
+        if abs(v) > 1e300:  # float() of a huge JSON integer raises OverflowError
+            raise ImportErrorForPeople(f"The run file's {where} is a number too large to read.")
         return float(v)
     if isinstance(v, str) and v in ("nan", "inf", "-inf"):
         return float(v)
-    raise ImportErrorForPeople(f"{where} is {str(v)[:30]!r}; expected a number, 'nan', 'inf' or '-inf'.")
+    raise ImportErrorForPeople(f"The run file's {where} is {str(v)[:30]!r}; expected a number, 'nan', 'inf' or '-inf'.")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)  # JSON true is not the integer 1
 
 
 def result_from_json(data: bytes | str) -> RunResult:
@@ -157,16 +166,18 @@ def result_from_json(data: bytes | str) -> RunResult:
     sentence, anything that is not exactly that: too large, not JSON, a wrong
     schema, settings out of range, or a table that does not fit its config."""
     if isinstance(data, str):
-        data = data.encode()
+        data = data.encode("utf-8", "surrogatepass")  # a lone surrogate is then refused as invalid JSON below
     if len(data) > MAX_IMPORT_BYTES:
         raise ImportErrorForPeople(f"The file is {len(data) / 1e6:.0f} MB; a saved run can be at most {MAX_IMPORT_BYTES // 10**6} MB.")
     try:
         doc = json.loads(data)
-    except (ValueError, RecursionError) as e:
+    except RecursionError:
+        raise ImportErrorForPeople("The file is nested too deeply to be a run file.") from None
+    except ValueError as e:
         raise ImportErrorForPeople(f"The file is not valid JSON ({str(e)[:80]}); it may be truncated.") from None
     if not isinstance(doc, dict) or doc.get("format") != "gradient-flow-lab/run":
         raise ImportErrorForPeople("This is not a Gradient Flow Lab run file (its \"format\" is not \"gradient-flow-lab/run\").")
-    if doc.get("version") != 1:
+    if not _is_int(doc.get("version")) or doc["version"] != 1:
         raise ImportErrorForPeople(f"Run file version {str(doc.get('version'))[:20]!r} is not supported; this app reads version 1.")
     try:
         cfg = RunConfig.from_dict(doc.get("config"))
@@ -182,12 +193,14 @@ def result_from_json(data: bytes | str) -> RunResult:
     stats = np.empty((n, L, len(STAT_COLUMNS)))
     steps = np.empty((n, len(STEP_COLUMNS)))
     for i, s in enumerate(step_rows):
-        if not isinstance(s, dict) or not isinstance(s.get("step"), int):
-            raise ImportErrorForPeople(f"Step row {i + 1} is malformed (it needs an integer \"step\").")
+        if not isinstance(s, dict) or not _is_int(s.get("step")) or not 0 <= s["step"] <= HARD.max_steps:
+            raise ImportErrorForPeople(f"Step row {i + 1} is malformed (it needs an integer \"step\" from 0 to "
+                                       f"{HARD.max_steps:,}).")
         steps[i] = [s["step"]] + [_num_in(s.get(c), f"steps[{i}].{c}") for c in STEP_COLUMNS[1:]]
     for k, row in enumerate(rows):
         i, l = divmod(k, L)
-        if not isinstance(row, dict) or row.get("step") != int(steps[i, 0]) or row.get("layer") != l + 1:
+        if (not isinstance(row, dict) or not _is_int(row.get("step")) or row["step"] != int(steps[i, 0])
+                or not _is_int(row.get("layer")) or row["layer"] != l + 1):
             raise ImportErrorForPeople(f"Layer row {k + 1} is out of order (expected step {int(steps[i, 0])}, layer {l + 1}).")
         for j, c in enumerate(STAT_COLUMNS):
             if c not in row:
@@ -196,8 +209,8 @@ def result_from_json(data: bytes | str) -> RunResult:
     dv = doc.get("divergence")
     divergence = None
     if dv is not None:
-        if not (isinstance(dv, dict) and isinstance(dv.get("step"), int) and dv.get("where") in ("forward", "backward", "loss")
-                and (dv.get("layer") is None or isinstance(dv.get("layer"), int))):
+        if not (isinstance(dv, dict) and _is_int(dv.get("step")) and dv.get("where") in ("forward", "backward", "loss")
+                and (dv.get("layer") is None or _is_int(dv.get("layer")))):
             raise ImportErrorForPeople("The run file's \"divergence\" is malformed.")
         divergence = Divergence(dv["step"], dv["layer"], dv["where"])
     status = doc.get("status") if doc.get("status") in ("finished", "stopped", "diverged") else "finished"

@@ -130,15 +130,22 @@ def lsuv_(net, x: torch.Tensor, tol: float = 0.1, max_iter: int = 10) -> list[fl
     most `max_iter` times. Returns each layer's final output variance.
     """
     final = []
+    # Calibration batches must not leak into BatchNorm's running statistics.
+    norms = list(net.norms) if net.norms is not None else []
+    saved = [(n.running_mean.clone(), n.running_var.clone(), n.num_batches_tracked.clone()) for n in norms]
     for l, linear in enumerate(net.linears):
-        var = 1.0
+        inputs = net.hidden_forward(x, upto=l)
+        var = float(linear(inputs).double().var(unbiased=False))
         for _ in range(max_iter):
-            z = linear(net.hidden_forward(x, upto=l))
-            var = float(z.double().var(unbiased=False))
             if not math.isfinite(var) or var == 0.0 or abs(var - 1.0) < tol:
                 break
             linear.weight.div_(math.sqrt(var))
             if linear.bias is not None:
                 linear.bias.zero_()
+            var = float(linear(inputs).double().var(unbiased=False))  # after this rescale
         final.append(var)
+    for n, (mean, v, count) in zip(norms, saved):
+        n.running_mean.copy_(mean)
+        n.running_var.copy_(v)
+        n.num_batches_tracked.copy_(count)
     return final

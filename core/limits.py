@@ -20,7 +20,7 @@ class Limits:
     max_width: int = 1024
     max_batch_size: int = 1024
     max_steps: int = 5000           # ~1-3 minutes of training at the defaults
-    max_work: int = 50_000_000      # parameters × batch size: bounds one step's cost (~0.3 s)
+    max_work: int = 400_000_000     # parameters × batch size: bounds one step's cost (~50 ms here); the depth-50 scenarios need ~110M
     max_run_seconds: float = 300.0  # wall-clock cap of one run
     max_concurrent_runs: int = 2    # training threads on the whole server (2 cores)
 
@@ -35,9 +35,9 @@ class Limits:
                 cast = float if f.type in (float, "float") else int
                 try:
                     values[f.name] = cast(float(env[key]))
-                except ValueError:
+                except (ValueError, OverflowError):  # int(float("inf")) overflows
                     raise ValueError(f"Environment variable {key}={env[key]!r} must be a number.") from None
-                if values[f.name] <= 0:
+                if not values[f.name] > 0:  # also refuses nan
                     raise ValueError(f"Environment variable {key}={env[key]!r} must be positive.")
         return cls(**values)
 

@@ -113,13 +113,14 @@ def var_mean_per_tensor(tensors: Sequence[Tensor], buffers: dict | None = None) 
     counts = torch.empty(n, dtype=torch.float64)
     for sl, group in _groups(tensors, buffers):
         if isinstance(group, list):
-            sums[sl] = torch.stack([t.sum() for t in group])
-            sumsq[sl] = torch.stack(torch._foreach_norm(group))
+            # float64 accumulation: this is the fallback path, accuracy before speed
+            sums[sl] = torch.stack([t.sum(dtype=torch.float64) for t in group])
+            sumsq[sl] = torch.stack([torch.linalg.vector_norm(t, dtype=torch.float64) for t in group])
             counts[sl] = group[0].numel()
         else:
             flat = group.reshape(group.shape[0], -1)
-            sums[sl] = flat.sum(dim=1)
-            sumsq[sl] = torch.linalg.vector_norm(flat, dim=1)
+            sums[sl] = flat.sum(dim=1, dtype=torch.float64)
+            sumsq[sl] = torch.linalg.vector_norm(flat, dim=1, dtype=torch.float64)
             counts[sl] = flat.shape[1]
     sumsq.square_()
     mean = sums / counts
@@ -488,15 +489,18 @@ class StepProbe:
         return out
 
 
-def first_nonfinite_layer(stats: np.ndarray) -> tuple[int, str] | None:
+def first_nonfinite_layer(stats: np.ndarray, loss: float = 0.0) -> tuple[int | None, str] | None:
     """Where a non-finite value first appeared in one record: (layer index from
-    0, "forward"/"backward"), or None. Forward values appear in layer order;
-    backward values appear from the last layer down, so the first one there is
-    the highest layer."""
+    0, "forward"/"backward"), (None, "loss") when every hidden layer's forward
+    values are finite but the loss is not (the logits overflowed), or None.
+    Forward values appear in layer order; backward values appear from the
+    last layer down, so the first one there is the highest layer."""
     fwd = stats[:, [COL[c] for c in FORWARD_COLUMNS]]
     bad = np.flatnonzero(~np.isfinite(fwd).all(axis=1))
     if bad.size:
         return int(bad[0]), "forward"
+    if not math.isfinite(loss):
+        return None, "loss"
     bwd = stats[:, [COL[c] for c in BACKWARD_COLUMNS]]
     bad = np.flatnonzero(~np.isfinite(bwd).all(axis=1))
     if bad.size:

@@ -88,11 +88,11 @@ ACTIVATIONS: dict[str, Activation] = {
         ),
         Activation(
             "gelu", "GELU", "φ(h) = h·Φ(h), the Gaussian-weighted ReLU used in Transformers.",
-            F.gelu, -3.0, None, "linear", "gelu", "nn.GELU()",
+            F.gelu, -1.728, None, "linear", "gelu", "nn.GELU()",
         ),
         Activation(
             "silu", "SiLU / Swish", "φ(h) = h·sigmoid(h). Smooth and non-monotonic, like GELU.",
-            F.silu, -5.0, None, "linear", "silu", "nn.SiLU()",
+            F.silu, -0.883, None, "linear", "silu", "nn.SiLU()",
         ),
         Activation(
             "softplus", "Softplus", "φ(h) = log(1 + e^h), a smooth ReLU; its slope is sigmoid(h).",
