@@ -33,8 +33,8 @@ SCENARIOS: dict[str, Scenario] = {
     for s in [
         Scenario(
             "sigmoid_vanishing", "Vanishing gradients: sigmoid at depth 20",
-            "Sigmoid's slope is at most 1/4, so ∂L/∂h shrinks by roughly 4× per layer on the way back: "
-            "the first layers get gradients 10⁻¹⁰ smaller than the last and barely learn.",
+            "Sigmoid's slope is at most 1/4, so on the way back the variance of ∂L/∂h shrinks about 18× per "
+            "layer: at depth 20 the first layer's is ~10⁻²⁴ of the last's, and the first layers barely learn.",
             _BASE.replace(depth=20, activation="sigmoid", init="xavier_normal"),
         ),
         Scenario(
