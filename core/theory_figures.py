@@ -215,4 +215,61 @@ def fig_jacobian_spectrum(singular_values, theory_mean: float | None = None) -> 
     return _layout(fig, title, xlabel, "count")
 
 
-__all__ = ["fig_variance_map", "fig_phase_diagram", "fig_jacobian_spectrum"]
+def _positive(values) -> np.ndarray:
+    a = np.asarray(values, dtype=np.float64).reshape(-1)
+    return np.where(np.isfinite(a) & (a > 0), a, np.nan).astype(np.float32)
+
+
+def fig_predicted_profile(profile, measured_q=None, measured_grad_rel=None, height: int = 420) -> go.Figure:
+    """The theory's per-layer prediction at initialization, optionally beside a measurement.
+
+    `profile` is `core.theory.predicted_profile(cfg)` (columns `layer`, `q`,
+    `grad_rel`; `attrs['applies']`, `attrs['note']`). Left: q^l = E[h²], the
+    pre-activation second moment; right: E[(∂L/∂h)²] relative to the last
+    layer. Both on log axes, the prediction as a line; `measured_q` and
+    `measured_grad_rel` (one value per layer, e.g. a run's step-0
+    `preact_var` and `grad_preact_var / grad_preact_var[last]`) as markers.
+    Values that are 0, inf or nan are gaps.
+    """
+    from plotly.subplots import make_subplots
+
+    layer = np.asarray(profile["layer"], dtype=np.int32)
+    L = int(layer.size)
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=(
+        "Forward: q = E[h²] per layer", "Backward: E[(∂L/∂h)²] relative to the last layer"))
+    applies = bool(profile.attrs.get("applies", True))
+    theory_name = "theory (wide layers, at init)" if applies else "theory (does not apply here)"
+    for col, key in ((1, "q"), (2, "grad_rel")):
+        y = _positive(profile[key])
+        if np.isfinite(y).any():
+            fig.add_trace(go.Scatter(x=layer, y=y, mode="lines", name=theory_name, showlegend=col == 1,
+                                     legendgroup="theory", line=dict(color=_INK, width=2, dash="dash"),
+                                     hovertemplate="theory, layer %{x}: %{y:.3g}<extra></extra>"), row=1, col=col)
+    for col, values, label in ((1, measured_q, "measured: Var(h) at step 0"),
+                               (2, measured_grad_rel, "measured: Var(∂L/∂h) at step 0")):
+        if values is None:
+            continue
+        y = _positive(values)
+        fig.add_trace(go.Scatter(x=np.arange(1, y.size + 1, dtype=np.int32), y=y, mode="markers", name=label,
+                                 marker=dict(color=_CURVE if col == 1 else _ACCENT, size=7 if L <= 60 else 4),
+                                 hovertemplate=label + ", layer %{x}: %{y:.3g}<extra></extra>"), row=1, col=col)
+    fig = _layout(fig, "Predicted per layer at initialization" + ("" if applies else " (the theory does not apply)"),
+                  "", "", height=height)
+    fig.update_layout(margin=dict(t=80, b=110),
+                      legend=dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0.0))
+    fig.update_xaxes(title_text="layer (1 = next to the input)", range=[0.5, L + 0.5] if L < 3 else None)
+    fig.update_yaxes(type="log", exponentformat="power")
+    for col, key, values in ((1, "q", measured_q), (2, "grad_rel", measured_grad_rel)):
+        shown = [_positive(profile[key])] + ([] if values is None else [_positive(values)])
+        shown = np.concatenate(shown)
+        shown = shown[np.isfinite(shown)]
+        if shown.size:  # a flat profile still gets a readable axis: at least 1.2 decades
+            lo, hi = float(np.log10(shown.min())), float(np.log10(shown.max()))
+            if hi - lo < 1.2:
+                mid = (lo + hi) / 2
+                fig.update_yaxes(range=[mid - 0.6, mid + 0.6], dtick="D2", row=1, col=col)
+    fig.update_yaxes(title_text="second moment (log scale)", row=1, col=1)
+    return fig
+
+
+__all__ = ["fig_variance_map", "fig_phase_diagram", "fig_jacobian_spectrum", "fig_predicted_profile"]

@@ -1,0 +1,587 @@
+"""Plotly figures of a run's statistics: pure functions, arrays in, `go.Figure` out.
+
+No Streamlit here: the pages lay these out, a notebook can call them too.
+
+Inputs are the arrays a `Snapshot` or `RunResult` carries:
+  `stats` (records, layers, len(STAT_COLUMNS)) float64, columns in
+  `core.probes.STAT_COLUMNS`; `steps` (records, 4) with columns
+  step, loss, train_accuracy, test_accuracy (`core.engine.STEP_COLUMNS`);
+  `hist` the latest per-layer histograms ({'act' | 'grad_preact' | 'preact':
+  [(edges, counts), ...], 'step': int}).
+
+The figures are sent to the browser several times a second while a run
+trains, so they are kept small: float32 arrays (Plotly encodes numpy arrays
+as base64 typed arrays), at most ~200 steps per line or heatmap (evenly
+spaced records, always the first and the last) and a tiny template instead of
+Plotly's 6.5 KB default one. Lines are SVG `Scatter`, not `Scattergl`: with
+at most ~10 lines of 200 points, SVG draws in ~20 ms, while each WebGL
+chart costs 200-300 ms to mount in a browser without a GPU (measured in
+headless Chromium), and Streamlit mounts a chart afresh when it changes.
+Non-finite values (and, on log axes, zeros) become gaps, and a red note in
+the figure says where they are.
+"""
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import sample_colorscale
+from plotly.subplots import make_subplots
+
+from .probes import COL
+
+MAX_POINTS = 200  # steps kept per line or heatmap row: enough to see the dynamics, small on the wire
+MAX_RIDGES = 25   # histograms drawn per ridge plot: more overlap into a blur
+HEALTHY_UPDATE_RATIO = 1e-3
+
+# Colours by quantity, the same on every chart (and in Compare).
+COLOURS = {
+    "preact_var": "#1f77b4",      # h
+    "act_var": "#2ca02c",         # a = φ(h)
+    "grad_preact_var": "#d62728",  # ∂L/∂h
+    "grad_act_var": "#ff7f0e",
+    "saturation": "#9467bd",
+    "dead_units": "#8c564b",
+    "loss": "#1f77b4",
+    "train_accuracy": "#aec7e8",
+    "test_accuracy": "#ff7f0e",
+    "theory": "#333333",
+    "warning": "#b2182b",
+}
+NAMES = {
+    "preact_var": "Var(h), pre-activation",
+    "act_var": "Var(a), a = φ(h)",
+    "grad_preact_var": "Var(∂L/∂h)",
+    "grad_act_var": "Var(∂L/∂a)",
+    "saturation": "saturated entries",
+    "dead_units": "dead units",
+}
+THEORY_LABEL = "theory: wide layers, at initialization, no BatchNorm"
+HEATMAP_SPAN = 6.0  # decades either side of the colour scale's centre
+
+# A tiny template (Plotly's default one is ~6.5 KB of JSON in every figure).
+TEMPLATE = go.layout.Template(layout=dict(
+    font=dict(family="Source Sans Pro, Arial, sans-serif", size=13, color="#222222"),
+    paper_bgcolor="white", plot_bgcolor="white",
+    xaxis=dict(gridcolor="#ebebeb", zerolinecolor="#d0d0d0", linecolor="#bbbbbb", showline=True, ticks="outside"),
+    yaxis=dict(gridcolor="#ebebeb", zerolinecolor="#d0d0d0", linecolor="#bbbbbb", showline=True, ticks="outside"),
+    hoverlabel=dict(font_size=12),
+))
+
+
+# -- small helpers ---------------------------------------------------------------------------------
+
+def sample_indices(n: int, max_points: int = MAX_POINTS) -> np.ndarray:
+    """At most `max_points` evenly spaced indices into range(n), always the first and the last."""
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if n <= max_points:
+        return np.arange(n)
+    max_points = max(2, int(max_points))
+    return np.unique(np.round(np.linspace(0, n - 1, max_points)).astype(np.int64))
+
+
+F32_MAX, F32_TINY = 3.0e38, 1.2e-38  # beyond these float32 overflows or loses precision down to 0
+
+
+def _f32(values) -> np.ndarray:
+    """float32 (half the bytes of float64 on the wire) with every non-finite
+    value as NaN: a gap. Where float32 cannot hold a finite value (an
+    exploding variance of 1e40, a vanished one of 1e-42), float64 instead, so
+    a real number never turns into a gap or a zero."""
+    a = np.array(values, dtype=np.float64)
+    a[~np.isfinite(a)] = np.nan
+    mag = np.abs(a[np.isfinite(a) & (a != 0)])
+    if mag.size and (mag.max() > F32_MAX or mag.min() < F32_TINY):
+        return a
+    return a.astype(np.float32)
+
+
+def _log_ready(values) -> np.ndarray:
+    """For a log axis: float32, NaN where the value is not a positive finite number."""
+    a = np.asarray(values, dtype=np.float64)
+    a = np.where(np.isfinite(a) & (a > 0), a, np.nan)
+    return _f32(a)
+
+
+def _log10(values) -> np.ndarray:
+    a = np.asarray(values, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        out = np.where(np.isfinite(a) & (a > 0), np.log10(np.where(a > 0, a, 1.0)), np.nan)
+    return out.astype(np.float32)
+
+
+def log_ticks(*arrays) -> dict:
+    """Tick spacing for a log axis holding `arrays`: 1-2-5 labels when the
+    data span under two decades, one label per decade up to 12, else auto."""
+    values = [np.asarray(a, dtype=np.float64).ravel() for a in arrays if a is not None]
+    v = np.concatenate(values) if values else np.zeros(0)
+    v = v[np.isfinite(v) & (v > 0)]
+    out = dict(type="log", exponentformat="power")
+    if v.size:
+        span = math.log10(v.max()) - math.log10(v.min())
+        if span < 2:
+            out["dtick"] = "D2"
+        elif span <= 12:
+            out["dtick"] = 1
+    return out
+
+
+def _step_ticks(steps) -> dict:
+    """Whole-number step ticks when only a few steps are shown (no 0.5 ticks)."""
+    steps = np.asarray(steps)
+    return dict(dtick=1, tick0=0) if steps.size and steps.max() - steps.min() < 8 else {}
+
+
+def _layers(n: int) -> np.ndarray:
+    return np.arange(1, n + 1, dtype=np.int32)
+
+
+def _ranges(numbers: Sequence[int]) -> str:
+    """[1, 2, 3, 7, 9, 10] -> '1–3, 7, 9–10' (at most four groups)."""
+    groups: list[list[int]] = []
+    for v in sorted(set(int(x) for x in numbers)):
+        if groups and v == groups[-1][1] + 1:
+            groups[-1][1] = v
+        else:
+            groups.append([v, v])
+    parts = [f"{a}" if a == b else f"{a}–{b}" for a, b in groups]
+    return ", ".join(parts[:4]) + (", …" if len(parts) > 4 else "")
+
+
+def _gap_note(values: np.ndarray, what: str, log_axis: bool = True) -> str | None:
+    """A sentence on which layers (of a 1-D per-layer array) cannot be drawn, or None."""
+    a = np.asarray(values, dtype=np.float64)
+    bad = ~np.isfinite(a)
+    zero = np.isfinite(a) & (a <= 0) if log_axis else np.zeros_like(bad)
+    notes = []
+    if bad.any():
+        notes.append(f"{what} is inf/nan in layer{'s' if bad.sum() > 1 else ''} {_ranges(np.flatnonzero(bad) + 1)}")
+    if zero.any():
+        notes.append(f"{what} is 0 in layer{'s' if zero.sum() > 1 else ''} {_ranges(np.flatnonzero(zero) + 1)}")
+    return "; ".join(notes) if notes else None
+
+
+def _note(fig: go.Figure, lines: Sequence[str | None], y: float = 1.0, panel: int = 1) -> None:
+    """A red note in the top-left corner of a plotting area (gaps, divergence);
+    `panel` is the subplot (1 = the first x/y axes)."""
+    lines = [s for s in lines if s]
+    if not lines:
+        return
+    text = "<br>".join(f"⚠ {s}" for s in lines[:3])
+    axis = "" if panel == 1 else str(panel)
+    fig.add_annotation(text=text, x=0.0, y=y, xref=f"x{axis} domain", yref=f"y{axis} domain", xanchor="left", yanchor="top",
+                       showarrow=False, align="left", font=dict(color=COLOURS["warning"], size=12),
+                       bgcolor="rgba(255,255,255,0.85)")
+
+
+def _empty(title: str, message: str, height: int = 320) -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+                       font=dict(size=14, color="#666666"))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return _layout(fig, title, height)
+
+
+def _subtitle(title: str, note: str | None) -> str:
+    """The title with a red warning line under it (for notes that would cover the plot)."""
+    if not note:
+        return title
+    return f"{title}<br><span style='font-size:12px;color:{COLOURS['warning']}'>⚠ {note}</span>"
+
+
+def _layout(fig: go.Figure, title: str, height: int, legend_bottom: bool = False) -> go.Figure:
+    legend = (dict(orientation="h", yref="container", yanchor="bottom", y=0.0, xanchor="left", x=0.0) if legend_bottom else
+              dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1.0))
+    fig.update_layout(
+        template=TEMPLATE, height=height, title=dict(text=title, x=0.0, xanchor="left", font=dict(size=16)),
+        margin=dict(l=70, r=20, t=80, b=60 if not legend_bottom else 105), legend=legend,
+        hovermode="closest", uirevision="keep",  # keep the user's zoom across live refreshes
+    )
+    return fig
+
+
+def _record_index(steps: np.ndarray, record: int) -> int:
+    n = len(steps)
+    if not -n <= record < n:
+        raise IndexError(f"record {record} is out of range: the run has {n} records.")
+    return record % n
+
+
+def _check(stats: np.ndarray, steps: np.ndarray) -> None:
+    if stats.ndim != 3 or steps.ndim != 2 or len(stats) != len(steps):
+        raise ValueError(f"stats must be (records, layers, columns) and steps (records, 4) with the same number of "
+                         f"records; got {stats.shape} and {steps.shape}.")
+
+
+# -- 1. variance by layer --------------------------------------------------------------------------
+
+def theory_traces(theory, stats: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The theory's predicted Var(h) and Var(∂L/∂h) per layer, the gradient
+    curve scaled so that it meets the measured last layer at step 0 (the
+    theory predicts ratios between layers, not the loss's own scale)."""
+    if theory is None or not theory.attrs.get("applies", True) or len(steps) == 0:
+        return None, None
+    q = np.asarray(theory["q"], dtype=np.float64)
+    grad = None
+    anchor = stats[0, -1, COL["grad_preact_var"]]
+    if math.isfinite(anchor) and anchor > 0 and "grad_rel" in theory:
+        grad = np.asarray(theory["grad_rel"], dtype=np.float64) * anchor
+    return q, grad
+
+
+def fig_variance_by_layer(stats: np.ndarray, steps: np.ndarray, *, record: int = -1, theory=None,
+                          ghost: bool = True, height: int = 430) -> go.Figure:
+    """Variance of every layer's activations (left) and back-propagated
+    gradients ∂L/∂h (right) at one record (default: the latest), log scale,
+    with the step-0 curves as faint ghosts and, when `theory` (the DataFrame of
+    `core.theory.predicted_profile`) applies, its predicted Var(h) and gradient
+    profile as dashed lines. One point per layer in every measured trace."""
+    stats, steps = np.asarray(stats), np.asarray(steps)
+    _check(stats, steps)
+    title = "Variance by layer"
+    if len(steps) == 0:
+        return _empty(title, "Nothing recorded yet: press Run.", height)
+    i = _record_index(steps, record)
+    step = int(steps[i, 0])
+    L = stats.shape[1]
+    x = _layers(L)
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.09, subplot_titles=(
+        "Forward: activations", "Backward: gradients ∂L/∂h"))
+    panels = {1: ("preact_var", "act_var"), 2: ("grad_preact_var",)}
+    notes: dict[int, list] = {1: [], 2: []}
+    for col, columns in panels.items():
+        for c in columns:
+            if ghost and i != 0:
+                fig.add_trace(go.Scatter(
+                    x=x, y=_log_ready(stats[0, :, COL[c]]), mode="lines", name="at step 0 (faint)",
+                    legendgroup="ghost", showlegend=(c == "preact_var"),
+                    line=dict(color=COLOURS[c], width=2, dash="dot"), opacity=0.35,
+                    hovertemplate=f"{NAMES[c]} at step 0<br>layer %{{x}}: %{{y:.3g}}<extra></extra>"), row=1, col=col)
+            fig.add_trace(go.Scatter(
+                x=x, y=_log_ready(stats[i, :, COL[c]]), mode="lines+markers", name=NAMES[c],
+                line=dict(color=COLOURS[c], width=2.5), marker=dict(size=5 if L <= 60 else 3),
+                hovertemplate=f"{NAMES[c]} at step {step}<br>layer %{{x}}: %{{y:.3g}}<extra></extra>"), row=1, col=col)
+            notes[col].append(_gap_note(stats[i, :, COL[c]], NAMES[c]))
+    q, grad = theory_traces(theory, stats, steps)
+    if q is not None:
+        fig.add_trace(go.Scatter(x=x, y=_log_ready(q), mode="lines", name=THEORY_LABEL, legendgroup="theory",
+                                 line=dict(color=COLOURS["theory"], width=1.5, dash="dash"),
+                                 hovertemplate="theory Var(h), layer %{x}: %{y:.3g}<extra></extra>"), row=1, col=1)
+    if grad is not None and np.isfinite(grad).any():
+        fig.add_trace(go.Scatter(x=x, y=_log_ready(grad), mode="lines", name=THEORY_LABEL, legendgroup="theory",
+                                 showlegend=q is None, line=dict(color=COLOURS["theory"], width=1.5, dash="dash"),
+                                 hovertemplate="theory Var(∂L/∂h), layer %{x}: %{y:.3g}<extra></extra>"), row=1, col=2)
+    if theory is not None and not theory.attrs.get("applies", True):
+        fig.add_annotation(text="theory line hidden: mean-field theory does not cover this setting",
+                           x=1.0, y=-0.17, xref="paper", yref="paper", xanchor="right", showarrow=False,
+                           font=dict(size=11, color="#666666"))
+    for col, lines in notes.items():
+        _note(fig, lines, panel=col)
+    fig.update_xaxes(title_text="layer (1 = next to the input)", range=[0.5, L + 0.5] if L < 3 else None)
+    for col, columns in panels.items():
+        shown = [stats[i, :, COL[c]] for c in columns] + ([stats[0, :, COL[c]] for c in columns] if ghost else [])
+        shown.append(q if col == 1 else grad)
+        fig.update_yaxes(**log_ticks(*shown), row=1, col=col)
+    fig.update_yaxes(title_text="variance (log scale)", row=1, col=1)
+    _layout(fig, f"{title} at step {step}", height, legend_bottom=True)
+    return fig
+
+
+def fig_variance_compare(runs: Mapping[str, tuple[np.ndarray, np.ndarray]], *, record: int = -1,
+                         height: int = 430) -> go.Figure:
+    """Several runs on one variance-by-layer chart (Compare): `runs` maps a
+    label ("A", "B") to (stats, steps). Forward Var(h) left, Var(∂L/∂h) right;
+    runs differ by line style, quantities by colour."""
+    dashes = ["solid", "dash", "dot", "dashdot"]
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.09, subplot_titles=(
+        "Forward: Var(h)", "Backward: Var(∂L/∂h)"))
+    notes: dict[int, list] = {1: [], 2: []}
+    for k, (label, (stats, steps)) in enumerate(runs.items()):
+        stats, steps = np.asarray(stats), np.asarray(steps)
+        _check(stats, steps)
+        if len(steps) == 0:
+            notes[1].append(f"{label}: nothing recorded yet")
+            continue
+        i = _record_index(steps, record)
+        step = int(steps[i, 0])
+        x = _layers(stats.shape[1])
+        for col, c in ((1, "preact_var"), (2, "grad_preact_var")):
+            fig.add_trace(go.Scatter(
+                x=x, y=_log_ready(stats[i, :, COL[c]]), mode="lines+markers", name=f"{label}: {NAMES[c]} (step {step})",
+                line=dict(color=COLOURS[c], width=2.5, dash=dashes[k % len(dashes)]), marker=dict(size=4),
+                hovertemplate=f"{label}, {NAMES[c]} at step {step}<br>layer %{{x}}: %{{y:.3g}}<extra></extra>"),
+                row=1, col=col)
+            notes[col].append(_gap_note(stats[i, :, COL[c]], f"{label}: {NAMES[c]}"))
+    for col, lines in notes.items():
+        _note(fig, lines, panel=col)
+    fig.update_xaxes(title_text="layer (1 = next to the input)")
+    for col, c in ((1, "preact_var"), (2, "grad_preact_var")):
+        fig.update_yaxes(**log_ticks(*[np.asarray(st)[..., COL[c]] for st, _ in runs.values()]), row=1, col=col)
+    fig.update_yaxes(title_text="variance (log scale)", row=1, col=1)
+    return _layout(fig, "Variance by layer", height, legend_bottom=True)
+
+
+def fig_theory_profile(theory, *, height: int = 380) -> go.Figure:
+    """What mean-field theory predicts before anything runs: Var(h) per layer
+    (left) and the gradient's second moment relative to the last layer
+    (right), from `core.theory.predicted_profile`."""
+    title = "What theory predicts"
+    if theory is None or not theory.attrs.get("applies", True) or not np.isfinite(np.asarray(theory["q"], float)).any():
+        return _empty(title, "Mean-field theory does not cover this setting: press Run to measure it.", height)
+    x = np.asarray(theory["layer"], dtype=np.int32)
+    q = np.asarray(theory["q"], dtype=np.float64)
+    g = np.asarray(theory["grad_rel"], dtype=np.float64)
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.09, subplot_titles=(
+        "Forward: predicted Var(h)", "Backward: predicted Var(∂L/∂h) ÷ last layer's"))
+    fig.add_trace(go.Scatter(x=x, y=_log_ready(q), mode="lines+markers", name="predicted Var(h)",
+                             line=dict(color=COLOURS["preact_var"], width=2, dash="dash"), marker=dict(size=4),
+                             hovertemplate="layer %{x}: %{y:.3g}<extra></extra>"), row=1, col=1)
+    fig.add_trace(go.Scatter(x=x, y=_log_ready(g), mode="lines+markers", name="predicted Var(∂L/∂h), relative",
+                             line=dict(color=COLOURS["grad_preact_var"], width=2, dash="dash"), marker=dict(size=4),
+                             hovertemplate="layer %{x}: %{y:.3g} × the last layer's<extra></extra>"), row=1, col=2)
+    fig.update_xaxes(title_text="layer (1 = next to the input)")
+    fig.update_yaxes(**log_ticks(q), row=1, col=1)
+    fig.update_yaxes(**log_ticks(g), row=1, col=2)
+    return _layout(fig, title + " (" + THEORY_LABEL.split(": ", 1)[1] + ")", height, legend_bottom=True)
+
+
+# -- 2. layer × step heatmaps ----------------------------------------------------------------------
+
+def heatmap_zrange(stats: np.ndarray, column: str, span: float = HEATMAP_SPAN) -> tuple[float, float]:
+    """Fixed colour limits for a log10-variance heatmap, so colours mean the
+    same thing on every refresh of a run: ±`span` decades around 1 for the
+    forward pass (variance 1 is what a healthy init keeps), and around the
+    last layer's value at step 0 for gradients (whose scale is set by the loss)."""
+    centre = 0.0
+    if column.startswith("grad") and len(stats):
+        v = float(stats[0, -1, COL[column]])
+        if math.isfinite(v) and v > 0:
+            centre = float(np.round(math.log10(v)))
+    return centre - span, centre + span
+
+
+def fig_layer_step_heatmap(stats: np.ndarray, steps: np.ndarray, column: str = "preact_var", *,
+                           zrange: tuple[float, float] | None = None, max_steps: int = MAX_POINTS,
+                           title: str | None = None, height: int = 400) -> go.Figure:
+    """Layer × step heatmap of log10 of a variance column (`preact_var`,
+    `act_var`, `grad_preact_var`...), layer 1 at the top. Colour limits are
+    fixed (`zrange`, default `heatmap_zrange`); blue is smaller, red larger;
+    0, inf and nan are grey gaps. At most `max_steps` records (evenly spaced,
+    first and last kept)."""
+    stats, steps = np.asarray(stats), np.asarray(steps)
+    _check(stats, steps)
+    name = NAMES.get(column, column)
+    title = title or f"log10 {name} by layer and step"
+    if len(steps) == 0:
+        return _empty(title, "Nothing recorded yet: press Run.", height)
+    idx = sample_indices(len(steps), max_steps)
+    raw = stats[idx, :, COL[column]]                       # (k, L)
+    z = _log10(raw).T                                      # (L, k)
+    zmin, zmax = zrange if zrange is not None else heatmap_zrange(stats, column)
+    L = stats.shape[1]
+    fig = go.Figure(go.Heatmap(
+        z=z, x=steps[idx, 0].astype(np.int32), y=_layers(L),
+        zmin=zmin, zmax=zmax, zmid=(zmin + zmax) / 2, colorscale="RdBu", reversescale=True,
+        hoverongaps=False, colorbar=dict(title=dict(text="log10", side="right"), thickness=14),
+        hovertemplate="step %{x}, layer %{y}<br>log10 " + name + " = %{z:.2f}<extra></extra>",
+    ))
+    bad = ~(np.isfinite(raw) & (raw > 0))
+    note = None
+    if bad.any():
+        r, l = np.argwhere(bad)[0]
+        note = f"grey = 0, inf or nan (first at step {int(steps[idx[r], 0])}, layer {int(l) + 1})"
+    fig.update_yaxes(title_text="layer", autorange="reversed", showgrid=False)
+    fig.update_xaxes(title_text="step", showgrid=False, **_step_ticks(steps[idx, 0]))
+    _layout(fig, _subtitle(title, note), height)
+    fig.update_layout(plot_bgcolor="#c8c8c8")
+    return fig
+
+
+# -- 3. loss and accuracy --------------------------------------------------------------------------
+
+def fig_loss_accuracy(steps: np.ndarray, *, max_points: int = MAX_POINTS, height: int = 340) -> go.Figure:
+    """Training loss (left; log scale when it spans more than a decade) and
+    accuracy (right): the training batch's, faint, and held-out, where measured."""
+    steps = np.asarray(steps)
+    title = "Loss and accuracy"
+    if len(steps) == 0:
+        return _empty(title, "Nothing recorded yet: press Run.", height)
+    idx = sample_indices(len(steps), max_points)
+    x = steps[idx, 0].astype(np.int32)
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=("Training loss", "Accuracy"))
+    loss = steps[idx, 1]
+    few = len(x) <= 20  # a single point of a line would not show
+    fig.add_trace(go.Scatter(x=x, y=_f32(loss), mode="lines+markers" if few else "lines", name="training loss (batch)",
+                               line=dict(color=COLOURS["loss"], width=2),
+                               hovertemplate="step %{x}: loss %{y:.4g}<extra></extra>"), row=1, col=1)
+    fig.add_trace(go.Scatter(x=x, y=_f32(steps[idx, 2]), mode="lines+markers" if few else "lines",
+                               name="training batch accuracy",
+                               line=dict(color=COLOURS["train_accuracy"], width=1.5),
+                               hovertemplate="step %{x}: batch accuracy %{y:.1%}<extra></extra>"), row=1, col=2)
+    tested = np.flatnonzero(np.isfinite(steps[:, 3]))
+    if tested.size:
+        t = tested[sample_indices(tested.size, max_points)]
+        fig.add_trace(go.Scatter(x=steps[t, 0].astype(np.int32), y=_f32(steps[t, 3]), mode="lines+markers",
+                                   name="held-out accuracy", line=dict(color=COLOURS["test_accuracy"], width=2.5),
+                                   marker=dict(size=5), hovertemplate="step %{x}: held-out accuracy %{y:.1%}<extra></extra>"),
+                      row=1, col=2)
+    finite = steps[:, 1][np.isfinite(steps[:, 1]) & (steps[:, 1] > 0)]
+    if finite.size and finite.max() / finite.min() > 10:
+        fig.update_yaxes(**log_ticks(finite), row=1, col=1)
+    bad = np.flatnonzero(~np.isfinite(steps[:, 1]))
+    if bad.size:
+        _note(fig, [f"the loss became inf/nan at step {int(steps[bad[0], 0])}"])
+    fig.update_xaxes(title_text="step", **_step_ticks(x))
+    fig.update_yaxes(title_text="cross-entropy", row=1, col=1)
+    fig.update_yaxes(range=[0, 1.02], tickformat=".0%", row=1, col=2)
+    return _layout(fig, title, height, legend_bottom=True)
+
+
+# -- 4. distributions (ridge plot) -----------------------------------------------------------------
+
+HIST_KINDS = {"act": "activations a = φ(h)", "preact": "pre-activations h", "grad_preact": "gradients ∂L/∂h"}
+
+
+def fig_histograms(hist: dict | None, kind: str = "act", *, max_layers: int = MAX_RIDGES, height: int = 520) -> go.Figure:
+    """Per-layer distributions at the step `hist['step']`, one ridge per layer
+    (layer 1 at the top) on a shared x axis, each ridge scaled to its own
+    peak: a layer whose signal has vanished shows as a spike at 0. With more
+    than `max_layers` layers, evenly spaced ones are drawn (first and last kept)."""
+    what = HIST_KINDS.get(kind, kind)
+    title = f"Distribution of {what}"
+    if not hist or not hist.get(kind):
+        return _empty(title, "No distributions recorded yet.", height)
+    per_layer = hist[kind]
+    L = len(per_layer)
+    title += f" at step {hist.get('step', '?')}"
+    chosen = sample_indices(L, max_layers)
+    # The shared x range: what holds 99.5% of each layer's entries, over all layers.
+    lo, hi = math.inf, -math.inf
+    for l in chosen:
+        edges, counts = (np.asarray(a, dtype=np.float64) for a in per_layer[l])
+        total = counts.sum()
+        if total <= 0 or not np.isfinite(edges).all():
+            continue
+        cdf = np.cumsum(counts) / total
+        lo = min(lo, edges[min(np.searchsorted(cdf, 0.0025), len(counts) - 1)])
+        hi = max(hi, edges[min(np.searchsorted(cdf, 0.9975) + 1, len(edges) - 1)])
+    fig = go.Figure()
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        return _empty(title, "Every value was inf/nan or the layers were empty.", height)
+    colours = sample_colorscale("Viridis", list(np.linspace(0.0, 0.85, len(chosen))))
+    empty = []
+    for k, l in enumerate(chosen):
+        edges, counts = (np.asarray(a, dtype=np.float64) for a in per_layer[l])
+        peak = counts.max() if counts.size else 0
+        if peak <= 0:
+            empty.append(int(l) + 1)
+            continue
+        centres = (edges[:-1] + edges[1:]) / 2
+        height_ = 1.6 * counts / peak
+        base = float(l + 1)
+        xs = np.concatenate([[centres[0]], centres, [centres[-1]]])
+        ys = base - np.concatenate([[0.0], height_ * (L / max(len(chosen), 1)) * 0.9, [0.0]])
+        fig.add_trace(go.Scatter(
+            x=_f32(xs), y=_f32(ys), mode="lines", fill="toself", name=f"layer {l + 1}", showlegend=False,
+            line=dict(color=colours[k], width=1), fillcolor=colours[k].replace("rgb", "rgba").replace(")", ", 0.45)"),
+            hoveron="fills+points", hovertemplate=f"layer {l + 1}<br>x = %{{x:.3g}}<extra></extra>"))
+    pad = 0.03 * (hi - lo)
+    fig.update_xaxes(range=[lo - pad, hi + pad], title_text=what, zeroline=True)
+    step_ticks = max(1, L // 10)
+    ticks = [l for l in range(1, L + 1) if l == 1 or l == L or l % step_ticks == 0]
+    fig.update_yaxes(autorange="reversed", title_text="layer", tickvals=ticks, showgrid=False, zeroline=False)
+    subset = "" if len(chosen) == L else f" ({len(chosen)} of {L} layers)"
+    note = f"no finite values in layer{'s' if len(empty) > 1 else ''} {_ranges(empty)}" if empty else None
+    return _layout(fig, _subtitle(title + subset, note), height)
+
+
+# -- 5. saturation and dead units ------------------------------------------------------------------
+
+def fig_saturation(stats: np.ndarray, steps: np.ndarray, *, record: int = -1, activation: str | None = None,
+                   ghost: bool = True, height: int = 340) -> go.Figure:
+    """Per layer, at one record: the share of pre-activations in the
+    activation's flat region (saturation) and the share of units flat for the
+    whole batch (dead), in percent, with step 0 as a faint ghost."""
+    stats, steps = np.asarray(stats), np.asarray(steps)
+    _check(stats, steps)
+    title = "Saturation and dead units by layer"
+    if len(steps) == 0:
+        return _empty(title, "Nothing recorded yet: press Run.", height)
+    i = _record_index(steps, record)
+    step = int(steps[i, 0])
+    L = stats.shape[1]
+    x = _layers(L)
+    fig = go.Figure()
+    for c in ("saturation", "dead_units"):
+        if ghost and i != 0:
+            fig.add_trace(go.Scatter(x=x, y=_f32(100 * stats[0, :, COL[c]]), mode="lines", name="at step 0 (faint)",
+                                     legendgroup="ghost", showlegend=c == "saturation",
+                                     line=dict(color=COLOURS[c], dash="dot", width=2), opacity=0.35,
+                                     hovertemplate=f"{NAMES[c]} at step 0<br>layer %{{x}}: %{{y:.1f}}%<extra></extra>"))
+        fig.add_trace(go.Scatter(x=x, y=_f32(100 * stats[i, :, COL[c]]), mode="lines+markers", name=NAMES[c],
+                                 line=dict(color=COLOURS[c], width=2.5), marker=dict(size=5 if L <= 60 else 3),
+                                 hovertemplate=f"{NAMES[c]} at step {step}<br>layer %{{x}}: %{{y:.1f}}%<extra></extra>"))
+    if activation == "linear":
+        _note(fig, ["a linear activation has no flat region: nothing can saturate or die"])
+    fig.update_xaxes(title_text="layer (1 = next to the input)")
+    fig.update_yaxes(title_text="% of entries / units", range=[-2, 102])
+    return _layout(fig, f"{title} at step {step}", height, legend_bottom=True)
+
+
+# -- 6. update:data ratio --------------------------------------------------------------------------
+
+def fig_update_ratio(stats: np.ndarray, steps: np.ndarray, *, max_steps: int = MAX_POINTS, max_layers: int = 10,
+                     height: int = 380) -> go.Figure:
+    """std(ΔW)/std(W) of each layer's last update over the steps (log scale),
+    with the dashed 1e-3 rule of thumb. With more than `max_layers` layers,
+    evenly spaced ones are drawn (first and last kept), coloured from the
+    input side (dark) to the output side (light)."""
+    stats, steps = np.asarray(stats), np.asarray(steps)
+    _check(stats, steps)
+    title = "Update:data ratio per layer"
+    rows = np.flatnonzero(steps[:, 0] > 0)  # no update has happened at step 0
+    if rows.size == 0:
+        fig = _empty(title, "No update yet: the ratio appears after the first step.", height)
+        return fig
+    idx = rows[sample_indices(rows.size, max_steps)]
+    x = steps[idx, 0].astype(np.int32)
+    L = stats.shape[1]
+    chosen = sample_indices(L, max_layers)
+    colours = sample_colorscale("Viridis", list(np.linspace(0.0, 0.9, len(chosen))))
+    fig = go.Figure()
+    notes = []
+    for k, l in enumerate(chosen):
+        y = stats[idx, l, COL["update_ratio"]]
+        fig.add_trace(go.Scatter(x=x, y=_log_ready(y), mode="lines" if len(x) > 20 else "lines+markers",
+                                   name=f"layer {l + 1}", line=dict(color=colours[k], width=1.8),
+                                   hovertemplate=f"layer {l + 1}, step %{{x}}: %{{y:.2e}}<extra></extra>"))
+        if (~np.isfinite(y)).any():
+            notes.append(f"layer {l + 1}: inf/nan from step {int(x[np.flatnonzero(~np.isfinite(y))[0]])}")
+    fig.add_hline(y=HEALTHY_UPDATE_RATIO, line=dict(color="#555555", dash="dash", width=1.5))
+    # On a log axis an annotation's y is log10 of the value (a shape's is the value itself).
+    fig.add_annotation(x=0.0, xref="paper", xanchor="left", y=math.log10(HEALTHY_UPDATE_RATIO), yanchor="bottom",
+                       text="1e-3: the usual healthy value", showarrow=False, font=dict(size=11, color="#555555"))
+    _note(fig, notes[:2])
+    fig.update_xaxes(title_text="step", **_step_ticks(x))
+    shown = stats[idx][:, chosen, COL["update_ratio"]]
+    fig.update_yaxes(**log_ticks(shown, HEALTHY_UPDATE_RATIO), title_text="std(ΔW) / std(W)")
+    ok = shown[np.isfinite(shown) & (shown > 0)]
+    if ok.size:  # keep the 1e-3 line inside, with some room
+        lo = math.log10(min(ok.min(), HEALTHY_UPDATE_RATIO)) - 0.25
+        hi = math.log10(max(ok.max(), HEALTHY_UPDATE_RATIO)) + 0.25
+        fig.update_yaxes(range=[lo, hi])
+    subset = "" if len(chosen) == L else f" ({len(chosen)} of {L} layers)"
+    _layout(fig, title + subset, height)
+    fig.update_layout(legend=dict(orientation="v", yanchor="top", y=1.0, xanchor="left", x=1.02), margin=dict(r=90))
+    return fig
+
+
+__all__ = [
+    "MAX_POINTS", "COLOURS", "NAMES", "THEORY_LABEL", "TEMPLATE", "sample_indices", "heatmap_zrange", "theory_traces",
+    "fig_variance_by_layer", "fig_variance_compare", "fig_theory_profile", "fig_layer_step_heatmap", "fig_loss_accuracy", "fig_histograms",
+    "fig_saturation", "fig_update_ratio",
+]

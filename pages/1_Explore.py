@@ -1,0 +1,45 @@
+"""Explore: one network, trained live, every layer's signal on screen.
+
+URL → sidebar → Run controls → live status, health verdict and charts →
+downloads and code → share link. The logic lives in ui/ and core/.
+"""
+import streamlit as st
+
+st.set_page_config(page_title="Explore · Gradient Flow Lab", page_icon="📉", layout="wide")
+
+from ui.downloads import code_snippets, download_buttons  # noqa: E402
+from ui.live import live_view, show_theory_preview  # noqa: E402
+from ui.session import limits_problem, run_controls, warm_up_engine  # noqa: E402
+from ui.share import config_from_query, explore_url, share_box, show_notes  # noqa: E402
+from ui.sidebar import describe, sidebar  # noqa: E402
+
+KEY = "explore"
+warm_up_engine()
+
+st.title("Explore")
+st.caption("Pick a network in the sidebar and press **Run**: a real PyTorch network trains while every layer's "
+           "activation and gradient variance is drawn live.")
+
+defaults, notes = config_from_query()
+show_notes(notes)
+if problem := limits_problem():
+    st.error(problem)
+cfg = sidebar(defaults, key_prefix=KEY)
+
+run_controls(cfg, KEY)
+snap = live_view(KEY)
+if snap is None:
+    st.info(f"{describe(cfg)}. Press **Run** to train it, or **Step** to look at it at initialization.",
+            icon=":material/arrow_back:")
+    show_theory_preview(cfg, KEY)
+
+st.divider()
+st.subheader("Take it with you")
+c1, c2 = st.columns([1, 1.4], gap="large")
+with c1:
+    st.markdown("**Statistics of this run**")
+    download_buttons(snap, KEY)
+    share_box(explore_url(cfg), label="Link to these settings")
+with c2:
+    if code_snippets(cfg, KEY):
+        st.caption("Code that builds and initializes this exact network.")

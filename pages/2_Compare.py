@@ -1,0 +1,52 @@
+"""Compare: two settings side by side, same seed and data, overlaid and as heatmaps.
+
+URL (A plain, B as b_...) → sidebar tabs A and B → Run both → live progress,
+verdicts and charts → what differs → share link. The logic lives in ui/compare.py.
+"""
+import streamlit as st
+
+st.set_page_config(page_title="Compare · Gradient Flow Lab", page_icon="📉", layout="wide")
+
+from ui.compare import controls, live_pair, run_buttons, settings_diff  # noqa: E402
+from ui.downloads import code_snippets  # noqa: E402
+from ui.session import limits_problem  # noqa: E402
+from ui.share import compare_from_query, compare_url, explore_url, share_box, show_notes  # noqa: E402
+
+st.title("Compare")
+st.caption("Two networks that differ only in what you change, trained side by side on the same data: "
+           "set **A** in the sidebar, change what you want in **B**, and press **Run A and B**.")
+
+a_defaults, b_defaults, notes = compare_from_query()
+show_notes(notes)
+if problem := limits_problem():
+    st.error(problem)
+a, b = controls(a_defaults, b_defaults)
+
+st.subheader("What differs")
+diff = settings_diff(a, b)
+if diff.empty:
+    st.info("A and B are identical so far: open the **Setting B** tab in the sidebar and change something "
+            "(for example the initializer, or BatchNorm).", icon=":material/tune:")
+else:
+    st.table(diff, hide_index=True, width="content")
+if (a.seed, a.dataset) != (b.seed, b.dataset):
+    st.warning("A and B use a different seed or dataset, so part of any difference comes from different data "
+               "or weights, not only from the settings you changed.")
+
+run_buttons(a, b)
+if not live_pair():
+    st.info("Press **Run A and B** to train both networks; their charts appear here as they train.",
+            icon=":material/play_arrow:")
+
+st.divider()
+st.subheader("Take it with you")
+c1, c2 = st.columns([1, 1.4], gap="large")
+with c1:
+    share_box(compare_url(a, b), label="Link to this comparison")
+    st.markdown(f"Open [A alone]({explore_url(a)}) or [B alone]({explore_url(b)}) in Explore.")
+with c2:
+    tab_a, tab_b = st.tabs(["Code for A", "Code for B"])
+    with tab_a:
+        code_snippets(a, "compare_code_a")
+    with tab_b:
+        code_snippets(b, "compare_code_b")

@@ -1,0 +1,13 @@
+"""Streamlit helpers shared by the pages (core/ never imports Streamlit; this package does).
+
+- `ui.share`: settings in the URL — `config_from_query`, `compare_from_query`,
+  `show_notes`, `explore_query`/`compare_query` (for st.page_link),
+  `explore_url`/`compare_url` (full links), `share_box`, `page_file`.
+- `ui.sidebar`: `sidebar(defaults, key_prefix)` / `config_controls(..., container=)` → RunConfig;
+  `set_widgets`, `widget_values`, `describe`.
+- `ui.session`: one Run per page and session — `run_controls`, `start_run`, `stop_run`,
+  `current_run`, `is_live`, `status_line`, `server_limits`, `run_slots`, `warm_up_engine`.
+- `ui.live`: `live_view(key)` (fragments polling the run), `show_verdict`, `show_charts`,
+  `show_theory_preview`, `theory_profile`.
+- `ui.downloads`: `download_buttons(snapshot, key)`, `code_snippets(cfg, key)`.
+"""

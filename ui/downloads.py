@@ -1,0 +1,64 @@
+"""Downloads of a run (CSV, Parquet, JSON: the CLI's formats) and the code
+snippets that build the same network in PyTorch and Keras."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core.config import RunConfig
+from core.engine import Snapshot
+from core.export import export_bytes
+
+MIME = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet", "json": "application/json"}
+
+
+def file_stem(cfg: RunConfig) -> str:
+    """gradient-flow_relu_kaiming_normal_d30_seed0: what the files are called."""
+    depth = f"d{cfg.depth}" if cfg.widths is None else "w" + "-".join(map(str, cfg.widths[:4]))
+    return f"gradient-flow_{cfg.activation}_{cfg.init}{'_bn' if cfg.batchnorm else ''}_{depth}_seed{cfg.seed}"
+
+
+def download_buttons(snap: Snapshot | None, key: str) -> None:
+    """CSV / Parquet / JSON of everything the run recorded (built only when clicked)."""
+    if snap is None or len(snap.steps) == 0:
+        st.caption("Run a network to download its statistics.")
+        return
+    if snap.status in ("queued", "running"):
+        st.caption("The downloads appear when the run ends (or when you pause it).")
+        return
+    result = snap.result()
+    stem = file_stem(snap.config)
+    cols = st.columns(3)
+    for col, fmt in zip(cols, ("csv", "parquet", "json")):
+        col.download_button(
+            fmt.upper(), icon=":material/download:", data=lambda fmt=fmt: export_bytes(result, fmt), file_name=f"{stem}.{fmt}",
+            mime=MIME[fmt], key=f"{key}__dl_{fmt}", on_click="ignore", width="stretch",
+            help={"csv": "One row per recorded step and layer (the CLI's table).",
+                  "parquet": "The same table, typed, with the config in the file's metadata.",
+                  "json": "Config, per-layer rows, per-step rows and the diagnosis: the file the CLI writes."}[fmt])
+    st.caption(f"{len(snap.steps):,} records × {snap.stats.shape[1]} layers, up to step {int(snap.steps[-1, 0])} "
+               f"({snap.status}).")
+
+
+def code_snippets(cfg: RunConfig, key: str) -> bool:
+    """PyTorch and Keras code for `cfg` (from core.codegen); shows nothing and
+    returns False while that module is not there."""
+    try:
+        from core import codegen
+    except ImportError:
+        return False
+    tabs = st.tabs(["PyTorch", "Keras"])
+    for tab, fn, ext in ((tabs[0], getattr(codegen, "pytorch_code", None), "torch"),
+                         (tabs[1], getattr(codegen, "keras_code", None), "keras")):
+        with tab:
+            if fn is None:
+                st.caption("Not available yet.")
+                continue
+            try:
+                code = fn(cfg)
+            except Exception as e:
+                st.error(f"The code could not be generated ({type(e).__name__}: {e}).")
+                continue
+            st.code(code, language="python")
+            st.download_button(f"{file_stem(cfg)}_{ext}.py", icon=":material/download:", data=code, file_name=f"{file_stem(cfg)}_{ext}.py",
+                               mime="text/x-python", key=f"{key}__dl_code_{ext}", on_click="ignore")
+    return True

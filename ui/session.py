@@ -1,0 +1,216 @@
+"""One training run per page and session, and the buttons that drive it.
+
+The run is a `core.engine.Run` (a background thread) kept in
+`st.session_state[f"{key}__run"]`. It owns its RunConfig: changing a widget
+reruns the script but never touches the run; the new settings apply when the
+user presses Run again. Server-wide, `run_slots()` caps concurrent training
+threads (`Limits.max_concurrent_runs`) and queues the rest; `heartbeat_timeout`
+stops a run whose page stopped polling (a closed tab).
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import streamlit as st
+
+from core.config import FIELDS, RunConfig
+from core.engine import Run, RunSlots, Snapshot
+from core.limits import Limits
+
+HEARTBEAT_SECONDS = 30.0  # a run nobody polled for this long is stopped (closed tab)
+TERMINAL = ("finished", "stopped", "diverged", "failed")
+
+
+@st.cache_resource(show_spinner=False)
+def server_limits() -> Limits:
+    """This server's limits (`GFL_MAX_...` environment variables), read once."""
+    try:
+        return Limits.from_env()
+    except ValueError:
+        return Limits()  # a bad variable: the defaults; `limits_problem()` says why
+
+
+def limits_problem() -> str | None:
+    try:
+        Limits.from_env()
+    except ValueError as e:
+        return f"{e} The server uses its default limits instead."
+    return None
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up_engine() -> threading.Thread:
+    """Once per server, in the background: load the compiled statistics
+    kernels and take one tiny training step, so the first Run a visitor
+    presses does not pay several seconds of start-up."""
+    def work():
+        try:
+            from core import kernels
+            from core.engine import train
+            kernels.warm_up()
+            train(RunConfig(depth=2, width=8, steps=1, batch_size=8, eval_every=1))
+        except Exception:
+            pass  # only an optimization: the real run reports real problems
+    thread = threading.Thread(target=work, name="gfl-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+@st.cache_resource(show_spinner=False)
+def run_slots() -> RunSlots:
+    """Server-wide places for training threads, first come first served."""
+    return RunSlots(server_limits().max_concurrent_runs)
+
+
+def _run_key(key: str) -> str:
+    return f"{key}__run"
+
+
+def _flash_key(key: str) -> str:
+    return f"{key}__flash"
+
+
+def current_run(key: str) -> Run | None:
+    """The run of this page (`key`) in this session, if one was started."""
+    return st.session_state.get(_run_key(key))
+
+
+def is_live(run: Run | None) -> bool:
+    """Queued, running or paused: a thread that may still produce records."""
+    return run is not None and run.status not in TERMINAL and run.status != "ready"
+
+
+def start_run(cfg: RunConfig, key: str, *, paused: bool = False) -> Run | None:
+    """Stop this page's previous run and start `cfg`; None (with the reason
+    flashed on the next render) when `cfg` is over this server's limits."""
+    limits = server_limits()
+    problem = limits.violation(cfg)
+    if problem is not None:
+        field, sentence = problem
+        flash(key, "error", f"Not started: {sentence}")
+        return None
+    stop_run(key, wait=False)
+    run = Run(cfg, max_seconds=limits.max_run_seconds, heartbeat_timeout=HEARTBEAT_SECONDS, slots=run_slots())
+    st.session_state[_run_key(key)] = run.start(paused=paused)
+    return run
+
+
+def stop_run(key: str, wait: bool = True) -> None:
+    run = current_run(key)
+    if run is not None and run.alive:
+        run.stop()
+        if wait:
+            run.join(timeout=3.0)
+
+
+def flash(key: str, kind: str, text: str) -> None:
+    """A message shown once, on the next render of `run_controls`."""
+    st.session_state[_flash_key(key)] = (kind, text)
+
+
+def _show_flash(key: str) -> None:
+    kind, text = st.session_state.pop(_flash_key(key), (None, None))
+    if kind is not None:
+        getattr(st, kind)(text)
+
+
+def _wait_for(run: Run, done, timeout: float = 3.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and not done(run.snapshot()):
+        time.sleep(0.02)
+
+
+def changed_settings(old: RunConfig, new: RunConfig) -> list[str]:
+    """['depth 8 → 12', ...] for the fields that differ."""
+    out = []
+    for name, spec in FIELDS.items():
+        a, b = getattr(old, name), getattr(new, name)
+        if a != b:
+            show = lambda v: "default" if v is None else spec.format(v)
+            out.append(f"{name} {show(a)} → {show(b)}")
+    return out
+
+
+def _handle_clicks(cfg: RunConfig, key: str) -> None:
+    """Act on a button clicked in the browser before the buttons are drawn
+    (Streamlit puts a click in session_state first), so they are drawn once,
+    already showing the run's new state."""
+    ss = st.session_state
+    run = current_run(key)
+    live = is_live(run)
+    if ss.get(f"{key}__btn_run"):
+        run = start_run(cfg, key)
+        if run is not None:  # draw the first record right away rather than on the next poll
+            _wait_for(run, lambda s: len(s.steps) > 0 or s.status in TERMINAL, 1.5)
+    elif ss.get(f"{key}__btn_pause") and live:
+        if run.status == "paused":
+            run.resume()
+        else:
+            run.pause()
+            _wait_for(run, lambda s: s.status != "running", 1.0)
+    elif ss.get(f"{key}__btn_step"):
+        if not live:
+            run = start_run(cfg, key, paused=True)
+        if run is not None:
+            before = run.snapshot().step
+            run.step(1)
+            _wait_for(run, lambda s: (s.step > before and s.status == "paused") or s.status in TERMINAL)
+    elif ss.get(f"{key}__btn_stop") and live:
+        stop_run(key)
+
+
+def run_controls(cfg: RunConfig, key: str) -> Run | None:
+    """Run / Pause·Resume / Step / Stop for this page's run of `cfg`.
+
+    Returns the current run (or None). Run starts `cfg` afresh (stopping the
+    previous run); Step takes one optimizer step and pauses (starting a new
+    paused run first when none is live); limits are checked before starting.
+    Button keys are `f"{key}__btn_run"`, `__btn_pause`, `__btn_step`, `__btn_stop`.
+    """
+    _handle_clicks(cfg, key)
+    run = current_run(key)
+    live = is_live(run)
+    paused = live and run.status == "paused"
+    c1, c2, c3, c4, _ = st.columns([1.1, 1.2, 1, 1, 3], vertical_alignment="center")
+    c1.button("Run", icon=":material/play_arrow:", key=f"{key}__btn_run", type="primary", width="stretch",
+              help="Train this network from scratch with the settings in the sidebar.")
+    c2.button("Resume" if paused else "Pause", icon=":material/play_arrow:" if paused else ":material/pause:",
+              key=f"{key}__btn_pause", disabled=not live, width="stretch",
+              help="Pause or resume training; the charts keep what was recorded.")
+    c3.button("Step", icon=":material/skip_next:", key=f"{key}__btn_step", width="stretch",
+              help="Take one training step, then pause. With no run going, starts one paused at initialization.")
+    c4.button("Stop", icon=":material/stop:", key=f"{key}__btn_stop", disabled=not live, width="stretch",
+              help="End the run; what it recorded stays on screen and can be downloaded.")
+    _show_flash(key)
+    if run is not None and run.cfg != cfg:
+        diff = changed_settings(run.cfg, cfg)
+        st.info("The sidebar settings differ from this run's "
+                f"({'; '.join(diff[:6])}{'; …' if len(diff) > 6 else ''}). "
+                "The charts show the run with its own settings; press **Run** to apply the new ones.",
+                icon=":material/info:")
+    return run
+
+
+def status_line(snap: Snapshot) -> None:
+    """Progress bar and one line of status for a snapshot."""
+    total = max(snap.config.steps, 1)
+    frac = min(max(snap.step / total, 0.0), 1.0)
+    if snap.status == "queued":
+        st.info(f"Waiting for a free place on the server: you are number {snap.queue_position} in the queue. "
+                "Training starts on its own.", icon=":material/hourglass_top:")
+        return
+    words = {"running": "Training", "paused": "Paused", "finished": "Finished", "stopped": "Stopped",
+             "diverged": "Diverged", "failed": "Failed", "ready": "Starting"}.get(snap.status, snap.status)
+    st.progress(frac, text=f"**{words}** · step {snap.step:,} / {snap.config.steps:,} · "
+                           f"{len(snap.steps):,} records · {snap.elapsed:.1f} s")
+    if snap.status == "diverged":
+        st.error(f"**Diverged.** {snap.message} The charts keep everything recorded up to that step.", icon=":material/error:")
+    elif snap.status == "failed":
+        st.error(snap.message or "The run failed.")
+    elif snap.status == "stopped" and snap.message:
+        st.warning(snap.message)
+
+
+__all__ = ["HEARTBEAT_SECONDS", "server_limits", "limits_problem", "run_slots", "current_run", "is_live", "start_run",
+           "stop_run", "flash", "warm_up_engine", "changed_settings", "run_controls", "status_line"]

@@ -1,0 +1,161 @@
+"""Settings in the URL: reading them (leniently) and building share links.
+
+A link carries every RunConfig field under its own name (CLI.md), e.g.
+`/Explore?depth=30&activation=relu&init=kaiming_normal&seed=1`. Compare links
+carry A's settings under the plain names and B's under the same names
+prefixed `b_`. Invalid values fall back to the default and come back as notes
+for people, which `show_notes` puts on the page.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+from urllib.parse import urlencode
+
+import streamlit as st
+
+from core.config import FIELDS, ConfigError, RunConfig
+
+B_PREFIX = "b_"
+PAGES = ("Explore", "Compare", "Theory", "Learn")
+APP_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_BASE = "http://localhost:8501"
+
+
+# -- reading ----------------------------------------------------------------------------------------
+
+def _params(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    if params is None:
+        qp = st.query_params
+        return {k: (qp.get_all(k) if len(qp.get_all(k)) > 1 else qp[k]) for k in qp}
+    return dict(params)
+
+
+def config_from_query(params: Mapping[str, Any] | None = None, *, prefix: str = "",
+                      other_prefixes: Iterable[str] = ()) -> tuple[RunConfig, list[str]]:
+    """The RunConfig in the URL (default: `st.query_params`) and notes on what
+    could not be used, each naming the parameter. Lenient: a bad value falls
+    back to its default, unknown parameters are ignored with a note. Keys that
+    start with one of `other_prefixes` (e.g. Compare's `b_`) are skipped."""
+    params = _params(params)
+    others = tuple(p for p in other_prefixes if p and p != prefix)
+    ignore = [k for k in params if others and str(k).startswith(others)]
+    return RunConfig.from_query(params, prefix=prefix, ignore=ignore)
+
+
+def compare_from_query(params: Mapping[str, Any] | None = None) -> tuple[RunConfig, RunConfig, list[str]]:
+    """(A, B, notes) from a Compare URL: A under the plain names, B as A with
+    the `b_` parameters changed. An invalid B value falls back to A's value."""
+    params = _params(params)
+    a, notes = config_from_query(params, other_prefixes=(B_PREFIX,))
+    changes: dict[str, Any] = {}
+    for key, raw in params.items():
+        key = str(key)
+        if not key.startswith(B_PREFIX):
+            continue
+        name = key[len(B_PREFIX):]
+        if isinstance(raw, (list, tuple)):
+            raw = raw[-1] if raw else ""
+        if name not in FIELDS:
+            notes.append(f"Unknown parameter {key!r} was ignored; B's settings are the names of A's prefixed b_.")
+            continue
+        try:
+            changes[name] = FIELDS[name].parse(str(raw))
+        except ConfigError as e:
+            notes.append(f"Setting B: {e.message.replace('Invalid ' + name, 'Invalid ' + key, 1)} Using A's value.")
+    if changes.get("widths") is not None:
+        changes.pop("depth", None), changes.pop("width", None)
+    elif "depth" in changes or "width" in changes:
+        changes.setdefault("depth", a.depth)
+        changes.setdefault("width", a.width)
+        changes["widths"] = None
+    b = a
+    for _ in range(len(FIELDS) + 1):
+        try:
+            b = a.replace(**changes) if changes else a
+            break
+        except ConfigError as e:
+            notes.append(f"Setting B: {e.message} Using A's value.")
+            if e.field not in changes:
+                changes = {}
+            changes.pop(e.field, None)
+    return a, b, notes
+
+
+def show_notes(notes: list[str], what: str = "this link") -> None:
+    """One st.warning listing what in the URL could not be used (each note names its parameter)."""
+    if notes:
+        st.warning(f"Some settings in {what} were not used as written:\n\n"
+                   + "\n".join(f"- {n}" for n in notes), icon=":material/link_off:")
+
+
+# -- writing ----------------------------------------------------------------------------------------
+
+def explore_query(cfg: RunConfig) -> dict[str, str]:
+    """Every setting of `cfg` as query parameters (for st.page_link(query_params=...))."""
+    return cfg.to_query()
+
+
+def compare_query(a: RunConfig, b: RunConfig) -> dict[str, str]:
+    """A's settings under the plain names, B's that differ from A prefixed `b_`."""
+    qa, qb = a.to_query(), b.to_query()
+    query = dict(qa)
+    for k, v in qb.items():
+        if qa.get(k) != v:
+            query[B_PREFIX + k] = v
+    if b.widths is None and a.widths is not None:  # B went back to depth/width
+        query[B_PREFIX + "widths"] = "none"
+    if b.input_dim is None and a.input_dim is not None:
+        query[B_PREFIX + "input_dim"] = "none"
+    return query
+
+
+def app_url() -> str:
+    """The app's root URL as the browser sees it (no page, no query), e.g.
+    http://localhost:8501; DEFAULT_BASE outside a browser session (tests)."""
+    try:
+        url = st.context.url
+    except Exception:
+        url = None
+    if not url:
+        return DEFAULT_BASE
+    url = url.split("?", 1)[0].split("#", 1)[0].rstrip("/")
+    for page in PAGES:
+        if url.endswith("/" + page):
+            return url[: -len(page) - 1]
+    return url
+
+
+def page_url(page: str, query: Mapping[str, str], base: str | None = None) -> str:
+    base = (app_url() if base is None else base).rstrip("/")
+    return f"{base}/{page}?{urlencode(query)}"
+
+
+def explore_url(cfg: RunConfig, base: str | None = None) -> str:
+    """The full Explore URL that replays `cfg` (every setting, seed included)."""
+    return page_url("Explore", explore_query(cfg), base)
+
+
+def compare_url(a: RunConfig, b: RunConfig, base: str | None = None) -> str:
+    """The full Compare URL of A vs B."""
+    return page_url("Compare", compare_query(a, b), base)
+
+
+def page_file(name: str) -> str | None:
+    """'pages/1_Explore.py' for 'Explore' (for st.page_link), or None if there is no such page yet."""
+    for path in sorted((APP_DIR / "pages").glob("*.py")):
+        stem = path.stem.split("_", 1)[-1] if path.stem[:1].isdigit() else path.stem
+        if stem.lower() == name.lower():
+            return f"pages/{path.name}"
+    return None
+
+
+def share_box(url: str, *, label: str = "Share this experiment") -> None:
+    """The link in a copyable code box (the copy button is in its corner)."""
+    st.markdown(f"**{label}**")
+    st.code(url, language=None, wrap_lines=True)
+    st.caption("The link holds every setting, the seed included: opening it replays the same run.")
+
+
+__all__ = ["B_PREFIX", "config_from_query", "compare_from_query", "show_notes", "explore_query", "compare_query",
+           "app_url", "page_url", "explore_url", "compare_url", "page_file", "share_box"]

@@ -1,0 +1,184 @@
+"""The settings controls: one widget per RunConfig field, returning a RunConfig.
+
+    config = sidebar(defaults, key_prefix="explore")
+
+Widgets are grouped as Network, Initialization, Data & training, Recording;
+their options come from the registries and their help text from `FIELDS`
+and the registries, so a new activation or initializer needs no change here.
+Widget keys are `f"{key_prefix}_{field}"`. The widgets start from `defaults`
+(usually the URL's settings) and are reset to them whenever `defaults` change
+(a new link opened in the same session); otherwise they keep what the user set.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from core.config import FIELDS, ConfigError, RunConfig
+from core.limits import HARD
+from core.registry import ACTIVATIONS, DATASETS, INITIALIZERS, OPTIMIZERS
+
+from .session import server_limits
+
+# Field -> widget; `widths_text` is the text box behind `widths`.
+_WIDGET_FIELDS = ("depth", "width", "widths_text", "input_dim", "activation", "init", "sigma_w", "sigma_b", "bias",
+                  "batchnorm", "dataset", "batch_size", "steps", "lr", "optimizer", "seed", "record_every",
+                  "eval_every")
+
+
+def _k(prefix: str, name: str) -> str:
+    return f"{prefix}_{name}"
+
+
+def widget_values(cfg: RunConfig) -> dict[str, Any]:
+    """What each widget shows for `cfg`."""
+    values = {name: getattr(cfg, name) for name in _WIDGET_FIELDS if name != "widths_text"}
+    values["widths_text"] = "" if cfg.widths is None else FIELDS["widths"].format(cfg.widths)
+    values["sigma_w"], values["sigma_b"], values["lr"] = float(cfg.sigma_w), float(cfg.sigma_b), float(cfg.lr)
+    return values
+
+
+def set_widgets(cfg: RunConfig, key_prefix: str) -> None:
+    """Put `cfg` into the widgets of `key_prefix` (call before they are drawn, or from a callback)."""
+    for name, value in widget_values(cfg).items():
+        st.session_state[_k(key_prefix, name)] = value
+
+
+def _prepare_state(defaults: RunConfig, key_prefix: str) -> None:
+    source = _k(key_prefix, "_defaults")
+    if st.session_state.get(source) != defaults:
+        set_widgets(defaults, key_prefix)
+        st.session_state[source] = defaults
+        return
+    for name, value in widget_values(defaults).items():  # widgets forgotten after a page switch
+        st.session_state.setdefault(_k(key_prefix, name), value)
+
+
+def _help(name: str, extra: str = "") -> str:
+    return FIELDS[name].help + (f" {extra}" if extra else "")
+
+
+def config_controls(defaults: RunConfig, key_prefix: str = "explore", *, container=None) -> RunConfig:
+    """Draw the controls into `container` (default: the sidebar) and return the RunConfig they describe.
+
+    A combination the config rejects (e.g. a batch larger than the dataset)
+    shows one sentence naming the setting, and that setting falls back to
+    `defaults` (or, if that fails too, to RunConfig's default).
+    """
+    _prepare_state(defaults, key_prefix)
+    k = lambda name: _k(key_prefix, name)  # noqa: E731
+    ss = st.session_state
+    box = st.sidebar if container is None else container
+    limits = server_limits()
+    v: dict[str, Any] = {}
+    problems: list[str] = []
+
+    with box.expander("**Network**", expanded=True):
+        widths_on = bool(str(ss.get(k("widths_text"), "")).strip())
+        depth_max = max(limits.max_depth, int(ss.get(k("depth"), 1)))
+        v["depth"] = st.slider("Depth (hidden layers)", 1, depth_max, key=k("depth"), disabled=widths_on,
+                               help=_help("depth", f"This server runs up to {limits.max_depth}."))
+        v["width"] = st.number_input("Width (units per layer)", 1, HARD.max_width, step=16, key=k("width"),
+                                     disabled=widths_on, help=_help("width"))
+        text = st.text_input("Per-layer widths (optional)", key=k("widths_text"), placeholder="e.g. 256,128,64",
+                             help=_help("widths", "Leave empty to use depth × width."))
+        v["widths"] = None
+        if text.strip():
+            try:
+                v["widths"] = FIELDS["widths"].parse(text)
+            except ConfigError as e:
+                problems.append(e.message + " Using depth × width.")
+        v["activation"] = st.selectbox("Activation φ", list(ACTIVATIONS), key=k("activation"),
+                                       format_func=lambda n: ACTIVATIONS[n].label, help=_help("activation"))
+        st.caption(ACTIVATIONS[v["activation"]].help)
+        v["batchnorm"] = st.toggle("BatchNorm", key=k("batchnorm"), help=_help("batchnorm"))
+        v["bias"] = st.toggle("Bias in every layer", key=k("bias"), help=_help("bias"))
+
+    with box.expander("**Initialization**", expanded=True):
+        v["init"] = st.selectbox("Initializer", list(INITIALIZERS), key=k("init"),
+                                 format_func=lambda n: INITIALIZERS[n].label, help=_help("init"))
+        ini = INITIALIZERS[v["init"]]
+        st.markdown(f"`{ini.formula}`")
+        st.caption(ini.help)
+        c1, c2 = st.columns(2)
+        v["sigma_w"] = c1.number_input("σ_w", 0.0, 100.0, step=0.05, format="%g", key=k("sigma_w"),
+                                       help=_help("sigma_w"))
+        v["sigma_b"] = c2.number_input("σ_b", 0.0, 100.0, step=0.05, format="%g", key=k("sigma_b"),
+                                       disabled=not ini.uses_sigma_b,
+                                       help=_help("sigma_b", "" if ini.uses_sigma_b else "Biases start at 0 under this initializer."))
+        if not ini.uses_sigma_b and v["sigma_w"] != 1.0:
+            st.caption(f"σ_w = {v['sigma_w']:g} multiplies this scheme's standard deviation.")
+
+    with box.expander("**Data & training**", expanded=True):
+        v["dataset"] = st.selectbox("Dataset", list(DATASETS), key=k("dataset"),
+                                    format_func=lambda n: DATASETS[n].label, help=_help("dataset"))
+        st.caption(DATASETS[v["dataset"]].help)
+        gaussian = DATASETS[v["dataset"]].input_dim is None
+        dim = st.number_input("Input features", 1, HARD.max_width, step=16, key=k("input_dim"), disabled=not gaussian,
+                              placeholder="first hidden width", help=_help("input_dim"))
+        v["input_dim"] = int(dim) if gaussian and dim is not None else None
+        c1, c2 = st.columns(2)
+        v["batch_size"] = c1.number_input("Batch size", 2, HARD.max_batch_size, step=32, key=k("batch_size"),
+                                          help=_help("batch_size", f"At most {DATASETS[v['dataset']].train_size:,} here."))
+        v["steps"] = c2.number_input("Steps", 0, HARD.max_steps, step=50, key=k("steps"),
+                                     help=_help("steps", f"This server runs up to {limits.max_steps:,}."))
+        c1, c2 = st.columns(2)
+        v["lr"] = c1.number_input("Learning rate", 0.0, 1000.0, step=0.01, format="%g", key=k("lr"), help=_help("lr"))
+        v["optimizer"] = c2.selectbox("Optimizer", list(OPTIMIZERS), key=k("optimizer"),
+                                      format_func=lambda n: OPTIMIZERS[n].label, help=_help("optimizer"))
+        v["seed"] = st.number_input("Seed", 0, 2**31 - 1, step=1, key=k("seed"), help=_help("seed"))
+
+    with box.expander("**Recording**", expanded=False):
+        v["record_every"] = st.number_input("Record statistics every N steps", 0, HARD.max_steps, step=1,
+                                            key=k("record_every"), help=_help("record_every"))
+        v["eval_every"] = st.number_input("Held-out accuracy every N steps", 0, HARD.max_steps, step=1,
+                                          key=k("eval_every"), help=_help("eval_every"))
+        st.button("↺ Reset to the link's settings", key=k("_reset"), on_click=set_widgets, args=(defaults, key_prefix),
+                  help="Put every control back to the settings this page was opened with.")
+
+    cfg = _build(v, defaults, problems)
+    for p in problems:
+        box.error(p)
+    return cfg
+
+
+def _build(values: dict[str, Any], defaults: RunConfig, problems: list[str]) -> RunConfig:
+    values = dict(values)
+    if values.get("widths") is not None:
+        values.pop("depth"), values.pop("width")
+    for _ in range(len(FIELDS) + 1):
+        try:
+            return RunConfig(**values)
+        except ConfigError as e:
+            fallback = getattr(defaults, e.field, None) if e.field in values else None
+            if e.field not in values:
+                break
+            if values[e.field] == fallback:
+                values.pop(e.field)
+                problems.append(e.message + " Using the default.")
+            else:
+                values[e.field] = fallback
+                problems.append(e.message + f" Using {FIELDS[e.field].format(fallback) if fallback is not None else 'the default'}.")
+    return defaults
+
+
+def describe(cfg: RunConfig) -> str:
+    """'20 hidden layers of 128 units, ReLU, He/Kaiming normal init, on Digits (8×8), 200 steps of SGD' (Markdown)."""
+    shape = (f"**{cfg.depth} hidden layers** of {cfg.width} units" if cfg.widths is None
+             else f"**{len(cfg.widths)} hidden layers** of {FIELDS['widths'].format(cfg.widths)} units")
+    init = INITIALIZERS[cfg.init].label
+    if cfg.sigma_w != 1.0 or INITIALIZERS[cfg.init].uses_sigma_b:
+        init += f" (σ_w = {cfg.sigma_w:g}" + (f", σ_b = {cfg.sigma_b:g})" if INITIALIZERS[cfg.init].uses_sigma_b else ")")
+    return (f"{shape}, {ACTIVATIONS[cfg.activation].label}, {init} init{', BatchNorm' if cfg.batchnorm else ''}, "
+            f"on {DATASETS[cfg.dataset].label}, {cfg.steps} steps of {OPTIMIZERS[cfg.optimizer].label} (lr {cfg.lr:g}, "
+            f"seed {cfg.seed})")
+
+
+def sidebar(defaults: RunConfig, key_prefix: str = "explore") -> RunConfig:
+    """The settings controls in the sidebar; returns the RunConfig they describe."""
+    st.sidebar.header("Settings")
+    return config_controls(defaults, key_prefix)
+
+
+__all__ = ["sidebar", "config_controls", "set_widgets", "widget_values", "describe"]
