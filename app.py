@@ -7,6 +7,10 @@ import streamlit as st
 
 st.set_page_config(page_title="Gradient Flow Lab", page_icon="📉", layout="wide")
 
+from ui.nav import nav  # noqa: E402
+
+nav()
+
 from core.scenarios import SCENARIOS  # noqa: E402
 from ui.session import warm_up_engine  # noqa: E402
 from ui.share import compare_query, explore_query, page_file  # noqa: E402

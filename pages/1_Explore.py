@@ -7,6 +7,10 @@ import streamlit as st
 
 st.set_page_config(page_title="Explore · Gradient Flow Lab", page_icon="📉", layout="wide")
 
+from ui.nav import nav  # noqa: E402
+
+nav()
+
 from ui.downloads import code_snippets, download_buttons  # noqa: E402
 from ui.live import live_view, show_theory_preview  # noqa: E402
 from ui.session import limits_problem, run_controls, warm_up_engine  # noqa: E402

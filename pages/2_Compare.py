@@ -7,6 +7,10 @@ import streamlit as st
 
 st.set_page_config(page_title="Compare · Gradient Flow Lab", page_icon="📉", layout="wide")
 
+from ui.nav import nav  # noqa: E402
+
+nav()
+
 from ui.compare import controls, live_pair, run_buttons, settings_diff  # noqa: E402
 from ui.downloads import code_snippets  # noqa: E402
 from ui.session import limits_problem  # noqa: E402

@@ -8,6 +8,10 @@ import streamlit as st
 
 st.set_page_config(page_title="Theory · Gradient Flow Lab", page_icon="📉", layout="wide")
 
+from ui.nav import nav  # noqa: E402
+
+nav()
+
 from core import theory_figures as TF  # noqa: E402
 from core.registry import ACTIVATIONS  # noqa: E402
 from ui import theory as TH  # noqa: E402

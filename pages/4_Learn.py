@@ -8,6 +8,10 @@ import streamlit as st
 
 st.set_page_config(page_title="Learn · Gradient Flow Lab", page_icon="📉", layout="wide")
 
+from ui.nav import nav  # noqa: E402
+
+nav()
+
 from core.codegen import keras_code, pytorch_code  # noqa: E402
 from core.scenarios import SCENARIOS  # noqa: E402
 from ui import learn as L  # noqa: E402
