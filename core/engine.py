@@ -243,8 +243,25 @@ def step_table(steps: np.ndarray):
     return df
 
 
+class _Tables:
+    """The tidy tables of whatever holds `stats` and `steps` arrays."""
+
+    stats: np.ndarray
+    steps: np.ndarray
+
+    @property
+    def layers(self):
+        """The per-layer table of CLI.md (a pandas DataFrame)."""
+        return layer_table(self.stats, self.steps)
+
+    @property
+    def step_rows(self):
+        """One row per record: step, loss, train and test accuracy."""
+        return step_table(self.steps)
+
+
 @dataclass
-class RunResult:
+class RunResult(_Tables):
     """What a run produced: the config, the tables and how it ended."""
 
     config: RunConfig
@@ -254,14 +271,6 @@ class RunResult:
     divergence: Divergence | None = None
     elapsed: float = 0.0
     message: str = ""
-
-    @property
-    def layers(self):
-        return layer_table(self.stats, self.steps)
-
-    @property
-    def step_rows(self):
-        return step_table(self.steps)
 
     def __repr__(self) -> str:
         return f"RunResult({self.status}, {len(self.steps)} records, {self.stats.shape[1] if self.stats.ndim == 3 else 0} layers)"
@@ -289,7 +298,7 @@ def train(cfg: RunConfig, progress: Callable[[int, int], None] | None = None, th
 # -- the background run ---------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Snapshot:
+class Snapshot(_Tables):
     """A consistent copy of a run's state at one moment."""
 
     config: RunConfig
@@ -307,14 +316,6 @@ class Snapshot:
     @property
     def running(self) -> bool:
         return self.status in ("queued", "running", "paused")
-
-    @property
-    def layers(self):
-        return layer_table(self.stats, self.steps)
-
-    @property
-    def step_rows(self):
-        return step_table(self.steps)
 
     def result(self) -> RunResult:
         return RunResult(self.config, self.stats, self.steps, self.status, self.divergence, self.elapsed, self.message)

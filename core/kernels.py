@@ -3,10 +3,10 @@
 Eager PyTorch needs a separate pass over memory for every sum, square and
 comparison (and boolean counting is slow on a CPU); these kernels read each
 tensor once and return its sum, its sum of squares and, for pre-activations,
-the flat-region counts. Partial sums run in float32 over blocks of 256
-entries (so they vectorize) and are accumulated in float64. The caller
-(`probes`) checks the results and redoes a layer in float64 where float32
-overflowed or the mean dwarfs the spread.
+the flat-region counts. Partial sums run in float32 along each row (so they
+vectorize) and are accumulated in float64. The caller (`probes`) checks the
+results and redoes a layer in float64 where float32 overflowed or the mean
+dwarfs the spread.
 
 Without Numba (or for tensors that are not contiguous float32 on the CPU)
 `probes` falls back to equivalent PyTorch code; `AVAILABLE` says which.
@@ -21,13 +21,14 @@ try:  # pragma: no cover - exercised by whichever environment runs the tests
     if os.environ.get("GFL_NO_NUMBA"):
         raise ImportError("disabled by GFL_NO_NUMBA")
     import numba as nb
+    from numba.core import cgutils
+    from numba.extending import intrinsic
 
     AVAILABLE = True
 except ImportError:  # pragma: no cover
     nb = None
     AVAILABLE = False
 
-BLOCK = 256
 # Reassociation lets LLVM vectorize the sums; no 'nnan'/'ninf', so inf and
 # nan propagate as they should in an exploding run.
 _FAST = {"reassoc", "contract", "nsz"}
@@ -58,59 +59,49 @@ if AVAILABLE:
         out[1] = q
 
     @_jit
-    def _moments_flat_beyond(x, c, unit, out):
-        """Σh, Σh², entries with |h| > c, and units (columns) with |h| > c in every row."""
-        rows, cols = x.shape
-        for j in range(cols):
-            unit[j] = 0.0
-        s = 0.0
-        q = 0.0
-        for r in range(rows):
-            bs = np.float32(0.0)
-            bq = np.float32(0.0)
-            for j in range(cols):
-                v = x[r, j]
-                bs += v
-                bq += v * v
-                unit[j] += np.float32(1.0) if abs(v) > c else np.float32(0.0)
-            s += bs
-            q += bq
-        _count(unit, cols, rows, out)
-        out[0] = s
-        out[1] = q
+    def _beyond(v, c):
+        return abs(v) > c  # tanh, sigmoid: flat on both sides
 
     @_jit
-    def _moments_flat_below(x, t, unit, out):
-        """Σh, Σh², entries with h ≤ t, and units with h ≤ t in every row."""
-        rows, cols = x.shape
-        for j in range(cols):
-            unit[j] = 0.0
-        s = 0.0
-        q = 0.0
-        for r in range(rows):
-            bs = np.float32(0.0)
-            bq = np.float32(0.0)
-            for j in range(cols):
-                v = x[r, j]
-                bs += v
-                bq += v * v
-                unit[j] += np.float32(1.0) if v <= t else np.float32(0.0)
-            s += bs
-            q += bq
-        _count(unit, cols, rows, out)
-        out[0] = s
-        out[1] = q
+    def _below(v, t):
+        return v <= t  # ReLU and friends: flat below a threshold
 
-    @_jit
-    def _count(unit, cols, rows, out):
-        flat = 0.0
-        dead = 0.0
-        for j in range(cols):
-            flat += unit[j]
-            if unit[j] >= rows - 0.5:  # float32 counts are exact below 2^24 rows
-                dead += 1.0
-        out[2] = flat
-        out[3] = dead
+    def _make_flat_kernel(is_flat):
+        """A `_moments` that also counts flat entries per column; one compiled
+        kernel per flat-region shape, with the test inlined in the hot loop."""
+
+        @_jit
+        def kernel(x, threshold, unit, out):
+            """out = [Σh, Σh², flat entries, units flat in every row]; unit: float32 scratch."""
+            rows, cols = x.shape
+            for j in range(cols):
+                unit[j] = 0.0
+            s = 0.0
+            q = 0.0
+            for r in range(rows):
+                bs = np.float32(0.0)
+                bq = np.float32(0.0)
+                for j in range(cols):
+                    v = x[r, j]
+                    bs += v
+                    bq += v * v
+                    unit[j] += np.float32(1.0) if is_flat(v, threshold) else np.float32(0.0)
+                s += bs
+                q += bq
+            flat = 0.0
+            dead = 0.0
+            for j in range(cols):
+                flat += unit[j]
+                if unit[j] >= rows - 0.5:  # float32 counts are exact below 2^24 rows
+                    dead += 1.0
+            out[0] = s
+            out[1] = q
+            out[2] = flat
+            out[3] = dead
+
+        return kernel
+
+    _FLAT_KERNELS = {"beyond": _make_flat_kernel(_beyond), "below": _make_flat_kernel(_below)}
 
     @_jit
     def _weight_moments(w, prev, out):
@@ -141,30 +132,6 @@ if AVAILABLE:
         out[2] = a2
         out[3] = a3
 
-
-if AVAILABLE:
-
-    @_jit
-    def _moments3(x, out):
-        """Per-slice (Σ, Σ²) of a (n, rows, cols) array: out[k, :2]."""
-        for k in range(x.shape[0]):
-            _moments(x[k], out[k])
-
-    @_jit
-    def _moments_flat3_beyond(x, c, unit, out):
-        for k in range(x.shape[0]):
-            _moments_flat_beyond(x[k], c, unit, out[k])
-
-    @_jit
-    def _moments_flat3_below(x, t, unit, out):
-        for k in range(x.shape[0]):
-            _moments_flat_below(x[k], t, unit, out[k])
-
-
-if AVAILABLE:
-    from numba.core import cgutils
-    from numba.extending import intrinsic
-
     @intrinsic
     def _as_pointer(typingctx, address):
         """An int64 address as a void pointer, so one call can read many tensors in place."""
@@ -180,15 +147,27 @@ if AVAILABLE:
         for k in range(ptrs.shape[0]):
             _moments(nb.carray(_as_pointer(ptrs[k]), (rows[k], cols[k]), np.float32), out[k])
 
-    @_jit
-    def _moments_flat_many_beyond(ptrs, rows, cols, c, unit, out):
-        for k in range(ptrs.shape[0]):
-            _moments_flat_beyond(nb.carray(_as_pointer(ptrs[k]), (rows[k], cols[k]), np.float32), c, unit, out[k])
+    def _make_flat_many(kernel):
+        @_jit
+        def many(ptrs, rows, cols, threshold, unit, out):
+            for k in range(ptrs.shape[0]):
+                kernel(nb.carray(_as_pointer(ptrs[k]), (rows[k], cols[k]), np.float32), threshold, unit, out[k])
 
-    @_jit
-    def _moments_flat_many_below(ptrs, rows, cols, t, unit, out):
-        for k in range(ptrs.shape[0]):
-            _moments_flat_below(nb.carray(_as_pointer(ptrs[k]), (rows[k], cols[k]), np.float32), t, unit, out[k])
+        return many
+
+    _FLAT_MANY = {name: _make_flat_many(k) for name, k in _FLAT_KERNELS.items()}
+
+
+def _flat_case(below: float | None, beyond: float | None) -> tuple[str, np.float32] | None:
+    if beyond is not None:
+        return "beyond", np.float32(beyond)
+    if below is not None:
+        return "below", np.float32(below)
+    return None
+
+
+def _2d(x: np.ndarray) -> np.ndarray:
+    return x.reshape(1, -1) if x.ndim == 1 else x.reshape(x.shape[0], -1)
 
 
 def _layout(tensors) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -200,37 +179,6 @@ def _layout(tensors) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rows = np.array([t.shape[0] if t.dim() else 1 for t in tensors], dtype=np.int64)
     cols = np.array([t.numel() // max(t.shape[0], 1) if t.dim() else 1 for t in tensors], dtype=np.int64)
     return ptrs, rows, cols
-
-
-def moments_many(tensors, out: np.ndarray) -> None:
-    """out[k, :2] = (Σ, Σ²) of tensors[k], for contiguous float32 CPU tensors
-    (see `usable`), read in place by one call: no stacking copy, no per-tensor
-    call overhead. The caller keeps the tensors alive during the call."""
-    ptrs, rows, cols = _layout(tensors)
-    _moments_many(ptrs, rows, cols, out)
-
-
-def moments_flat_many(tensors, below: float | None, beyond: float | None, out: np.ndarray) -> None:
-    """out[k, :4] = `moments_flat` of each (batch, units) tensor, in one call."""
-    ptrs, rows, cols = _layout(tensors)
-    unit = np.empty(int(cols.max()), dtype=np.float32)
-    if beyond is not None:
-        _moments_flat_many_beyond(ptrs, rows, cols, np.float32(beyond), unit, out)
-    else:
-        _moments_flat_many_below(ptrs, rows, cols, np.float32(below), unit, out)
-
-
-def moments3(x: np.ndarray, out: np.ndarray) -> None:
-    """out[k, :2] = (Σ, Σ²) of each slice x[k] of a (n, ...) float32 array."""
-    _moments3(x.reshape(x.shape[0], x.shape[1], -1), out)
-
-
-def moments_flat3(x: np.ndarray, below: float | None, beyond: float | None, unit: np.ndarray, out: np.ndarray) -> None:
-    """`moments_flat` of each slice x[k] of a (n, batch, units) array into out[k, :4]."""
-    if beyond is not None:
-        _moments_flat3_beyond(x, np.float32(beyond), unit, out)
-    else:
-        _moments_flat3_below(x, np.float32(below), unit, out)
 
 
 def usable(tensors) -> bool:
@@ -248,12 +196,8 @@ def usable(tensors) -> bool:
     return True
 
 
-def _2d(x: np.ndarray) -> np.ndarray:
-    return x.reshape(1, -1) if x.ndim == 1 else x.reshape(x.shape[0], -1)
-
-
 def moments(x: np.ndarray, out: np.ndarray) -> None:
-    """out[:2] = (Σx, Σx²)."""
+    """out[:2] = (Σx, Σx²) of a float32 array."""
     _moments(_2d(x), out)
 
 
@@ -261,15 +205,29 @@ def moments_flat(x: np.ndarray, below: float | None, beyond: float | None, unit:
     """out[:4] = (Σh, Σh², flat entries, units flat in every row) for h of shape
     (batch, units); flat means |h| > beyond, or else h ≤ below. `unit` is
     float32 scratch with at least `units` entries."""
-    if beyond is not None:
-        _moments_flat_beyond(x, np.float32(beyond), unit, out)
-    else:
-        _moments_flat_below(x, np.float32(below), unit, out)
+    name, threshold = _flat_case(below, beyond)
+    _FLAT_KERNELS[name](x, threshold, unit, out)
 
 
 def weight_moments(w: np.ndarray, prev: np.ndarray, out: np.ndarray) -> None:
     """out[:4] = (ΣW, ΣW², ΣΔ, ΣΔ²), Δ = W - prev."""
     _weight_moments(_2d(w), _2d(prev), out)
+
+
+def moments_many(tensors, out: np.ndarray) -> None:
+    """out[k, :2] = (Σ, Σ²) of tensors[k], for contiguous float32 CPU tensors
+    (see `usable`), read in place by one call: no stacking copy, no per-tensor
+    call overhead. The caller keeps the tensors alive during the call."""
+    ptrs, rows, cols = _layout(tensors)
+    _moments_many(ptrs, rows, cols, out)
+
+
+def moments_flat_many(tensors, below: float | None, beyond: float | None, out: np.ndarray) -> None:
+    """out[k, :4] = `moments_flat` of each (batch, units) tensor, in one call."""
+    ptrs, rows, cols = _layout(tensors)
+    unit = np.empty(int(cols.max()), dtype=np.float32)
+    name, threshold = _flat_case(below, beyond)
+    _FLAT_MANY[name](ptrs, rows, cols, threshold, unit, out)
 
 
 def raw_moments(x: np.ndarray, out: np.ndarray) -> None:
@@ -278,18 +236,20 @@ def raw_moments(x: np.ndarray, out: np.ndarray) -> None:
 
 
 def raw_flat_kernel(below: float | None, beyond: float | None):
-    """(kernel, threshold) for `moments_flat`'s case, to call as kernel(x, threshold, unit, out)."""
-    if beyond is not None:
-        return _moments_flat_beyond, np.float32(beyond)
-    if below is not None:
-        return _moments_flat_below, np.float32(below)
-    return None, None
+    """(kernel, threshold) to call as kernel(x, threshold, unit, out) on the hot
+    path, or (None, None) for an activation with no flat region."""
+    case = _flat_case(below, beyond)
+    if case is None:
+        return None, None
+    return _FLAT_KERNELS[case[0]], case[1]
 
 
 def warm_up() -> None:
     """Compile (or load from Numba's cache) every kernel now, not mid-run."""
     if not AVAILABLE:
         return
+    import torch
+
     x = np.ones((2, 3), np.float32)
     out = np.zeros(6)
     unit = np.zeros(3, np.float32)
@@ -297,15 +257,8 @@ def warm_up() -> None:
     moments_flat(x, None, 1.0, unit, out)
     moments_flat(x, 0.0, None, unit, out)
     weight_moments(x, x.copy(), out)
-    import torch
-
     ts = [torch.ones(2, 3), torch.zeros(4, 5)]
     out2 = np.zeros((2, 4))
     moments_many(ts, out2)
     moments_flat_many(ts, None, 1.0, out2)
     moments_flat_many(ts, 0.0, None, out2)
-    x3 = np.ones((2, 2, 3), np.float32)
-    out3 = np.zeros((2, 4))
-    moments3(x3, out3)
-    moments_flat3(x3, None, 1.0, unit, out3)
-    moments_flat3(x3, 0.0, None, unit, out3)

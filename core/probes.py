@@ -316,12 +316,18 @@ def layer_statistics(
     out[:, COL["act_var"]], out[:, COL["act_mean"]] = moments_per_tensor(acts, buffers)
     out[:, COL["grad_preact_var"]], _ = moments_per_tensor(grad_hs, buffers)
     out[:, COL["grad_act_var"]], _ = moments_per_tensor(grad_acts, buffers)
-    out[:, COL["weight_grad_var"]], _ = moments_per_tensor(weight_grads, buffers)
+    gw, _ = moments_per_tensor(weight_grads, buffers)
+    return _weight_columns(out, gw, weight_stats)
+
+
+def _weight_columns(out: np.ndarray, weight_grad_var: np.ndarray, weight_stats) -> np.ndarray:
+    """Fill the weight columns of a record: Var(∂L/∂W), Var(W), the update and grad:data ratios."""
     w_var, ratio = weight_stats
+    out[:, COL["weight_grad_var"]] = weight_grad_var
     out[:, COL["weight_var"]] = w_var
     out[:, COL["update_ratio"]] = ratio
     with np.errstate(all="ignore"):
-        out[:, COL["grad_ratio"]] = np.sqrt(out[:, COL["weight_grad_var"]] / w_var)
+        out[:, COL["grad_ratio"]] = np.sqrt(weight_grad_var / w_var)
     return out
 
 
@@ -480,13 +486,7 @@ class StepProbe:
         gw = m[:, self.GW]
         if not np.isfinite(gw).all() and any(g is not None for g in weight_grads):
             gw, _ = moments_per_tensor(weight_grads, self.buffers)  # no hooks fired (no weights given)
-        out[:, COL["weight_grad_var"]] = gw
-        w_var, ratio = weight_stats
-        out[:, COL["weight_var"]] = w_var
-        out[:, COL["update_ratio"]] = ratio
-        with np.errstate(all="ignore"):
-            out[:, COL["grad_ratio"]] = np.sqrt(out[:, COL["weight_grad_var"]] / w_var)
-        return out
+        return _weight_columns(out, gw, weight_stats)
 
 
 def first_nonfinite_layer(stats: np.ndarray, loss: float = 0.0) -> tuple[int | None, str] | None:
