@@ -122,11 +122,14 @@ class Trainer:
             loss = F.cross_entropy(self.net(x), y)
             loss.backward()
             # A gradient that overflows poisons every layer below it, so the first
-            # layer's ∂L/∂W (a small tensor) tells whether any did.
-            first = self.net.linears[0].weight.grad
-            if not math.isfinite(float(loss.detach())) or not bool(torch.isfinite(first).all()):
+            # layer's ∂L/∂b (or ∂L/∂W) summed tells whether any did, for the cost of one small sum.
+            first = self.net.linears[0]
+            probe_grad = first.bias.grad if first.bias is not None else first.weight.grad
+            if not (math.isfinite(float(loss.detach())) and math.isfinite(float(probe_grad.sum()))):
                 # Find the layer: the same step again, recorded (same batch, same weights).
                 rec = self._recorded_step(s, x, y, want_hist, False)
+                if first_nonfinite_layer(rec.stats, rec.loss) is None:
+                    rec = None  # only the sum overflowed: nothing non-finite, train on
         if rec is not None:
             where = first_nonfinite_layer(rec.stats, rec.loss)
             if where is not None:
