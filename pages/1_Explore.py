@@ -1,7 +1,8 @@
 """Explore: one network, trained live, every layer's signal on screen.
 
-URL → sidebar → Run controls → live status, health verdict and charts →
-downloads and code → share link. The logic lives in ui/ and core/.
+URL → sidebar → Run controls → a saved run, if one is opened → live status,
+health verdict and charts (of the live run or the saved one) → downloads and
+code → share link. The logic lives in ui/ and core/.
 """
 import streamlit as st
 
@@ -13,6 +14,7 @@ nav()
 
 from ui.downloads import code_snippets, download_buttons  # noqa: E402
 from ui.live import live_view, show_theory_preview  # noqa: E402
+from ui.saved import opened, saved_run_box, show_saved_run, showing_saved  # noqa: E402
 from ui.session import limits_problem, run_controls, warm_up_engine  # noqa: E402
 from ui.share import config_from_query, explore_url, share_box, show_notes  # noqa: E402
 from ui.sidebar import describe, sidebar  # noqa: E402
@@ -30,8 +32,10 @@ if problem := limits_problem():
     st.error(problem)
 cfg = sidebar(defaults, key_prefix=KEY)
 
-run_controls(cfg, KEY)
-snap = live_view(KEY)
+run_controls(cfg, KEY, stale_note=showing_saved(KEY) is None)
+with st.expander("Open a saved run", icon=":material/folder_open:", expanded=opened(KEY) is not None):
+    saved = saved_run_box(KEY, settings_prefix=KEY, sidebar_cfg=cfg)
+snap = show_saved_run(saved, KEY) if saved is not None else live_view(KEY)
 if snap is None:
     st.info(f"{describe(cfg)}. Press **Run** to train it, or **Step** to look at it at initialization.",
             icon=":material/arrow_back:")

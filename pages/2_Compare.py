@@ -1,7 +1,7 @@
 """Compare: two settings side by side, same seed and data, overlaid and as heatmaps.
 
-URL (A plain, B as b_...) → sidebar tabs A and B → Run both → live progress,
-verdicts and charts → what differs → share link. The logic lives in ui/compare.py.
+URL (A plain, B as b_...) → sidebar tabs A and B → Run both, or open saved
+runs for A and/or B → progress, verdicts and charts → what differs → share link. The logic lives in ui/compare.py.
 """
 import streamlit as st
 
@@ -11,7 +11,7 @@ from ui.nav import nav  # noqa: E402
 
 nav()
 
-from ui.compare import controls, live_pair, run_buttons, settings_diff  # noqa: E402
+from ui.compare import any_opened, controls, live_pair, run_buttons, saved_boxes, settings_diff  # noqa: E402
 from ui.downloads import code_snippets  # noqa: E402
 from ui.session import limits_problem  # noqa: E402
 from ui.share import compare_from_query, compare_url, explore_url, share_box, show_notes  # noqa: E402
@@ -38,6 +38,8 @@ if (a.seed, a.dataset) != (b.seed, b.dataset):
                "or weights, not only from the settings you changed.")
 
 run_buttons(a, b)
+with st.expander("Open saved runs", icon=":material/folder_open:", expanded=any_opened()):
+    saved_boxes(a, b)
 if not live_pair():
     st.info("Press **Run A and B** to train both networks; their charts appear here as they train.",
             icon=":material/play_arrow:")

@@ -9,5 +9,8 @@
   `current_run`, `is_live`, `status_line`, `server_limits`, `run_slots`, `warm_up_engine`.
 - `ui.live`: `live_view(key)` (fragments polling the run), `show_verdict`, `show_charts`,
   `show_theory_preview`, `theory_profile`.
-- `ui.downloads`: `download_buttons(snapshot, key)`, `code_snippets(cfg, key)`.
+- `ui.downloads`: `download_buttons(snapshot, key)`, `export_files(snapshot)`, `code_snippets(cfg, key)`.
+- `ui.saved`: saved runs that reload — `open_run_file(bytes, name)` (→ SavedRun or Refused),
+  `saved_run_box(key, ...)` (the uploader), `show_saved_run(saved, key)`.
+- `ui.markdown`: `escape_markdown(text)` for outside text shown in Markdown.
 """

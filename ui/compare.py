@@ -26,6 +26,7 @@ from core.config import FIELDS, RunConfig
 from core.engine import Snapshot
 
 from .live import PLOTLY_CONFIG, show_verdict
+from .saved import SavedRun, opened, saved_run_box, saved_status, showing_saved
 from .session import current_run, is_live, server_limits, start_run, status_line, stop_run
 from .sidebar import config_controls, set_widgets, widget_values
 
@@ -151,11 +152,46 @@ def run_buttons(a: RunConfig, b: RunConfig) -> None:
         st.rerun()
     current = runs()
     stale = [label for label, cfg in (("A", a), ("B", b))
-             if current[label] is not None and current[label].cfg != cfg]
+             if current[label] is not None and current[label].cfg != cfg and showing_saved(KEYS[label]) is None]
     if stale:
         st.info(f"The sidebar settings of {' and '.join(stale)} differ from the run{'s' if len(stale) > 1 else ''} "
                 "on screen. The charts show the runs with their own settings; press **Run A and B** to apply the "
                 "new ones.", icon=":material/info:")
+
+
+# -- saved runs -------------------------------------------------------------------------------------
+
+def _after_use_a(cfg: RunConfig) -> None:
+    # A's widgets now hold the file's settings: that is not a change for B to follow.
+    st.session_state[_PREV_A] = cfg
+
+
+def saved_boxes(a: RunConfig, b: RunConfig) -> None:
+    """An uploader for A and one for B (ui.saved): each opened run replaces
+    that side's live run on screen, and **Use these settings** puts it into
+    that side's controls (B does not follow A's file)."""
+    cols = st.columns(2, gap="medium")
+    for col, label, cfg in zip(cols, ("A", "B"), (a, b)):
+        with col:
+            saved_run_box(KEYS[label], settings_prefix=KEYS[label], sidebar_cfg=cfg,
+                          label=f"Saved run for {label} (.json)", after_use=_after_use_a if label == "A" else None)
+
+
+def any_opened() -> bool:
+    return any(opened(key) is not None for key in KEYS.values())
+
+
+def shown() -> dict[str, tuple[Snapshot | None, SavedRun | None]]:
+    """For A and B: the snapshot on screen and, when it comes from a file, the SavedRun."""
+    out = {}
+    for label, key in KEYS.items():
+        saved = showing_saved(key)
+        if saved is not None:
+            out[label] = (saved.snapshot(), saved)
+        else:
+            run = current_run(key)
+            out[label] = (run.snapshot() if run is not None else None, None)
+    return out
 
 
 # -- figures (pure) ---------------------------------------------------------------------------------
@@ -215,13 +251,18 @@ def _chart(fig: go.Figure, key: str) -> None:
     st.plotly_chart(fig, key=key, theme=None, config=PLOTLY_CONFIG)
 
 
-def show_pair(snaps: Mapping[str, Snapshot | None]) -> None:
-    """Progress, verdicts and charts of A and B (whatever has been recorded so far)."""
+def show_pair(snaps: Mapping[str, Snapshot | None], saved: Mapping[str, SavedRun | None] | None = None) -> None:
+    """Progress, verdicts and charts of A and B (whatever has been recorded
+    so far); a side in `saved` is a run opened from a file."""
+    saved = saved or {}
     cols = st.columns(2, gap="medium")
     for col, (label, snap) in zip(cols, snaps.items()):
         with col:
             st.markdown(f"**{label}** · {describe(snap.config) if snap else 'not run yet'}")
-            if snap is not None:
+            if saved.get(label) is not None:
+                saved_status(saved[label])
+                show_verdict(snap)
+            elif snap is not None:
                 status_line(snap)
                 show_verdict(snap)
     recorded = {label: s for label, s in snaps.items() if s is not None and len(s.steps)}
@@ -249,23 +290,28 @@ def show_pair(snaps: Mapping[str, Snapshot | None]) -> None:
     _chart(fig_loss_compare({label: s.steps for label, s in recorded.items()}), "compare__fig_loss")
 
 
+def _live_shown() -> dict[str, object]:
+    """The live runs that are on screen (a side showing a saved run is left out)."""
+    return {label: r for label, r in runs().items() if r is not None and showing_saved(KEYS[label]) is None}
+
+
 def _draw(polling: bool) -> None:
-    current = runs()
-    snaps = {label: (r.snapshot() if r is not None else None) for label, r in current.items()}
-    if polling and not any(is_live(r) for r in current.values()):
+    pair = shown()
+    if polling and not any(is_live(r) for r in _live_shown().values()):
         st.rerun()  # both ended: redraw the page once, without polling
     try:
-        show_pair(snaps)
+        show_pair({label: snap for label, (snap, _) in pair.items()},
+                  {label: saved for label, (_, saved) in pair.items()})
     except Exception as e:  # a chart must never become a traceback
         st.error(f"The charts could not be drawn ({type(e).__name__}: {e}). The runs themselves are unaffected.")
 
 
 def live_pair() -> bool:
-    """Draw A and B, refreshed live while either trains; False when neither was started."""
-    current = runs()
-    if all(r is None for r in current.values()):
+    """Draw A and B (live runs or saved ones), refreshed live while a shown
+    run trains; False when there is nothing to show."""
+    if all(snap is None for snap, _ in shown().values()):
         return False
-    statuses = {r.status for r in current.values() if r is not None}
+    statuses = {r.status for r in _live_shown().values()}
     if statuses & {"queued", "running", "ready"}:
         every = REFRESH_SECONDS
     elif "paused" in statuses:
@@ -277,4 +323,4 @@ def live_pair() -> bool:
 
 
 __all__ = ["KEYS", "follow_a", "controls", "settings_diff", "describe", "start_pair", "stop_pair", "run_buttons",
-           "shared_zrange", "fig_loss_compare", "show_pair", "live_pair"]
+           "shared_zrange", "fig_loss_compare", "show_pair", "live_pair", "saved_boxes", "any_opened", "shown"]

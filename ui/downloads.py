@@ -2,6 +2,8 @@
 snippets that build the same network in PyTorch and Keras."""
 from __future__ import annotations
 
+from typing import Callable
+
 import streamlit as st
 
 from core.config import RunConfig
@@ -17,6 +19,15 @@ def file_stem(cfg: RunConfig) -> str:
     return f"gradient-flow_{cfg.activation}_{cfg.init}{'_bn' if cfg.batchnorm else ''}_{depth}_seed{cfg.seed}"
 
 
+def export_files(snap: Snapshot) -> dict[str, tuple[str, Callable[[], bytes]]]:
+    """fmt → (file name, a function that builds the file's bytes), for csv,
+    parquet and json: what the download buttons hand out (built only when
+    clicked). The bytes keep inf and nan as the run recorded them."""
+    result = snap.result()
+    stem = file_stem(snap.config)
+    return {fmt: (f"{stem}.{fmt}", lambda fmt=fmt: export_bytes(result, fmt)) for fmt in ("csv", "parquet", "json")}
+
+
 def download_buttons(snap: Snapshot | None, key: str) -> None:
     """CSV / Parquet / JSON of everything the run recorded (built only when clicked)."""
     if snap is None or len(snap.steps) == 0:
@@ -25,16 +36,16 @@ def download_buttons(snap: Snapshot | None, key: str) -> None:
     if snap.status in ("queued", "running"):
         st.caption("The downloads appear when the run ends (or when you pause it).")
         return
-    result = snap.result()
-    stem = file_stem(snap.config)
+    files = export_files(snap)
     cols = st.columns(3)
-    for col, fmt in zip(cols, ("csv", "parquet", "json")):
+    for col, (fmt, (name, make)) in zip(cols, files.items()):
         col.download_button(
-            fmt.upper(), icon=":material/download:", data=lambda fmt=fmt: export_bytes(result, fmt), file_name=f"{stem}.{fmt}",
+            fmt.upper(), icon=":material/download:", data=make, file_name=name,
             mime=MIME[fmt], key=f"{key}__dl_{fmt}", on_click="ignore", width="stretch",
             help={"csv": "One row per recorded step and layer (the CLI's table).",
                   "parquet": "The same table, typed, with the config in the file's metadata.",
-                  "json": "Config, per-layer rows, per-step rows and the diagnosis: the file the CLI writes."}[fmt])
+                  "json": "Config, per-layer rows, per-step rows and the diagnosis: the file the CLI writes, "
+                          "and the one **Open a saved run** opens again."}[fmt])
     st.caption(f"{len(snap.steps):,} records × {snap.stats.shape[1]} layers, up to step {int(snap.steps[-1, 0])} "
                f"({snap.status}).")
 

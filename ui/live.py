@@ -92,16 +92,21 @@ def show_main_charts(snap: Snapshot, key: str) -> None:
     _chart(F.fig_loss_accuracy(steps), f"{key}__fig_loss")
 
 
-def show_detail_charts(snap: Snapshot, key: str) -> None:
-    """Per-layer distributions, saturation and dead units, update:data ratio."""
+def show_detail_charts(snap: Snapshot, key: str, *, histograms: bool = True) -> None:
+    """Per-layer distributions (unless `histograms=False`: a saved run has
+    none), saturation and dead units, update:data ratio."""
     stats, steps, cfg = snap.stats, snap.steps, snap.config
-    c1, c2 = st.columns(2)
-    with c1:
-        _chart(F.fig_histograms(snap.hist, "act"), f"{key}__fig_hist_act")
-    with c2:
-        _chart(F.fig_histograms(snap.hist, "grad_preact"), f"{key}__fig_hist_grad")
-    st.caption("Each ridge is one layer's histogram over the batch, scaled to its own peak, on a shared x axis: "
-               "a signal that vanishes turns into a spike at 0.")
+    if histograms:
+        c1, c2 = st.columns(2)
+        with c1:
+            _chart(F.fig_histograms(snap.hist, "act"), f"{key}__fig_hist_act")
+        with c2:
+            _chart(F.fig_histograms(snap.hist, "grad_preact"), f"{key}__fig_hist_grad")
+        st.caption("Each ridge is one layer's histogram over the batch, scaled to its own peak, on a shared x axis: "
+                   "a signal that vanishes turns into a spike at 0.")
+    else:
+        st.caption("Per-layer distributions are not part of a saved run (it keeps the statistics only): "
+                   "**Use these settings** and **Run** to see them live.")
     c1, c2 = st.columns(2)
     with c1:
         _chart(F.fig_saturation(stats, steps, activation=cfg.activation), f"{key}__fig_saturation")

@@ -93,6 +93,7 @@ def start_run(cfg: RunConfig, key: str, *, paused: bool = False) -> Run | None:
     stop_run(key, wait=False)
     run = Run(cfg, max_seconds=limits.max_run_seconds, heartbeat_timeout=HEARTBEAT_SECONDS, slots=run_slots())
     st.session_state[_run_key(key)] = run.start(paused=paused)
+    st.session_state[f"{key}__show_saved"] = False  # a new run is what the page shows (ui.saved)
     return run
 
 
@@ -160,13 +161,15 @@ def _handle_clicks(cfg: RunConfig, key: str) -> None:
         stop_run(key)
 
 
-def run_controls(cfg: RunConfig, key: str) -> Run | None:
+def run_controls(cfg: RunConfig, key: str, *, stale_note: bool = True) -> Run | None:
     """Run / Pause·Resume / Step / Stop for this page's run of `cfg`.
 
     Returns the current run (or None). Run starts `cfg` afresh (stopping the
     previous run); Step takes one optimizer step and pauses (starting a new
     paused run first when none is live); limits are checked before starting.
     Button keys are `f"{key}__btn_run"`, `__btn_pause`, `__btn_step`, `__btn_stop`.
+    `stale_note=False` leaves out the note that the sidebar differs from the
+    run (when the page shows something else, e.g. a saved run).
     """
     _handle_clicks(cfg, key)
     run = current_run(key)
@@ -183,7 +186,7 @@ def run_controls(cfg: RunConfig, key: str) -> Run | None:
     c4.button("Stop", icon=":material/stop:", key=f"{key}__btn_stop", disabled=not live, width="stretch",
               help="End the run; what it recorded stays on screen and can be downloaded.")
     _show_flash(key)
-    if run is not None and run.cfg != cfg:
+    if stale_note and run is not None and run.cfg != cfg:
         diff = changed_settings(run.cfg, cfg)
         st.info("The sidebar settings differ from this run's "
                 f"({'; '.join(diff[:6])}{'; …' if len(diff) > 6 else ''}). "
@@ -204,6 +207,11 @@ def status_line(snap: Snapshot) -> None:
              "diverged": "Diverged", "failed": "Failed", "ready": "Starting"}.get(snap.status, snap.status)
     st.progress(frac, text=f"**{words}** · step {snap.step:,} / {snap.config.steps:,} · "
                            f"{len(snap.steps):,} records · {snap.elapsed:.1f} s")
+    outcome_line(snap)
+
+
+def outcome_line(snap: Snapshot) -> None:
+    """How a run ended, when that needs saying: diverged (where and when), failed, stopped (why)."""
     if snap.status == "diverged":
         st.error(f"**Diverged.** {snap.message} The charts keep everything recorded up to that step.", icon=":material/error:")
     elif snap.status == "failed":
@@ -213,4 +221,4 @@ def status_line(snap: Snapshot) -> None:
 
 
 __all__ = ["HEARTBEAT_SECONDS", "server_limits", "limits_problem", "run_slots", "current_run", "is_live", "start_run",
-           "stop_run", "flash", "warm_up_engine", "changed_settings", "run_controls", "status_line"]
+           "stop_run", "flash", "warm_up_engine", "changed_settings", "run_controls", "status_line", "outcome_line"]

@@ -16,6 +16,8 @@ import streamlit as st
 
 from core.config import FIELDS, ConfigError, RunConfig
 
+from .markdown import escape_markdown
+
 B_PREFIX = "b_"
 PAGES = ("Explore", "Compare", "Theory", "Learn")
 APP_DIR = Path(__file__).resolve().parent.parent
@@ -31,16 +33,43 @@ def _params(params: Mapping[str, Any] | None) -> dict[str, Any]:
     return dict(params)
 
 
+MAX_UNKNOWN_NAMED = 5  # a link with thousands of made-up keys gets one short note, not thousands
+
+
+def _unknown_note(keys: list[str], hint: str) -> list[str]:
+    """One note for every unknown parameter, naming the first few."""
+    if not keys:
+        return []
+    named = ", ".join(_show(k) for k in keys[:MAX_UNKNOWN_NAMED])
+    more = f" and {len(keys) - MAX_UNKNOWN_NAMED:,} more" if len(keys) > MAX_UNKNOWN_NAMED else ""
+    what = "parameter" if len(keys) == 1 else "parameters"
+    return [f"Unknown {what} {named}{more} {'was' if len(keys) == 1 else 'were'} ignored; {hint}"]
+
+
+def _show(key: str) -> str:
+    text = str(key)
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
+def _known(key: str, prefixes: Iterable[str]) -> bool:
+    return any(key.startswith(p) and key[len(p):] in FIELDS for p in prefixes)
+
+
 def config_from_query(params: Mapping[str, Any] | None = None, *, prefix: str = "",
                       other_prefixes: Iterable[str] = ()) -> tuple[RunConfig, list[str]]:
     """The RunConfig in the URL (default: `st.query_params`) and notes on what
     could not be used, each naming the parameter. Lenient: a bad value falls
-    back to its default, unknown parameters are ignored with a note. Keys that
-    start with one of `other_prefixes` (e.g. Compare's `b_`) are skipped."""
+    back to its default, unknown parameters are ignored with one note. Keys
+    that start with one of `other_prefixes` (e.g. Compare's `b_`) are skipped."""
     params = _params(params)
     others = tuple(p for p in other_prefixes if p and p != prefix)
-    ignore = [k for k in params if others and str(k).startswith(others)]
-    return RunConfig.from_query(params, prefix=prefix, ignore=ignore)
+    unknown = [str(k) for k in params if not _known(str(k), (prefix, *others))]
+    known = {k: v for k, v in params.items() if _known(str(k), (prefix, *others))}
+    ignore = [k for k in known if others and str(k).startswith(others)]
+    cfg, notes = RunConfig.from_query(known, prefix=prefix, ignore=ignore)
+    hint = f"known parameters: {', '.join(FIELDS)}" + (
+        f" (and the same names prefixed {', '.join(others)})." if others else ".")
+    return cfg, notes + _unknown_note(unknown, hint)
 
 
 def compare_from_query(params: Mapping[str, Any] | None = None) -> tuple[RunConfig, RunConfig, list[str]]:
@@ -49,22 +78,33 @@ def compare_from_query(params: Mapping[str, Any] | None = None) -> tuple[RunConf
     params = _params(params)
     a, notes = config_from_query(params, other_prefixes=(B_PREFIX,))
     changes: dict[str, Any] = {}
+
+    def b_message(e: ConfigError) -> str:  # name B's parameter as the link writes it
+        return e.message.replace(f"Invalid {e.field} ", f"Invalid {B_PREFIX}{e.field} ", 1)
+
     for key, raw in params.items():
         key = str(key)
         if not key.startswith(B_PREFIX):
             continue
         name = key[len(B_PREFIX):]
-        if isinstance(raw, (list, tuple)):
-            raw = raw[-1] if raw else ""
         if name not in FIELDS:
-            notes.append(f"Unknown parameter {key!r} was ignored; B's settings are the names of A's prefixed b_.")
-            continue
+            continue  # named in config_from_query's note on unknown parameters
+        if isinstance(raw, (list, tuple)):
+            if len(raw) > 1:
+                notes.append(f"Parameter {_show(key)} was given {len(raw)} times; using the last value.")
+            raw = raw[-1] if raw else ""
         try:
-            changes[name] = FIELDS[name].parse(str(raw))
+            value = FIELDS[name].parse(str(raw))
+            if value is not None:
+                FIELDS[name].check(value)
+            changes[name] = value
         except ConfigError as e:
-            notes.append(f"Setting B: {e.message.replace('Invalid ' + name, 'Invalid ' + key, 1)} Using A's value.")
+            notes.append(f"Setting B: {b_message(e)} Using A's value.")
     if changes.get("widths") is not None:
-        changes.pop("depth", None), changes.pop("width", None)
+        for k in ("depth", "width"):
+            if k in changes:
+                notes.append(f"Parameter {_show(B_PREFIX + k)} was ignored because {B_PREFIX}widths is given.")
+                changes.pop(k)
     elif "depth" in changes or "width" in changes:
         changes.setdefault("depth", a.depth)
         changes.setdefault("width", a.width)
@@ -75,18 +115,25 @@ def compare_from_query(params: Mapping[str, Any] | None = None) -> tuple[RunConf
             b = a.replace(**changes) if changes else a
             break
         except ConfigError as e:
-            notes.append(f"Setting B: {e.message} Using A's value.")
+            notes.append(f"Setting B: {b_message(e) if e.field in changes else e.message} Using A's value.")
             if e.field not in changes:
                 changes = {}
             changes.pop(e.field, None)
     return a, b, notes
 
 
+MAX_NOTES = 40  # a screenful; a link that earns more gets "…and N more"
+
+
 def show_notes(notes: list[str], what: str = "this link") -> None:
-    """One st.warning listing what in the URL could not be used (each note names its parameter)."""
+    """One st.warning listing what in the URL could not be used (each note
+    names its parameter). The notes quote the link, so they are escaped:
+    a value in a link can never become a link, an image or a formula here."""
     if notes:
+        shown = notes[:MAX_NOTES]
+        more = [f"…and {len(notes) - MAX_NOTES:,} more."] if len(notes) > MAX_NOTES else []
         st.warning(f"Some settings in {what} were not used as written:\n\n"
-                   + "\n".join(f"- {n}" for n in notes), icon=":material/link_off:")
+                   + "\n".join(f"- {escape_markdown(n)}" for n in shown + more), icon=":material/link_off:")
 
 
 # -- writing ----------------------------------------------------------------------------------------

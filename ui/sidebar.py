@@ -19,6 +19,7 @@ from core.config import FIELDS, ConfigError, RunConfig
 from core.limits import HARD
 from core.registry import ACTIVATIONS, DATASETS, INITIALIZERS, OPTIMIZERS
 
+from .markdown import escape_markdown
 from .session import server_limits
 
 # Field -> widget; `widths_text` is the text box behind `widths`.
@@ -139,7 +140,7 @@ def config_controls(defaults: RunConfig, key_prefix: str = "explore", *, contain
 
     cfg = _build(v, defaults, problems)
     for p in problems:
-        box.error(p)
+        box.error(escape_markdown(p))  # quotes what was typed into the widths box
     return cfg
 
 
