@@ -50,9 +50,10 @@ class Diagnosis:
 
 def _decades(a: float, b: float) -> float:
     """log10(a / b), or NaN where either is not a positive finite number."""
+    a, b = float(a), float(b)
     if not (a > 0 and b > 0 and math.isfinite(a) and math.isfinite(b)):
         return math.nan
-    return math.log10(a / b)
+    return math.log10(a) - math.log10(b)  # no overflow for a/b near the float limits
 
 
 def _at(stats: np.ndarray, steps: np.ndarray, i: int, cfg) -> list[Finding]:

@@ -520,12 +520,21 @@ class Run:
         t0 = time.monotonic()
         last_hist = -math.inf
         while not trainer.done:
+            over_time = False
             with self._lock:
                 while self._paused and self._step_budget == 0 and not self._stop.is_set():
                     self._wake.wait(timeout=0.5)
                     self._check_heartbeat()
-                if self._step_budget > 0:
+                    # The cap is wall-clock, pauses included: a paused run must not hold its place forever.
+                    if self.max_seconds is not None and time.monotonic() - t0 > self.max_seconds:
+                        over_time = True
+                        break
+                if self._step_budget > 0 and not over_time:
                     self._step_budget -= 1
+            if over_time:
+                self._finish("stopped", f"Stopped at step {trainer.step}: this server caps a run at "
+                                        f"{self.max_seconds:g} seconds, pauses included.")
+                return
             if self._stop.is_set():
                 self._finish("stopped", self._stop_reason())
                 return

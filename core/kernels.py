@@ -59,49 +59,43 @@ if AVAILABLE:
         out[1] = q
 
     @_jit
-    def _beyond(v, c):
-        return abs(v) > c  # tanh, sigmoid: flat on both sides
-
-    @_jit
-    def _below(v, t):
-        return v <= t  # ReLU and friends: flat below a threshold
-
-    def _make_flat_kernel(is_flat):
-        """A `_moments` that also counts flat entries per column; one compiled
-        kernel per flat-region shape, with the test inlined in the hot loop."""
-
-        @_jit
-        def kernel(x, threshold, unit, out):
-            """out = [Σh, Σh², flat entries, units flat in every row]; unit: float32 scratch."""
-            rows, cols = x.shape
-            for j in range(cols):
-                unit[j] = 0.0
-            s = 0.0
-            q = 0.0
-            for r in range(rows):
-                bs = np.float32(0.0)
-                bq = np.float32(0.0)
+    def _moments_flat(x, below, beyond, mode, unit, out):
+        """out = [Σh, Σh², flat entries, units flat in every row] of a (batch,
+        units) float32 array: mode 1 = flat where |h| > beyond (tanh, sigmoid),
+        mode 2 = flat where h ≤ below (ReLU and friends). `unit`: float32
+        scratch. The mode test sits outside the inner loops so each vectorizes."""
+        rows, cols = x.shape
+        for j in range(cols):
+            unit[j] = 0.0
+        s = 0.0
+        q = 0.0
+        for r in range(rows):
+            bs = np.float32(0.0)
+            bq = np.float32(0.0)
+            if mode == 1:
                 for j in range(cols):
                     v = x[r, j]
                     bs += v
                     bq += v * v
-                    unit[j] += np.float32(1.0) if is_flat(v, threshold) else np.float32(0.0)
-                s += bs
-                q += bq
-            flat = 0.0
-            dead = 0.0
-            for j in range(cols):
-                flat += unit[j]
-                if unit[j] >= rows - 0.5:  # float32 counts are exact below 2^24 rows
-                    dead += 1.0
-            out[0] = s
-            out[1] = q
-            out[2] = flat
-            out[3] = dead
-
-        return kernel
-
-    _FLAT_KERNELS = {"beyond": _make_flat_kernel(_beyond), "below": _make_flat_kernel(_below)}
+                    unit[j] += np.float32(1.0) if abs(v) > beyond else np.float32(0.0)
+            else:
+                for j in range(cols):
+                    v = x[r, j]
+                    bs += v
+                    bq += v * v
+                    unit[j] += np.float32(1.0) if v <= below else np.float32(0.0)
+            s += bs
+            q += bq
+        flat = 0.0
+        dead = 0.0
+        for j in range(cols):
+            flat += unit[j]
+            if unit[j] >= rows - 0.5:  # float32 counts are exact below 2^24 rows
+                dead += 1.0
+        out[0] = s
+        out[1] = q
+        out[2] = flat
+        out[3] = dead
 
     @_jit
     def _weight_moments(w, prev, out):
@@ -147,23 +141,17 @@ if AVAILABLE:
         for k in range(ptrs.shape[0]):
             _moments(nb.carray(_as_pointer(ptrs[k]), (rows[k], cols[k]), np.float32), out[k])
 
-    def _make_flat_many(kernel):
-        @_jit
-        def many(ptrs, rows, cols, threshold, unit, out):
-            for k in range(ptrs.shape[0]):
-                kernel(nb.carray(_as_pointer(ptrs[k]), (rows[k], cols[k]), np.float32), threshold, unit, out[k])
-
-        return many
-
-    _FLAT_MANY = {name: _make_flat_many(k) for name, k in _FLAT_KERNELS.items()}
+    @_jit
+    def _moments_flat_many(ptrs, rows, cols, below, beyond, mode, unit, out):
+        for k in range(ptrs.shape[0]):
+            _moments_flat(nb.carray(_as_pointer(ptrs[k]), (rows[k], cols[k]), np.float32), below, beyond, mode, unit,
+                          out[k])
 
 
-def _flat_case(below: float | None, beyond: float | None) -> tuple[str, np.float32] | None:
-    if beyond is not None:
-        return "beyond", np.float32(beyond)
-    if below is not None:
-        return "below", np.float32(below)
-    return None
+def _flat_args(below: float | None, beyond: float | None) -> tuple[np.float32, np.float32, int]:
+    """(below, beyond, mode) for `_moments_flat`; mode 0 = no flat region."""
+    mode = 1 if beyond is not None else (2 if below is not None else 0)
+    return np.float32(below or 0.0), np.float32(beyond or 0.0), mode
 
 
 def _2d(x: np.ndarray) -> np.ndarray:
@@ -205,8 +193,7 @@ def moments_flat(x: np.ndarray, below: float | None, beyond: float | None, unit:
     """out[:4] = (Σh, Σh², flat entries, units flat in every row) for h of shape
     (batch, units); flat means |h| > beyond, or else h ≤ below. `unit` is
     float32 scratch with at least `units` entries."""
-    name, threshold = _flat_case(below, beyond)
-    _FLAT_KERNELS[name](x, threshold, unit, out)
+    _moments_flat(x, *_flat_args(below, beyond), unit, out)
 
 
 def weight_moments(w: np.ndarray, prev: np.ndarray, out: np.ndarray) -> None:
@@ -226,8 +213,7 @@ def moments_flat_many(tensors, below: float | None, beyond: float | None, out: n
     """out[k, :4] = `moments_flat` of each (batch, units) tensor, in one call."""
     ptrs, rows, cols = _layout(tensors)
     unit = np.empty(int(cols.max()), dtype=np.float32)
-    name, threshold = _flat_case(below, beyond)
-    _FLAT_MANY[name](ptrs, rows, cols, threshold, unit, out)
+    _moments_flat_many(ptrs, rows, cols, *_flat_args(below, beyond), unit, out)
 
 
 def raw_moments(x: np.ndarray, out: np.ndarray) -> None:
@@ -236,12 +222,10 @@ def raw_moments(x: np.ndarray, out: np.ndarray) -> None:
 
 
 def raw_flat_kernel(below: float | None, beyond: float | None):
-    """(kernel, threshold) to call as kernel(x, threshold, unit, out) on the hot
-    path, or (None, None) for an activation with no flat region."""
-    case = _flat_case(below, beyond)
-    if case is None:
-        return None, None
-    return _FLAT_KERNELS[case[0]], case[1]
+    """(kernel, args) to call as kernel(x, *args, unit, out) on the hot path,
+    or (None, None) for an activation with no flat region."""
+    args = _flat_args(below, beyond)
+    return (_moments_flat, args) if args[2] else (None, None)
 
 
 def warm_up() -> None:

@@ -407,7 +407,7 @@ class StepProbe:
         if flat and self._flat_kernel is not None:
             if self._unit.size < x.shape[1]:
                 self._unit = np.empty(x.shape[1], dtype=np.float32)
-            self._flat_kernel(x, self._flat_arg, self._unit, out)
+            self._flat_kernel(x, *self._flat_arg, self._unit, out)
             self.moments[l, self.SAT] = out[2] / x.size
             self.moments[l, self.DEAD] = out[3] / x.shape[1]
         else:

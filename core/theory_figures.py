@@ -262,7 +262,7 @@ def fig_predicted_profile(profile, measured_q=None, measured_grad_rel=None, heig
     for col, key, values in ((1, "q", measured_q), (2, "grad_rel", measured_grad_rel)):
         shown = [_positive(profile[key])] + ([] if values is None else [_positive(values)])
         shown = np.concatenate(shown)
-        shown = shown[np.isfinite(shown)]
+        shown = shown[np.isfinite(shown) & (shown > 0)]
         if shown.size:  # a flat profile still gets a readable axis: at least 1.2 decades
             lo, hi = float(np.log10(shown.min())), float(np.log10(shown.max()))
             if hi - lo < 1.2:

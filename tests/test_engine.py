@@ -463,3 +463,16 @@ def test_a_long_deep_run_holds_no_tensors_per_record():
     finally:
         run.stop()
         run.join(10)
+
+
+def test_wall_clock_cap_counts_pauses_so_a_paused_run_cannot_hold_its_place():
+    import time as _time
+    run = Run(RunConfig(depth=2, width=8, dataset="gaussian", batch_size=16, steps=10_000), max_seconds=0.5)
+    run.start(paused=True)
+    deadline = _time.monotonic() + 20
+    while run.snapshot().status != "stopped" and _time.monotonic() < deadline:
+        _time.sleep(0.05)
+    snap = run.snapshot()
+    assert snap.status == "stopped" and snap.step == 0
+    assert "caps a run at 0.5 seconds, pauses included" in snap.message
+    assert run.join(5)
