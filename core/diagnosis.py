@@ -169,7 +169,7 @@ def diagnose(result) -> Diagnosis:
     if not findings:
         if not len(steps):
             return Diagnosis("pending", "Nothing recorded yet.", ())
-        return Diagnosis("healthy", "Healthy: the signal keeps its scale through every layer, forward and backward, "
-                                    "with no saturation or dead units.", ())
+        return Diagnosis("healthy", "Healthy: activations and gradients stay within three decades of scale across the "
+                                    "layers, forward and backward, and no layer is mostly saturated or dead.", ())
     top = findings[0]
     return Diagnosis(top.kind, top.sentence, tuple(findings))

@@ -121,9 +121,13 @@ def log_ticks(*arrays) -> dict:
     v = v[np.isfinite(v) & (v > 0)]
     out = dict(type="log", exponentformat="power")
     if v.size:
-        span = math.log10(v.max()) - math.log10(v.min())
+        lo, hi = math.log10(v.min()), math.log10(v.max())
+        span = hi - lo
         if span < 2:
-            out["dtick"] = "D2"
+            # 1-2-5 ticks written out in full: plotly's "D2" labels 0.5 as a bare "5".
+            ticks = [m * 10.0 ** e for e in range(math.floor(lo) - 1, math.ceil(hi) + 1) for m in (1, 2, 5)]
+            ticks = [t for t in ticks if 10 ** (lo - 0.3) <= t <= 10 ** (hi + 0.3)]
+            out.update(tickmode="array", tickvals=ticks, ticktext=[f"{t:g}" for t in ticks])
         elif span <= 12:
             out["dtick"] = 1
     return out

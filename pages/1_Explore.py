@@ -47,7 +47,12 @@ c1, c2 = st.columns([1, 1.4], gap="large")
 with c1:
     st.markdown("**Statistics of this run**")
     download_buttons(snap, KEY)
-    share_box(explore_url(cfg), label="Link to these settings")
+    if snap is not None and snap.config != cfg:
+        # The run on screen was made with other settings than the sidebar's now: link to both.
+        share_box(explore_url(snap.config), label="Link to the run on screen")
+        share_box(explore_url(cfg), label="Link to the sidebar's settings")
+    else:
+        share_box(explore_url(cfg), label="Link to these settings")
 with c2:
     if code_snippets(cfg, KEY):
         st.caption("Code that builds and initializes this exact network.")
