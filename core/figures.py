@@ -215,6 +215,13 @@ def _record_index(steps: np.ndarray, record: int) -> int:
     return record % n
 
 
+def _record_axes(stats: np.ndarray, steps: np.ndarray, record: int) -> tuple[int, int, int, np.ndarray]:
+    """(record index, its step, number of layers, the layer axis 1..L) for a by-layer chart."""
+    i = _record_index(steps, record)
+    L = stats.shape[1]
+    return i, int(steps[i, 0]), L, _layers(L)
+
+
 def _check(stats: np.ndarray, steps: np.ndarray) -> None:
     if stats.ndim != 3 or steps.ndim != 2 or len(stats) != len(steps):
         raise ValueError(f"stats must be (records, layers, columns) and steps (records, 4) with the same number of "
@@ -249,10 +256,7 @@ def fig_variance_by_layer(stats: np.ndarray, steps: np.ndarray, *, record: int =
     title = "Variance by layer"
     if len(steps) == 0:
         return _empty(title, "Nothing recorded yet: press Run.", height)
-    i = _record_index(steps, record)
-    step = int(steps[i, 0])
-    L = stats.shape[1]
-    x = _layers(L)
+    i, step, L, x = _record_axes(stats, steps, record)
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.09, subplot_titles=(
         "Forward: activations", "Backward: gradients ∂L/∂h"))
     panels = {1: ("preact_var", "act_var"), 2: ("grad_preact_var",)}
@@ -515,10 +519,7 @@ def fig_saturation(stats: np.ndarray, steps: np.ndarray, *, record: int = -1, ac
     title = "Saturation and dead units by layer"
     if len(steps) == 0:
         return _empty(title, "Nothing recorded yet: press Run.", height)
-    i = _record_index(steps, record)
-    step = int(steps[i, 0])
-    L = stats.shape[1]
-    x = _layers(L)
+    i, step, L, x = _record_axes(stats, steps, record)
     fig = go.Figure()
     for c in ("saturation", "dead_units"):
         if ghost and i != 0:
