@@ -313,11 +313,18 @@ def layer_statistics(
     out = np.full((L, len(STAT_COLUMNS)), math.nan)
     (out[:, COL["preact_var"]], out[:, COL["preact_mean"]],
      out[:, COL["saturation"]], out[:, COL["dead_units"]]) = preact_statistics(hs, activation, buffers)
-    out[:, COL["act_var"]], out[:, COL["act_mean"]] = moments_per_tensor(acts, buffers)
-    out[:, COL["grad_preact_var"]], _ = moments_per_tensor(grad_hs, buffers)
-    out[:, COL["grad_act_var"]], _ = moments_per_tensor(grad_acts, buffers)
-    gw, _ = moments_per_tensor(weight_grads, buffers)
-    return _weight_columns(out, gw, weight_stats)
+    everything = [*acts, *grad_hs, *grad_acts, *weight_grads]
+    if kernels.usable(everything):
+        # One kernel call over all four kinds: with many small layers the per-call overhead dominates.
+        var, mean = moments_per_tensor(everything, buffers)
+        var, mean = var.reshape(4, L), mean.reshape(4, L)
+    else:
+        pairs = [moments_per_tensor(ts, buffers) for ts in (acts, grad_hs, grad_acts, weight_grads)]
+        var, mean = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+    out[:, COL["act_var"]], out[:, COL["act_mean"]] = var[0], mean[0]
+    out[:, COL["grad_preact_var"]] = var[1]
+    out[:, COL["grad_act_var"]] = var[2]
+    return _weight_columns(out, var[3], weight_stats)
 
 
 def _weight_columns(out: np.ndarray, weight_grad_var: np.ndarray, weight_stats) -> np.ndarray:
