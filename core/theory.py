@@ -25,25 +25,11 @@ N(0, q^l) across units, and
   in the ordered phase (c* = 1); in the chaotic phase c* < 1. ξ_c is infinite
   at criticality.
 
-Numerics
---------
-Gaussian expectations use a fixed quadrature rule. The rule the brief asked
-for, Gauss-Hermite (`numpy.polynomial.hermite_e.hermegauss`), is exact for
-smooth integrands at small q but degrades fast when φ(√q z) gets steep at
-z = 0 (tanh at q = 10: relative error 2e-5 with 200 nodes, 2e-2 at q = 100)
-and for kinks (ELU/SELU: ~1e-5 at any q). Every zero-mean pre-activation has
-its kink/steep part at z = 0, so the default rule is Gauss-Legendre on
-[-12, 0] and [0, 12] separately (2 × 128 nodes, Gaussian weight folded in):
-relative error below 1e-13 for every registered activation for
-1e-3 ≤ q ≤ 100 (1e-7 at q = 1e4). `quadrature_rule("hermite")` gives the
-Gauss-Hermite rule (used by the tests as a cross-check at small q).
-Positively homogeneous activations use closed forms: linear exactly, ReLU and
-leaky ReLU through the arc-cosine kernel (Cho & Saul, 2009):
-E[relu(√q z)²] = q/2, E[relu'(√q z)²] = 1/2, E[relu(u₁)relu(u₂)] =
-q (√(1-c²) + (π - arccos c) c) / (2π). The correlation map of the other
-activations uses the Mehler (Hermite) expansion E[φ(u₁)φ(u₂)] = Σ_n a_n² c^n,
-a_n = E[φ(√q z) He_n(z)]/√n!, with 64 terms and a two-term tail fitted so that
-the value and the slope at c = 1 are exact.
+Numerics: the Gaussian expectations (quadrature rules, closed forms for the
+ReLU family, the Mehler expansion of the correlation kernel) live in
+`core.quadrature`; `quadrature_rule` and `gaussian_moments` are re-exported
+here. The measured Jacobian spectrum (`jacobian_singular_values`) lives in
+`core.jacobian` and is re-exported here too.
 
 Conventions
 -----------
@@ -73,13 +59,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
-from numpy.polynomial.hermite_e import hermegauss
-from numpy.polynomial.legendre import leggauss
 from scipy.optimize import brentq
 
 from .init import bias_std, weight_std
-from .registry import ACTIVATIONS, INITIALIZERS, LEAKY_SLOPE
+from .jacobian import jacobian_singular_values
+from .quadrature import (_HOMOGENEOUS, _as_array, _check_activation, _homog_kernel, _kernel, _mehler, _moments, _out,
+                         gaussian_moments, quadrature_rule)
+from .quadrature import MEHLER_TERMS, QUAD_CUTOFF, QUAD_HALF_NODES, _dphi_t  # noqa: F401  (re-exported; tests use T._dphi_t)
+from .registry import INITIALIZERS
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import RunConfig
@@ -92,191 +79,8 @@ __all__ = [
 ]
 
 # -- numerical settings ------------------------------------------------------------------------------
-QUAD_HALF_NODES = 128          # Gauss-Legendre nodes on each half line
-QUAD_CUTOFF = 12.0             # |z| ≤ 12 holds all but 4e-33 of the Gaussian mass
-MEHLER_TERMS = 64              # Hermite terms of the correlation kernel
 CRITICAL_TOL = 1e-9            # |χ₁ - 1| below this counts as critical
 _Q_GRID = np.concatenate([[0.0], np.logspace(-10, 10, 401)])  # bracketing grid of the fixed-point solver
-_CHUNK = 4096                  # rows per chunk of vectorized quadrature (bounds memory)
-
-# φ(h) = h for h > 0 and s·h for h < 0: closed forms. value = the negative-side slope s.
-_HOMOGENEOUS = {"linear": 1.0, "relu": 0.0, "leaky_relu": LEAKY_SLOPE}
-
-
-def _check_activation(activation: str) -> str:
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"Unknown activation {activation!r}; known: {', '.join(ACTIVATIONS)}.")
-    return activation
-
-
-# -- quadrature --------------------------------------------------------------------------------------
-@lru_cache(maxsize=None)
-def _rule_np(kind: str, n: int) -> tuple[np.ndarray, np.ndarray]:
-    if kind == "hermite":
-        x, w = hermegauss(n)
-        return x, w / math.sqrt(2 * math.pi)  # probabilists' weights sum to √(2π)
-    if kind == "split":
-        xl, wl = leggauss(n)
-        xs = (xl + 1.0) * QUAD_CUTOFF / 2
-        ws = wl * QUAD_CUTOFF / 2 * np.exp(-xs**2 / 2) / math.sqrt(2 * math.pi)
-        return np.concatenate([-xs[::-1], xs]), np.concatenate([ws[::-1], ws])
-    raise ValueError(f"Unknown quadrature rule {kind!r}: use 'split' or 'hermite'.")
-
-
-def quadrature_rule(kind: str = "split", n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes z_i and weights w_i with Σ w_i g(z_i) ≈ E[g(z)], z ~ N(0, 1).
-
-    kind="split" (default, what the theory uses): Gauss-Legendre with `n`
-    (default 128) nodes on each of [-12, 0] and [0, 12], the Gaussian density
-    folded into the weights; exact up to rounding for piecewise-smooth g with
-    its kink at 0. kind="hermite": `hermegauss(n)` (default 200) with the
-    probabilists' weights divided by √(2π).
-    """
-    n = n or (QUAD_HALF_NODES if kind == "split" else 200)
-    x, w = _rule_np(kind, int(n))
-    return x.copy(), w.copy()
-
-
-@lru_cache(maxsize=None)
-def _rule_t() -> tuple[torch.Tensor, torch.Tensor]:
-    x, w = _rule_np("split", QUAD_HALF_NODES)
-    return torch.from_numpy(x), torch.from_numpy(w)
-
-
-@lru_cache(maxsize=None)
-def _hermite_t() -> torch.Tensor:
-    """Normalized probabilists' Hermite polynomials He_n(z)/√n! at the nodes, times the weights."""
-    x, w = _rule_np("split", QUAD_HALF_NODES)
-    H = np.zeros((len(x), MEHLER_TERMS + 1))
-    H[:, 0] = 1.0
-    H[:, 1] = x
-    for n in range(1, MEHLER_TERMS):
-        H[:, n + 1] = (x * H[:, n] - math.sqrt(n) * H[:, n - 1]) / math.sqrt(n + 1)
-    return torch.from_numpy(H * w[:, None])
-
-
-def _phi_t(activation: str, u: torch.Tensor) -> torch.Tensor:
-    return ACTIVATIONS[activation].fn(u)
-
-
-# Closed-form φ' where it is cheaper than autograd (the tests hold them to autograd).
-_DPHI_CLOSED = {
-    "tanh": lambda u: 1.0 - torch.tanh(u).square_(),
-    "sigmoid": lambda u: (lambda s: s * (1.0 - s))(torch.sigmoid(u)),
-}
-
-
-def _dphi_t(activation: str, u: torch.Tensor) -> torch.Tensor:
-    """φ'(u) elementwise: closed form for tanh and sigmoid, torch autograd otherwise."""
-    if activation in _DPHI_CLOSED:
-        return _DPHI_CLOSED[activation](u)
-    with torch.enable_grad():
-        u = u.detach().requires_grad_(True)
-        (g,) = torch.autograd.grad(_phi_t(activation, u).sum(), u)
-    return g
-
-
-@lru_cache(maxsize=None)
-def _constants(activation: str) -> dict[str, float]:
-    """The q → 0 and q → ∞ limits of E[φ²], dE[φ²]/dq and E[φ'²].
-
-    At q → 0 the one-sided derivatives at 0± are averaged (z > 0 and z < 0
-    are equally likely), which matters for kinked φ (SELU: φ'(0±) = λ, λα).
-    """
-    eps = 1e-12
-    with torch.enable_grad():
-        h = torch.tensor([-eps, eps], dtype=torch.float64, requires_grad=True)
-        y = _phi_t(activation, h)
-        (d1,) = torch.autograd.grad(y.sum(), h, create_graph=True)
-        d2 = torch.autograd.grad(d1.sum(), h, allow_unused=True)[0] if d1.requires_grad else None
-    phi0 = float(_phi_t(activation, torch.zeros(1, dtype=torch.float64)))
-    d1 = d1.detach()
-    d2 = torch.zeros(2, dtype=torch.float64) if d2 is None else d2.detach()
-    big = torch.tensor([-1e6, 1e6], dtype=torch.float64)
-    far = torch.tensor([-60.0, 60.0], dtype=torch.float64)
-    ends = _phi_t(activation, big)
-    slopes = _dphi_t(activation, far)
-    slopes = torch.where(slopes.abs() < 1e-20, torch.zeros_like(slopes), slopes)
-    unbounded = bool((ends.abs() > 1e3).any())
-    return {
-        "V0": phi0 * phi0,
-        "dV0": float((d1 * d1).mean()) + phi0 * float(d2.mean()),
-        "D0": float((d1 * d1).mean()),
-        "V_inf": math.inf if unbounded else float((ends**2).mean()),
-        "D_inf": float((slopes**2).mean()),
-    }
-
-
-def _as_array(x) -> np.ndarray:
-    return np.asarray(x, dtype=np.float64)
-
-
-def _out(a: np.ndarray, shape: tuple):
-    a = np.asarray(a, dtype=np.float64)
-    return float(a.reshape(-1)[0]) if shape == () else a.reshape(shape)
-
-
-def _moments(activation: str, q: np.ndarray, V: bool = True, dV: bool = False, D: bool = False) -> dict[str, np.ndarray]:
-    """Flat arrays of V(q) = E[φ(√q z)²], V'(q) = dV/dq and D(q) = E[φ'(√q z)²].
-
-    V'(q) = E[φ(√q z)² (z² - 1)] / (2q) (differentiating the Gaussian density),
-    which equals E[φ'² + φφ''] (Poole et al.'s form) without a second derivative.
-    """
-    q = _as_array(q).reshape(-1)
-    out: dict[str, np.ndarray] = {}
-    if activation in _HOMOGENEOUS:
-        s = _HOMOGENEOUS[activation]
-        k = (1 + s * s) / 2
-        if V:
-            out["V"] = k * q
-        if dV:
-            out["dV"] = np.full_like(q, k)
-        if D:
-            out["D"] = np.full_like(q, k)
-        return out
-    c = _constants(activation)
-    for key, want in (("V", V), ("dV", dV), ("D", D)):
-        if want:
-            out[key] = np.full_like(q, np.nan)
-    zero, inf = q == 0, np.isposinf(q)
-    small = (q > 0) & (q < 1e-7)  # V'(q) by its Taylor limit (the (z²-1)/2q form cancels)
-    mid = np.flatnonzero((q > 0) & np.isfinite(q))
-    if V:
-        out["V"][zero], out["V"][inf] = c["V0"], c["V_inf"]
-    if dV:
-        out["dV"][zero | small] = c["dV0"]
-        out["dV"][inf] = np.nan
-    if D:
-        out["D"][zero], out["D"][inf] = c["D0"], c["D_inf"]
-    if mid.size:
-        X, Wt = _rule_t()
-        for start in range(0, mid.size, _CHUNK):
-            idx = mid[start:start + _CHUNK]
-            qc = torch.from_numpy(q[idx])
-            U = torch.sqrt(qc)[:, None] * X[None, :]
-            if V or dV:
-                P2 = _phi_t(activation, U).square_()
-                if V:
-                    out["V"][idx] = (P2 @ Wt).numpy()
-                if dV:
-                    dv = ((P2 @ (Wt * (X * X - 1))) / (2 * qc)).numpy()
-                    keep = q[idx] >= 1e-7
-                    out["dV"][idx[keep]] = dv[keep]
-            if D:
-                G = _dphi_t(activation, U).square_()
-                out["D"][idx] = (G @ Wt).numpy()
-    return out
-
-
-def gaussian_moments(activation: str, q) -> dict[str, Any]:
-    """E[φ(√q z)²], its derivative in q, and E[φ'(√q z)²] for z ~ N(0, 1).
-
-    Returns {"phi2": ..., "dphi2_dq": ..., "dphi2": ...}, floats for a scalar q.
-    """
-    _check_activation(activation)
-    qa = _as_array(q)
-    m = _moments(activation, qa, V=True, dV=True, D=True)
-    return {"phi2": _out(m["V"], qa.shape), "dphi2_dq": _out(m["dV"], qa.shape), "dphi2": _out(m["D"], qa.shape)}
 
 
 # -- the variance map and its fixed point ------------------------------------------------------------
@@ -460,8 +264,14 @@ def fixed_point(activation: str, sigma_w2, sigma_b2, q_init=1.0):
     return _out(_fixed_point_flat(activation, sw2, sb2, q0), shape)
 
 
-def _chi1_flat(activation, sw2, q):
-    D = _moments(activation, q, V=False, D=True)["D"]
+def _dphi2(activation, q):
+    """D(q) = E[φ'(√q z)²], flat."""
+    return _moments(activation, q, V=False, D=True)["D"]
+
+
+def _chi1_flat(activation, sw2, q, D=None):
+    """σ_w² D(q) (0 where σ_w² = 0); pass D if already computed."""
+    D = _dphi2(activation, q) if D is None else D
     return np.where(sw2 == 0, 0.0, sw2 * D)
 
 
@@ -515,65 +325,15 @@ def critical_sigma_w2(activation: str, sigma_b2: float, q_init: float = 1.0) -> 
 
     root = brentq(f, grid[i], grid[i + 1], xtol=1e-13, rtol=1e-13, maxiter=200)
     q_root = fixed_point(activation, root, sb2, q_init)
-    if abs(f(root)) > 1e-6 or not math.isfinite(q_root) or q_root > 1e8:
+    if abs(chi1(activation, root, sb2, q=q_root) - 1.0) > 1e-6 or not math.isfinite(q_root) or q_root > 1e8:
         return None  # χ₁ jumps over 1, or reaches it only where q* = ∞ (softplus at σ_w² = 2, like ReLU)
     return float(root)
 
 
+
+
+
 # -- correlations ------------------------------------------------------------------------------------
-def _mehler(activation: str, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Coefficients b_n = a_n² of E[φ(u₁)φ(u₂)] = Σ b_n c^n at second moment q, plus tail (α, β, m).
-
-    Returns (b with shape (N, MEHLER_TERMS+1), tail with shape (N, 3)): the
-    tail α c^m + β c^{m+1} makes the value (E[φ²]) and slope (q E[φ'²]) at
-    c = 1 exact.
-    """
-    q = _as_array(q).reshape(-1)
-    X, _ = _rule_t()
-    HW = _hermite_t()
-    b = np.empty((q.size, MEHLER_TERMS + 1))
-    for start in range(0, q.size, _CHUNK):
-        qc = torch.from_numpy(q[start:start + _CHUNK])
-        P = _phi_t(activation, torch.sqrt(qc)[:, None] * X[None, :])
-        b[start:start + _CHUNK] = (P @ HW).square_().numpy()
-    m = _moments(activation, q, V=True, D=True)
-    n = np.arange(MEHLER_TERMS + 1)
-    R1 = np.maximum(m["V"] - b.sum(1), 0.0)
-    R1p = np.maximum(q * m["D"] - (b * n).sum(1), 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        deg = np.where(R1 > 0, np.floor(R1p / R1), MEHLER_TERMS + 1)
-    deg = np.clip(np.nan_to_num(deg, nan=MEHLER_TERMS + 1.0, posinf=1e6), MEHLER_TERMS + 1, 1e6)
-    beta = np.clip(R1p - deg * R1, 0.0, R1)
-    alpha = R1 - beta
-    return b, np.stack([alpha, beta, deg], axis=1)
-
-
-def _kernel(b, tail, c):
-    """P(c) = Σ b_n c^n + α c^m + β c^{m+1} and P'(c), rows of b against c (Horner)."""
-    P = np.zeros_like(c)
-    dP = np.zeros_like(c)
-    for n in range(b.shape[1] - 1, -1, -1):
-        dP = dP * c + P
-        P = P * c + b[:, n]
-    alpha, beta, m = tail[:, 0], tail[:, 1], tail[:, 2]
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
-        cm1 = np.where(c == 0, 0.0, np.sign(c) ** (m - 1) * np.abs(c) ** (m - 1))
-    P = P + alpha * cm1 * c + beta * cm1 * c * c
-    dP = dP + alpha * m * cm1 + beta * (m + 1) * cm1 * c
-    return P, dP
-
-
-def _homog_kernel(s, c):
-    """E[φ(u₁)φ(u₂)]/q and its c-derivative for φ = relu + slope s on the negative side (arc-cosine kernel)."""
-    c = np.clip(c, -1.0, 1.0)
-    theta = np.arccos(c)
-    k1 = (np.sqrt(1 - c * c) + (math.pi - theta) * c) / (2 * math.pi)
-    dk1 = (math.pi - theta) / (2 * math.pi)
-    P = s * s * c + s * (1 - s) * c + (1 - s) ** 2 * k1
-    dP = s * s + s * (1 - s) + (1 - s) ** 2 * dk1
-    return P, dP
-
-
 def correlation_map(activation: str, sigma_w2, sigma_b2, c, q=None, q_init=1.0):
     """c' = (σ_w² E[φ(u₁)φ(u₂)] + σ_b²) / q', the correlation of two inputs one layer on.
 
@@ -592,7 +352,7 @@ def correlation_map(activation: str, sigma_w2, sigma_b2, c, q=None, q_init=1.0):
         qs = np.broadcast_to(_as_array(q), shape).reshape(-1).astype(float)
     qn = sw2 * _moments(activation, qs)["V"] + sb2
     if activation in _HOMOGENEOUS:
-        P = qs * _homog_kernel(_HOMOGENEOUS[activation], ca)[0]
+        P = qs * _homog_kernel(_HOMOGENEOUS[activation], ca)
     else:
         P = np.full(qs.size, np.nan)
         ok = np.isfinite(qs)
@@ -648,10 +408,8 @@ def correlation_fixed_point(activation: str, sigma_w2, sigma_b2, q_init=1.0):
     where q* is infinite.
     """
     shape, sw2, sb2, q0 = _prep(activation, sigma_w2, sigma_b2, q_init)
-    qs = _fixed_point_flat(activation, sw2, sb2, q0)
-    chi = _chi1_flat(activation, sw2, qs)
-    cs, chic = _c_star_flat(activation, sw2, sb2, qs, chi)
-    return _out(cs, shape), _out(chic, shape)
+    r = _analyse_flat(activation, sw2, sb2, q0)
+    return _out(r["c_star"], shape), _out(r["chi_c"], shape)
 
 
 def _xi(slope: np.ndarray) -> np.ndarray:
@@ -717,13 +475,12 @@ def gradient_profile(activation: str, sigma_w2, sigma_b2, q1: float, depth: int)
     depth = int(depth)
     q = q_path(activation, sigma_w2, sigma_b2, q1, depth)
     sw2 = np.broadcast_to(_as_array(sigma_w2), (depth,))
-    return _grad_rel(activation, q, sw2)
+    return _grad_rel(_dphi2(activation, q), sw2)
 
 
-def _grad_rel(activation: str, q: np.ndarray, back_factor: np.ndarray) -> np.ndarray:
-    """grad[L-1] = 1, grad[l] = grad[l+1] · back_factor[l+1] · D(q^l) (0-based)."""
-    depth = q.size
-    D = _moments(activation, q, V=False, D=True)["D"]
+def _grad_rel(D: np.ndarray, back_factor: np.ndarray) -> np.ndarray:
+    """grad[L-1] = 1, grad[l] = grad[l+1] · back_factor[l+1] · D[l] (0-based), D[l] = E[φ'(√q^l z)²]."""
+    depth = D.size
     g = np.ones(depth)
     with np.errstate(over="ignore", invalid="ignore"):
         for l in range(depth - 2, -1, -1):
@@ -762,12 +519,8 @@ def _layer_sigma2(cfg: "RunConfig") -> tuple[np.ndarray, np.ndarray, list[int]] 
 
 
 def _forward_path(activation, sw2, sb2, input_second_moment):
-    depth = sw2.size
-    q = np.empty(depth)
-    q[0] = sw2[0] * input_second_moment + sb2[0]
-    for l in range(1, depth):
-        q[l] = variance_map(activation, sw2[l], sb2[l], q[l - 1])
-    return q
+    """q^1..q^L for per-layer (σ_w², σ_b²), q^1 = σ_w²(1) · input_second_moment + σ_b²(1)."""
+    return q_path(activation, sw2, sb2, sw2[0] * input_second_moment + sb2[0], sw2.size)
 
 
 def predicted_profile(cfg: "RunConfig", input_second_moment: float = 1.0) -> pd.DataFrame:
@@ -799,8 +552,6 @@ def predicted_profile(cfg: "RunConfig", input_second_moment: float = 1.0) -> pd.
     depth = len(cfg.hidden_widths)
     layer = np.arange(1, depth + 1)
     notes: list[str] = []
-    applies = True
-    m = float(input_second_moment)
     widths = list(cfg.hidden_widths)
     if cfg.init == "lsuv":
         df = pd.DataFrame({"layer": layer, "q": np.nan, "grad_rel": np.nan})
@@ -816,12 +567,10 @@ def predicted_profile(cfg: "RunConfig", input_second_moment: float = 1.0) -> pd.
             "does not cover BatchNorm (its gradients can grow with depth, Yang et al. 2019)."))
         return df
     sw2, sb2, sizes = _layer_sigma2(cfg)
-    q = _forward_path(cfg.activation, sw2, sb2, m)
-    back = np.empty(depth)
-    back[0] = np.nan
-    for l in range(1, depth):
-        back[l] = sw2[l] * sizes[l + 1] / sizes[l]
-    grad = _grad_rel(cfg.activation, q, back)
+    q = _forward_path(cfg.activation, sw2, sb2, float(input_second_moment))
+    n = np.asarray(sizes, dtype=float)
+    back = np.concatenate([[np.nan], sw2[1:] * n[2:] / n[1:-1]])  # σ_w²(l+1) · N_{l+1}/N_l; entry 0 unused
+    grad = _grad_rel(_dphi2(cfg.activation, q), back)
     if cfg.init == "zeros":
         notes.append("All weights are zero: every unit computes the same thing, h = 0 in every layer, and no "
                      "gradient reaches the layers below the last one.")
@@ -833,7 +582,7 @@ def predicted_profile(cfg: "RunConfig", input_second_moment: float = 1.0) -> pd.
     if not np.all(np.isfinite(q)):
         notes.append("The predicted variance overflows: it grows without bound with depth.")
     df = pd.DataFrame({"layer": layer, "q": q, "grad_rel": grad})
-    df.attrs.update(applies=applies, note=" ".join(notes))
+    df.attrs.update(applies=True, note=" ".join(notes))
     return df
 
 
@@ -848,8 +597,10 @@ def profile_table(activation: str, sigma_w: float, sigma_b: float, depth: int, q
     sw2, sb2 = float(sigma_w) ** 2, float(sigma_b) ** 2
     q1 = sw2 * float(q0) + sb2
     q = q_path(activation, sw2, sb2, q1, depth)
-    grad = _grad_rel(activation, q, np.full(q.size, sw2))
-    chi = _chi1_flat(activation, np.full(q.size, sw2), q)
+    D = _dphi2(activation, q)
+    sw2s = np.full(q.size, sw2)
+    grad = _grad_rel(D, sw2s)
+    chi = _chi1_flat(activation, sw2s, q, D)
     return pd.DataFrame({"layer": np.arange(1, q.size + 1), "q": q, "grad_rel": grad, "chi1": chi})
 
 
@@ -973,57 +724,9 @@ def critical_line(diagram: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarra
     return xs, bb.copy()
 
 
+
+
 # -- input-output Jacobian (dynamical isometry) ------------------------------------------------------
-def jacobian_singular_values(cfg: "RunConfig", n_inputs: int = 1, seed: int | None = None,
-                             exact_orthogonal: bool = True) -> np.ndarray:
-    """Singular values of J = ∂a^L/∂x at initialization, in float64 (Pennington et al., 2017).
-
-    J = D_L W_L ··· D_1 W_1 (D_l = diag φ'(h^l)): from the input to the last
-    hidden layer's activations, for the network `core.model.build_network(cfg)`
-    builds (same seed, same weights), converted to float64, at `n_inputs`
-    points x ~ N(0, I) drawn with `seed` (default cfg.seed + 1); the singular
-    values of all points are concatenated, each point's sorted descending.
-
-    The weights are drawn in float32, and a float32-rounded orthogonal matrix
-    has singular values 1 ± ~1e-7 only. With `exact_orthogonal` (default), the
-    orthogonal schemes (`orthogonal`, `lsuv`) get each hidden weight replaced
-    by its nearest scaled (semi-)orthogonal matrix in float64 (the polar
-    factor U Vᵀ of W = U S Vᵀ times σ_w, or for LSUV the mean singular value), a change at the
-    float32 rounding level that makes "all singular values 1" hold to ~1e-14.
-    LSUV calibrates on a batch of 256 points x ~ N(0, I). BatchNorm is not
-    supported (ValueError): at initialization its Jacobian depends on the
-    whole batch. Cost: depth · width² · input size, plus one SVD per point.
-    """
-    from .model import build_network
-
-    if cfg.batchnorm:
-        raise ValueError("The Jacobian spectrum is defined here for networks without BatchNorm; turn BatchNorm off.")
-    gen = torch.Generator().manual_seed(cfg.seed + 1 if seed is None else int(seed))
-    calib = torch.randn(256, cfg.features, generator=gen) if cfg.init == "lsuv" else None
-    net = build_network(cfg, calibration=calib).double()
-    act = ACTIVATIONS[cfg.activation]
-    if exact_orthogonal and cfg.init in ("orthogonal", "lsuv"):
-        with torch.no_grad():
-            for linear in net.linears:
-                U, S, Vh = torch.linalg.svd(linear.weight, full_matrices=False)
-                scale = float(cfg.sigma_w) if cfg.init == "orthogonal" else S.mean()  # W = σ_w·Q exactly
-                linear.weight.copy_(scale * (U @ Vh))
-    xs = torch.randn(int(n_inputs), cfg.features, generator=gen, dtype=torch.float64)
-    svs = []
-    with torch.no_grad():
-        for x in xs:
-            a = x[None, :]
-            J = None
-            for linear in net.linears:
-                h = linear(a)
-                d = _dphi_t(cfg.activation, h)[0]
-                J = linear.weight if J is None else linear.weight @ J
-                J = d[:, None] * J
-                a = act.fn(h)
-            svs.append(torch.linalg.svdvals(J).numpy())
-    return np.concatenate(svs)
-
-
 def jacobian_theory_mean(cfg: "RunConfig", input_second_moment: float = 1.0) -> float | None:
     """The theory's mean squared singular value of J = ∂a^L/∂x at initialization.
 
