@@ -10,223 +10,28 @@ Inputs are the arrays a `Snapshot` or `RunResult` carries:
   [(edges, counts), ...], 'step': int}).
 
 The figures are sent to the browser several times a second while a run
-trains, so they are kept small: float32 arrays (Plotly encodes numpy arrays
-as base64 typed arrays), at most ~200 steps per line or heatmap (evenly
-spaced records, always the first and the last) and a tiny template instead of
-Plotly's 6.5 KB default one. Lines are SVG `Scatter`, not `Scattergl`: with
+trains, so they are kept small (see `core.plotting`, their shared palette,
+template and helpers). Lines are SVG `Scatter`, not `Scattergl`: with
 at most ~10 lines of 200 points, SVG draws in ~20 ms, while each WebGL
 chart costs 200-300 ms to mount in a browser without a GPU (measured in
 headless Chromium), and Streamlit mounts a chart afresh when it changes.
-Non-finite values (and, on log axes, zeros) become gaps, and a red note in
-the figure says where they are.
 """
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
+from .plotting import (  # noqa: F401  (the public ones are re-exported: figures.NAMES, figures.TEMPLATE, ...)
+    COLOURS, HEALTHY_UPDATE_RATIO, HEATMAP_SPAN, MAX_POINTS, MAX_RIDGES, NAMES, TEMPLATE, THEORY_LABEL, _check,
+    _empty, _f32, _gap_note, _layers, _layout, _log10, _log_ready, _note, _ranges, _record_axes, _record_index,
+    _step_ticks, _subtitle, log_ticks, sample_indices,
+)
 from .probes import COL
-
-MAX_POINTS = 200  # steps kept per line or heatmap row: enough to see the dynamics, small on the wire
-MAX_RIDGES = 25   # histograms drawn per ridge plot: more overlap into a blur
-HEALTHY_UPDATE_RATIO = 1e-3
-
-# Colours by quantity, the same on every chart (and in Compare).
-COLOURS = {
-    "preact_var": "#1f77b4",      # h
-    "act_var": "#2ca02c",         # a = φ(h)
-    "grad_preact_var": "#d62728",  # ∂L/∂h
-    "grad_act_var": "#ff7f0e",
-    "saturation": "#9467bd",
-    "dead_units": "#8c564b",
-    "loss": "#1f77b4",
-    "train_accuracy": "#aec7e8",
-    "test_accuracy": "#ff7f0e",
-    "theory": "#333333",
-    "warning": "#b2182b",
-}
-NAMES = {
-    "preact_var": "Var(h), pre-activation",
-    "act_var": "Var(a), a = φ(h)",
-    "grad_preact_var": "Var(∂L/∂h)",
-    "grad_act_var": "Var(∂L/∂a)",
-    "saturation": "saturated entries",
-    "dead_units": "dead units",
-}
-THEORY_LABEL = "theory: wide layers, at initialization, no BatchNorm"
-HEATMAP_SPAN = 6.0  # decades either side of the colour scale's centre
-
-# A tiny template (Plotly's default one is ~6.5 KB of JSON in every figure).
-TEMPLATE = go.layout.Template(layout=dict(
-    font=dict(family="Source Sans Pro, Arial, sans-serif", size=13, color="#222222"),
-    paper_bgcolor="white", plot_bgcolor="white",
-    xaxis=dict(gridcolor="#ebebeb", zerolinecolor="#d0d0d0", linecolor="#bbbbbb", showline=True, ticks="outside"),
-    yaxis=dict(gridcolor="#ebebeb", zerolinecolor="#d0d0d0", linecolor="#bbbbbb", showline=True, ticks="outside"),
-    hoverlabel=dict(font_size=12),
-))
-
-
-# -- small helpers ---------------------------------------------------------------------------------
-
-def sample_indices(n: int, max_points: int = MAX_POINTS) -> np.ndarray:
-    """At most `max_points` evenly spaced indices into range(n), always the first and the last."""
-    if n <= 0:
-        return np.zeros(0, dtype=np.int64)
-    if n <= max_points:
-        return np.arange(n)
-    max_points = max(2, int(max_points))
-    return np.unique(np.round(np.linspace(0, n - 1, max_points)).astype(np.int64))
-
-
-F32_MAX, F32_TINY = 3.0e38, 1.2e-38  # beyond these float32 overflows or loses precision down to 0
-
-
-def _f32(values) -> np.ndarray:
-    """float32 (half the bytes of float64 on the wire) with every non-finite
-    value as NaN: a gap. Where float32 cannot hold a finite value (an
-    exploding variance of 1e40, a vanished one of 1e-42), float64 instead, so
-    a real number never turns into a gap or a zero."""
-    a = np.array(values, dtype=np.float64)
-    a[~np.isfinite(a)] = np.nan
-    mag = np.abs(a[np.isfinite(a) & (a != 0)])
-    if mag.size and (mag.max() > F32_MAX or mag.min() < F32_TINY):
-        return a
-    return a.astype(np.float32)
-
-
-def _log_ready(values) -> np.ndarray:
-    """For a log axis: float32, NaN where the value is not a positive finite number."""
-    a = np.asarray(values, dtype=np.float64)
-    a = np.where(np.isfinite(a) & (a > 0), a, np.nan)
-    return _f32(a)
-
-
-def _log10(values) -> np.ndarray:
-    a = np.asarray(values, dtype=np.float64)
-    with np.errstate(all="ignore"):
-        out = np.where(np.isfinite(a) & (a > 0), np.log10(np.where(a > 0, a, 1.0)), np.nan)
-    return out.astype(np.float32)
-
-
-def log_ticks(*arrays) -> dict:
-    """Tick spacing for a log axis holding `arrays`: 1-2-5 labels when the
-    data span under two decades, one label per decade up to 12, else auto."""
-    values = [np.asarray(a, dtype=np.float64).ravel() for a in arrays if a is not None]
-    v = np.concatenate(values) if values else np.zeros(0)
-    v = v[np.isfinite(v) & (v > 0)]
-    out = dict(type="log", exponentformat="power")
-    if v.size:
-        lo, hi = math.log10(v.min()), math.log10(v.max())
-        span = hi - lo
-        if span < 2:
-            # 1-2-5 ticks written out in full: plotly's "D2" labels 0.5 as a bare "5".
-            ticks = [m * 10.0 ** e for e in range(math.floor(lo) - 1, math.ceil(hi) + 1) for m in (1, 2, 5)]
-            ticks = [t for t in ticks if 10 ** (lo - 0.3) <= t <= 10 ** (hi + 0.3)]
-            out.update(tickmode="array", tickvals=ticks, ticktext=[f"{t:g}" for t in ticks])
-        elif span <= 12:
-            out["dtick"] = 1
-    return out
-
-
-def _step_ticks(steps) -> dict:
-    """Whole-number step ticks when only a few steps are shown (no 0.5 ticks)."""
-    steps = np.asarray(steps)
-    return dict(dtick=1, tick0=0) if steps.size and steps.max() - steps.min() < 8 else {}
-
-
-def _layers(n: int) -> np.ndarray:
-    return np.arange(1, n + 1, dtype=np.int32)
-
-
-def _ranges(numbers: Sequence[int]) -> str:
-    """[1, 2, 3, 7, 9, 10] -> '1–3, 7, 9–10' (at most four groups)."""
-    groups: list[list[int]] = []
-    for v in sorted(set(int(x) for x in numbers)):
-        if groups and v == groups[-1][1] + 1:
-            groups[-1][1] = v
-        else:
-            groups.append([v, v])
-    parts = [f"{a}" if a == b else f"{a}–{b}" for a, b in groups]
-    return ", ".join(parts[:4]) + (", …" if len(parts) > 4 else "")
-
-
-def _gap_note(values: np.ndarray, what: str, log_axis: bool = True) -> str | None:
-    """A sentence on which layers (of a 1-D per-layer array) cannot be drawn, or None."""
-    a = np.asarray(values, dtype=np.float64)
-    bad = ~np.isfinite(a)
-    zero = np.isfinite(a) & (a <= 0) if log_axis else np.zeros_like(bad)
-    notes = []
-    if bad.any():
-        notes.append(f"{what} is inf/nan in layer{'s' if bad.sum() > 1 else ''} {_ranges(np.flatnonzero(bad) + 1)}")
-    if zero.any():
-        notes.append(f"{what} is 0 in layer{'s' if zero.sum() > 1 else ''} {_ranges(np.flatnonzero(zero) + 1)}")
-    return "; ".join(notes) if notes else None
-
-
-def _note(fig: go.Figure, lines: Sequence[str | None], y: float = 1.0, panel: int = 1) -> None:
-    """A red note in the top-left corner of a plotting area (gaps, divergence);
-    `panel` is the subplot (1 = the first x/y axes)."""
-    lines = [s for s in lines if s]
-    if not lines:
-        return
-    text = "<br>".join(f"⚠ {s}" for s in lines[:3])
-    axis = "" if panel == 1 else str(panel)
-    fig.add_annotation(text=text, x=0.0, y=y, xref=f"x{axis} domain", yref=f"y{axis} domain", xanchor="left", yanchor="top",
-                       showarrow=False, align="left", font=dict(color=COLOURS["warning"], size=12),
-                       bgcolor="rgba(255,255,255,0.85)")
-
-
-def _empty(title: str, message: str, height: int = 320) -> go.Figure:
-    fig = go.Figure()
-    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
-                       font=dict(size=14, color="#666666"))
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return _layout(fig, title, height)
-
-
-def _subtitle(title: str, note: str | None) -> str:
-    """The title with a red warning line under it (for notes that would cover the plot)."""
-    if not note:
-        return title
-    return f"{title}<br><span style='font-size:12px;color:{COLOURS['warning']}'>⚠ {note}</span>"
-
-
-def _layout(fig: go.Figure, title: str, height: int, legend_bottom: bool = False) -> go.Figure:
-    legend = (dict(orientation="h", yref="container", yanchor="bottom", y=0.0, xanchor="left", x=0.0) if legend_bottom else
-              dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1.0))
-    fig.update_layout(
-        template=TEMPLATE, height=height, title=dict(text=title, x=0.0, xanchor="left", font=dict(size=16)),
-        margin=dict(l=70, r=20, t=80, b=60 if not legend_bottom else 105), legend=legend,
-        hovermode="closest", uirevision="keep",  # keep the user's zoom across live refreshes
-    )
-    return fig
-
-
-def _record_index(steps: np.ndarray, record: int) -> int:
-    n = len(steps)
-    if not -n <= record < n:
-        raise IndexError(f"record {record} is out of range: the run has {n} records.")
-    return record % n
-
-
-def _record_axes(stats: np.ndarray, steps: np.ndarray, record: int) -> tuple[int, int, int, np.ndarray]:
-    """(record index, its step, number of layers, the layer axis 1..L) for a by-layer chart."""
-    i = _record_index(steps, record)
-    L = stats.shape[1]
-    return i, int(steps[i, 0]), L, _layers(L)
-
-
-def _check(stats: np.ndarray, steps: np.ndarray) -> None:
-    if stats.ndim != 3 or steps.ndim != 2 or len(stats) != len(steps):
-        raise ValueError(f"stats must be (records, layers, columns) and steps (records, 4) with the same number of "
-                         f"records; got {stats.shape} and {steps.shape}.")
-
 
 # -- 1. variance by layer --------------------------------------------------------------------------
 
