@@ -12,8 +12,9 @@ from ui.nav import nav  # noqa: E402
 nav()
 
 from core.scenarios import SCENARIOS  # noqa: E402
-from ui.session import warm_up_engine  # noqa: E402
-from ui.share import compare_query, explore_query, page_file  # noqa: E402
+from ui.links import page_link  # noqa: E402
+from ui.session import changed_settings, warm_up_engine  # noqa: E402
+from ui.share import compare_query, explore_query  # noqa: E402
 
 warm_up_engine()  # the first Run on this server should not wait for start-up
 
@@ -23,12 +24,9 @@ st.markdown(
     "then watch every layer's activations and back-propagated gradients vanish, explode or flow while a real PyTorch "
     "network trains, beside what mean-field theory predicts, in an experiment you can share as a link."
 )
-explore = page_file("Explore")
-if explore:
-    st.page_link(explore, label="Start from scratch in Explore", icon=":material/science:")
+page_link("Explore", "Start from scratch in Explore", {}, icon=":material/science:")
 
 st.subheader("One-click scenarios")
-compare_page = page_file("Compare")
 cols = st.columns(3, gap="medium")
 for i, sc in enumerate(SCENARIOS.values()):
     cfg = sc.config
@@ -36,22 +34,15 @@ for i, sc in enumerate(SCENARIOS.values()):
         st.markdown(f"**{sc.title}**")
         st.write(sc.story)
         if sc.compare is not None:
-            qa, qb = cfg.to_query(), sc.compare.to_query()
-            diff = [f"{k} {v} → {qb[k]}" for k, v in qa.items() if qb.get(k) != v]
-            st.caption(f"depth {cfg.depth} · {cfg.activation} · A → B: {', '.join(diff)}")
-            if compare_page:
-                st.page_link(compare_page, label="Compare A and B", icon=":material/compare_arrows:",
-                             query_params=compare_query(cfg, sc.compare))
-            if explore:
-                a, b = st.columns(2)
-                with a:
-                    st.page_link(explore, label="A in Explore", icon=":material/science:", query_params=explore_query(cfg))
-                with b:
-                    st.page_link(explore, label="B in Explore", icon=":material/science:",
-                                 query_params=explore_query(sc.compare))
+            st.caption(f"depth {cfg.depth} · {cfg.activation} · A → B: {', '.join(changed_settings(cfg, sc.compare))}")
+            page_link("Compare", "Compare A and B", compare_query(cfg, sc.compare), icon=":material/compare_arrows:")
+            a, b = st.columns(2)
+            with a:
+                page_link("Explore", "A in Explore", explore_query(cfg), icon=":material/science:")
+            with b:
+                page_link("Explore", "B in Explore", explore_query(sc.compare), icon=":material/science:")
         else:
             st.caption(f"depth {cfg.depth} · {cfg.activation} · {cfg.init}"
                        f"{f' (σ_w = {cfg.sigma_w:g})' if cfg.sigma_w != 1 else ''}"
                        f"{' · BatchNorm' if cfg.batchnorm else ''} · {cfg.steps} steps")
-            if explore:
-                st.page_link(explore, label="Open in Explore", icon=":material/science:", query_params=explore_query(cfg))
+            page_link("Explore", "Open in Explore", explore_query(cfg), icon=":material/science:")

@@ -15,13 +15,9 @@ nav()
 from core import theory_figures as TF  # noqa: E402
 from core.registry import ACTIVATIONS  # noqa: E402
 from ui import theory as TH  # noqa: E402
-from ui.live import PLOTLY_CONFIG  # noqa: E402
 from ui.links import page_link  # noqa: E402
+from ui.live import chart  # noqa: E402
 from ui.share import config_from_query, explore_query, page_url, share_box, show_notes  # noqa: E402
-
-
-def chart(fig, key):
-    st.plotly_chart(fig, key=key, theme=None, config=PLOTLY_CONFIG)
 
 
 st.title("Theory")
@@ -65,11 +61,12 @@ c[4].metric("ξ_c", TH.depth_scale_text(s["depth_scale_c"], s["phase"]),
             help="Depth scale of correlations: about how many layers information about the input (and the gradient) "
                  "survives, ξ_c = −1/log χ_c. Infinite at the edge of chaos; networks train to a depth of a few ξ_c.")
 crit = s["critical_sigma_w2"]
+gradient = TH.gradient_sentence(prof)
 st.markdown(
     f"{s['note']} "
     + (f"At this σ_b² the edge of chaos is at **σ_w² = {crit:.4g}**." if crit is not None else
        "At this σ_b² no σ_w² makes χ₁ = 1.")
-    + (f" {TH.gradient_sentence(prof)}" if TH.gradient_sentence(prof) else "")
+    + (f" {gradient}" if gradient else "")
 )
 
 # -- layer by layer ---------------------------------------------------------------------------------

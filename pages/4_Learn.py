@@ -67,9 +67,8 @@ with text:
                 "ReLU with He initialization (blue) keeps χ = 1, and every layer gets a gradient of the same size.")
     L.scenario_link("sigmoid_vanishing")
 with fig:
-    L.chart(L.fig_lines({"sigmoid, Xavier normal": g_sig, "ReLU, He normal": g_he},
-                        title=f"Var(∂L/∂h) by layer at initialization, depth {sig.depth}",
-                        y_title="relative to the last layer"), "learn__vanishing")
+    L.by_layer_chart({"sigmoid, Xavier normal": g_sig, "ReLU, He normal": g_he}, sig.depth, "learn__vanishing",
+                     what="Var(∂L/∂h)", y_title="relative to the last layer")
 
 # 2 -- Xavier ----------------------------------------------------------------------------------------
 text, fig = question(2)
@@ -96,14 +95,12 @@ with text:
         "Xavier assumes a zero-centred activation with slope 1 at 0: right for tanh, wrong for ReLU (next questions).")
     L.scenario_link("tanh_small_vs_xavier")
 with fig:
-    L.chart(L.fig_lines({f"tanh, σ_w = {sc.config.sigma_w:g} (too small)": q_small, "tanh, Xavier normal": q_xav},
-                        title=f"Var(h) by layer at initialization, depth {small.depth}",
-                        y_title="pre-activation variance"), "learn__xavier")
+    L.by_layer_chart({f"tanh, σ_w = {sc.config.sigma_w:g} (too small)": q_small, "tanh, Xavier normal": q_xav},
+                     small.depth, "learn__xavier")
 
 # 3 -- saturation and ReLU ---------------------------------------------------------------------------
 text, fig = question(3)
 h, d = L.derivative_curves(("sigmoid", "tanh", "relu"))
-sc = SCENARIOS["relu_xavier_vs_he"]
 with text:
     st.markdown("Sigmoid and tanh flatten out for large |h|: their slope goes to 0, and a unit sitting there "
                 "passes almost no gradient back (δ is multiplied by φ'(h)). Large weights push pre-activations "
@@ -143,9 +140,8 @@ with text:
         "conditioned; the cure is the right scale (He, blue).")
     L.scenario_link("exploding")
 with fig:
-    L.chart(L.fig_lines({f"ReLU, σ_w = {boom.sigma_w:g}": q_boom, "ReLU, He normal": q_he},
-                        title=f"Var(h) by layer at initialization, depth {boom.depth}",
-                        y_title="pre-activation variance"), "learn__exploding")
+    L.by_layer_chart({f"ReLU, σ_w = {boom.sigma_w:g}": q_boom, "ReLU, He normal": q_he}, boom.depth,
+                     "learn__exploding")
 
 # 5 -- why initialization matters --------------------------------------------------------------------
 text, fig = question(5)
@@ -194,10 +190,9 @@ with text:
     L.scenario_link("batchnorm_rescue")
     L.scenario_link("batchnorm_depth50")
 with fig:
-    L.chart(L.fig_lines({f"tanh, σ_w = {sc.config.sigma_w:g}, no BatchNorm": q_bad,
-                         f"tanh, σ_w = {sc.config.sigma_w:g}, BatchNorm": q_bn},
-                        title=f"Var(h) by layer at initialization, depth {bad.depth}",
-                        y_title="Var(h), after BN when on"), "learn__batchnorm")
+    L.by_layer_chart({f"tanh, σ_w = {sc.config.sigma_w:g}, no BatchNorm": q_bad,
+                      f"tanh, σ_w = {sc.config.sigma_w:g}, BatchNorm": q_bn}, bad.depth, "learn__batchnorm",
+                     y_title="Var(h), after BN when on")
 
 # 7 -- He initialization in code ---------------------------------------------------------------------
 st.divider()

@@ -7,8 +7,10 @@
   `set_widgets`, `widget_values`, `describe`.
 - `ui.session`: one Run per page and session — `run_controls`, `start_run`, `stop_run`,
   `current_run`, `is_live`, `status_line`, `server_limits`, `run_slots`, `warm_up_engine`.
-- `ui.live`: `live_view(key)` (fragments polling the run), `show_verdict`, `show_charts`,
-  `show_theory_preview`, `theory_profile`.
+- `ui.live`: `live_view(key)` (fragments polling the run), `show_verdict`, `show_main_charts`,
+  `show_detail_charts`, `show_theory_preview`, `theory_profile`, `chart(fig, key)` (every page's
+  Plotly call), `memo` (figures rebuilt only when a snapshot's version changes).
+- `ui.links`: `page_link(page, label, query)`: a link to another page carrying settings.
 - `ui.downloads`: `download_buttons(snapshot, key)`, `export_files(snapshot)`, `code_snippets(cfg, key)`.
 - `ui.saved`: saved runs that reload — `open_run_file(bytes, name)` (→ SavedRun or Refused),
   `saved_run_box(key, ...)` (the uploader), `show_saved_run(saved, key)`.

@@ -23,9 +23,10 @@ from plotly.subplots import make_subplots
 
 from core import figures as F
 from core.config import FIELDS, RunConfig
+from core.diagnosis import diagnose
 from core.engine import Snapshot
 
-from .live import PLOTLY_CONFIG, show_verdict
+from .live import chart, memo, show_verdict
 from .saved import SavedRun, opened, saved_run_box, saved_status, showing_saved
 from .session import current_run, is_live, server_limits, start_run, status_line, stop_run
 from .sidebar import config_controls, set_widgets, widget_values
@@ -181,17 +182,15 @@ def any_opened() -> bool:
     return any(opened(key) is not None for key in KEYS.values())
 
 
+def _sources() -> dict[str, object]:
+    """For A and B: what is on screen, the SavedRun opened from a file or else the live Run (or None)."""
+    return {label: showing_saved(key) or current_run(key) for label, key in KEYS.items()}
+
+
 def shown() -> dict[str, tuple[Snapshot | None, SavedRun | None]]:
     """For A and B: the snapshot on screen and, when it comes from a file, the SavedRun."""
-    out = {}
-    for label, key in KEYS.items():
-        saved = showing_saved(key)
-        if saved is not None:
-            out[label] = (saved.snapshot(), saved)
-        else:
-            run = current_run(key)
-            out[label] = (run.snapshot() if run is not None else None, None)
-    return out
+    return {label: (src.snapshot() if src is not None else None, src if isinstance(src, SavedRun) else None)
+            for label, src in _sources().items()}
 
 
 # -- figures (pure) ---------------------------------------------------------------------------------
@@ -247,34 +246,39 @@ def fig_loss_compare(series: Mapping[str, tuple[np.ndarray, np.ndarray]], height
 
 # -- the live view ----------------------------------------------------------------------------------
 
-def _chart(fig: go.Figure, key: str) -> None:
-    st.plotly_chart(fig, key=key, theme=None, config=PLOTLY_CONFIG)
-
-
-def show_pair(snaps: Mapping[str, Snapshot | None], saved: Mapping[str, SavedRun | None] | None = None) -> None:
+def show_pair(snaps: Mapping[str, Snapshot | None], saved: Mapping[str, SavedRun | None] | None = None,
+              sources: Mapping[str, object] | None = None) -> None:
     """Progress, verdicts and charts of A and B (whatever has been recorded
-    so far); a side in `saved` is a run opened from a file."""
+    so far); a side in `saved` is a run opened from a file. With `sources`
+    (the Run or SavedRun behind each snapshot), the verdicts and figures are
+    rebuilt only when a snapshot's version changes (`ui.live.memo`)."""
     saved = saved or {}
+    if sources is None:
+        cached = lambda name, build: build()  # noqa: E731
+    else:
+        token = tuple((sources.get(label), s.version if s is not None else -1) for label, s in snaps.items())
+        cached = lambda name, build: memo("compare__memo", token, name, build)  # noqa: E731
     cols = st.columns(2, gap="medium")
     for col, (label, snap) in zip(cols, snaps.items()):
         with col:
             st.markdown(f"**{label}** · {describe(snap.config) if snap else 'not run yet'}")
             if saved.get(label) is not None:
                 saved_status(saved[label])
-                show_verdict(snap)
             elif snap is not None:
                 status_line(snap)
-                show_verdict(snap)
+            if snap is not None:
+                show_verdict(snap, cached(f"diagnosis_{label}", lambda: diagnose(snap)))
     recorded = {label: s for label, s in snaps.items() if s is not None and len(s.steps)}
     if not recorded:
         st.caption("Building the networks and taking the first records…")
         return
-    _chart(F.fig_variance_compare({label: (s.stats, s.steps) for label, s in recorded.items()}),
-           "compare__fig_variance")
+    chart(cached("variance", lambda: F.fig_variance_compare({label: (s.stats, s.steps)
+                                                              for label, s in recorded.items()})),
+          "compare__fig_variance")
     st.caption("Colour = quantity (blue: activations Var(h), red: gradients Var(∂L/∂h)); solid line = A, dashed = B. "
                "Each run at its latest recorded step.")
     for column, what in (("preact_var", "Forward: log10 Var(h)"), ("grad_preact_var", "Backward: log10 Var(∂L/∂h)")):
-        zr = shared_zrange(recorded, column)
+        zr = cached(f"zrange_{column}", lambda: shared_zrange(recorded, column))
         cols = st.columns(2, gap="medium")
         for col, label in zip(cols, ("A", "B")):
             with col:
@@ -282,12 +286,14 @@ def show_pair(snaps: Mapping[str, Snapshot | None], saved: Mapping[str, SavedRun
                 if s is None:
                     st.caption(f"{label}: nothing recorded yet.")
                     continue
-                _chart(F.fig_layer_step_heatmap(s.stats, s.steps, column, zrange=zr, title=f"{label} · {what}",
-                                                height=340), f"compare__fig_heat_{column}_{label}")
+                chart(cached(f"heat_{column}_{label}", lambda: F.fig_layer_step_heatmap(
+                    s.stats, s.steps, column, zrange=zr, title=f"{label} · {what}", height=340)),
+                      f"compare__fig_heat_{column}_{label}")
     st.caption("Both heatmaps of a row share their colour limits, so the same colour is the same variance in A and B: "
                "white is variance 1 (forward) or A's last-layer gradient variance at step 0 (backward); blue is "
                "smaller, red larger. Grey: 0, inf or nan.")
-    _chart(fig_loss_compare({label: s.steps for label, s in recorded.items()}), "compare__fig_loss")
+    chart(cached("loss", lambda: fig_loss_compare({label: s.steps for label, s in recorded.items()})),
+          "compare__fig_loss")
 
 
 def _live_shown() -> dict[str, object]:
@@ -296,12 +302,13 @@ def _live_shown() -> dict[str, object]:
 
 
 def _draw(polling: bool) -> None:
+    sources = _sources()
     pair = shown()
     if polling and not any(is_live(r) for r in _live_shown().values()):
         st.rerun()  # both ended: redraw the page once, without polling
     try:
         show_pair({label: snap for label, (snap, _) in pair.items()},
-                  {label: saved for label, (_, saved) in pair.items()})
+                  {label: saved for label, (_, saved) in pair.items()}, sources)
     except Exception as e:  # a chart must never become a traceback
         st.error(f"The charts could not be drawn ({type(e).__name__}: {e}). The runs themselves are unaffected.")
 
@@ -309,7 +316,7 @@ def _draw(polling: bool) -> None:
 def live_pair() -> bool:
     """Draw A and B (live runs or saved ones), refreshed live while a shown
     run trains; False when there is nothing to show."""
-    if all(snap is None for snap, _ in shown().values()):
+    if all(src is None for src in _sources().values()):  # (no snapshots taken just to ask)
         return False
     statuses = {r.status for r in _live_shown().values()}
     if statuses & {"queued", "running", "ready"}:

@@ -23,7 +23,7 @@ from core.registry import ACTIVATIONS
 from core.scenarios import SCENARIOS, Scenario
 
 from .links import page_link
-from .live import PLOTLY_CONFIG
+from .live import chart
 from .share import compare_query, explore_query
 from .theory import pow10
 
@@ -78,8 +78,10 @@ def fig_lines(series: Mapping[str, Sequence[float]], *, title: str, x_title: str
     return fig
 
 
-def chart(fig: go.Figure, key: str) -> None:
-    st.plotly_chart(fig, key=key, theme=None, config=PLOTLY_CONFIG)
+def by_layer_chart(series: Mapping[str, Sequence[float]], depth: int, key: str, *, what: str = "Var(h)",
+                   y_title: str = "pre-activation variance") -> None:
+    """The questions' usual chart: one statistic by layer at initialization, one line per setting."""
+    chart(fig_lines(series, title=f"{what} by layer at initialization, depth {depth}", y_title=y_title), key)
 
 
 # -- the specific mini-experiments --------------------------------------------------------------------
@@ -115,5 +117,5 @@ def scenario_link(key: str, label: str | None = None) -> None:
         page_link("Explore", label or f"Run it: {sc.title}", explore_query(sc.config), icon=":material/science:")
 
 
-__all__ = ["MINI_WIDTH", "mini", "at_init", "column", "fig_lines", "chart", "pow10", "derivative_curves",
+__all__ = ["MINI_WIDTH", "mini", "at_init", "column", "fig_lines", "chart", "by_layer_chart", "pow10", "derivative_curves",
            "gradient_window", "scenario_link"]

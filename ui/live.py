@@ -10,6 +10,7 @@ downloads.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any, Callable, Sequence
 
 import streamlit as st
 
@@ -36,10 +37,28 @@ def theory_profile(cfg: RunConfig):
         return None
 
 
-def show_verdict(result) -> None:
+def memo(slot: str, token: Sequence[tuple[object, int]], name: str, build: Callable[[], Any]) -> Any:
+    """`build()`, reused in this session while `token` stays the same: pairs of
+    (the run or saved run on screen, its snapshot's version). A refresh that
+    brings no new record (a paused run, records every N steps, a saved run)
+    redraws the figures and the verdict it already has instead of rebuilding
+    them. Each `slot` keeps one token's results."""
+    entry = st.session_state.get(slot)
+    if entry is None or len(entry[0]) != len(token) or any(
+            o1 is not o2 or v1 != v2 for (o1, v1), (o2, v2) in zip(entry[0], token)):
+        entry = (tuple(token), {})
+        st.session_state[slot] = entry
+    built = entry[1]
+    if name not in built:
+        built[name] = build()
+    return built[name]
+
+
+def show_verdict(result, diagnosis=None) -> None:
     """The health verdict in words (a Snapshot or RunResult): the headline in a
-    box coloured by severity, then every finding with what to try."""
-    d = diagnose(result)
+    box coloured by severity, then every finding with what to try. Pass
+    `diagnosis` when it was already computed (`diagnose(result)`)."""
+    d = diagnose(result) if diagnosis is None else diagnosis
     if d.verdict == "pending":
         return
     if d.verdict == "healthy":
@@ -53,15 +72,28 @@ def show_verdict(result) -> None:
     box("**Health check**\n\n" + "\n".join(lines), icon=":material/warning:" if worst < 2 else ":material/emergency_home:")
 
 
-def _chart(fig, key: str) -> None:
+def chart(fig, key: str) -> None:
+    """A Plotly figure as every page draws it (its own template, no Streamlit theme)."""
     st.plotly_chart(fig, key=key, theme=None, config=PLOTLY_CONFIG)
+
+
+def _no_memo(name: str, build: Callable[[], Any]) -> Any:
+    return build()
+
+
+def memo_for(key: str, group: str, owner, snap: Snapshot | None) -> Callable[[str, Callable[[], Any]], Any]:
+    """memo() bound to this page's `group` of charts and what is on screen (no reuse without an owner)."""
+    if owner is None or snap is None:
+        return _no_memo
+    token = ((owner, snap.version),)
+    return lambda name, build: memo(f"{key}__memo_{group}", token, name, build)
 
 
 def show_theory_preview(cfg: RunConfig, key: str) -> None:
     """Before any run: what the theory predicts for `cfg` (also loads the chart library early)."""
     theory = theory_profile(cfg)
     try:
-        _chart(F.fig_theory_profile(theory), f"{key}__fig_theory_preview")
+        chart(F.fig_theory_profile(theory), f"{key}__fig_theory_preview")
     except Exception as e:
         _failed(e)
         return
@@ -69,11 +101,14 @@ def show_theory_preview(cfg: RunConfig, key: str) -> None:
         st.caption(theory.attrs["note"])
 
 
-def show_main_charts(snap: Snapshot, key: str) -> None:
-    """Variance by layer, the two layer × step heatmaps, loss and accuracy."""
+def show_main_charts(snap: Snapshot, key: str, owner=None) -> None:
+    """Variance by layer, the two layer × step heatmaps, loss and accuracy.
+    With `owner` (the Run or SavedRun `snap` comes from), figures are rebuilt
+    only when the snapshot's version changes (see `memo`)."""
     stats, steps, cfg = snap.stats, snap.steps, snap.config
+    cached = memo_for(key, "main", owner, snap)
     theory = theory_profile(cfg)
-    _chart(F.fig_variance_by_layer(stats, steps, theory=theory), f"{key}__fig_variance")
+    chart(cached("variance", lambda: F.fig_variance_by_layer(stats, steps, theory=theory)), f"{key}__fig_variance")
     if theory is not None and theory.attrs.get("note"):
         prefix = "" if theory.attrs.get("applies", True) else "Theory line hidden. "
         st.caption(prefix + theory.attrs["note"])
@@ -81,27 +116,29 @@ def show_main_charts(snap: Snapshot, key: str) -> None:
                "at initialization, the gradient curve scaled to meet the last layer.")
     c1, c2 = st.columns(2)
     with c1:
-        _chart(F.fig_layer_step_heatmap(stats, steps, "preact_var", title="Forward: log10 Var(h) by layer and step"),
-               f"{key}__fig_heat_forward")
+        chart(cached("heat_forward", lambda: F.fig_layer_step_heatmap(
+            stats, steps, "preact_var", title="Forward: log10 Var(h) by layer and step")), f"{key}__fig_heat_forward")
     with c2:
-        _chart(F.fig_layer_step_heatmap(stats, steps, "grad_preact_var",
-                                        title="Backward: log10 Var(∂L/∂h) by layer and step"),
-               f"{key}__fig_heat_backward")
+        chart(cached("heat_backward", lambda: F.fig_layer_step_heatmap(
+            stats, steps, "grad_preact_var", title="Backward: log10 Var(∂L/∂h) by layer and step")),
+              f"{key}__fig_heat_backward")
     st.caption("Colour limits are fixed for the whole run: white is variance 1 (forward) or the last layer's gradient "
                "variance at step 0 (backward); blue is smaller, red larger, ±6 decades. Grey cells: 0, inf or nan.")
-    _chart(F.fig_loss_accuracy(steps), f"{key}__fig_loss")
+    chart(cached("loss", lambda: F.fig_loss_accuracy(steps)), f"{key}__fig_loss")
 
 
-def show_detail_charts(snap: Snapshot, key: str, *, histograms: bool = True) -> None:
+def show_detail_charts(snap: Snapshot, key: str, *, histograms: bool = True, owner=None) -> None:
     """Per-layer distributions (unless `histograms=False`: a saved run has
-    none), saturation and dead units, update:data ratio."""
+    none), saturation and dead units, update:data ratio. `owner` as for
+    `show_main_charts`."""
     stats, steps, cfg = snap.stats, snap.steps, snap.config
+    cached = memo_for(key, "detail", owner, snap)
     if histograms:
         c1, c2 = st.columns(2)
         with c1:
-            _chart(F.fig_histograms(snap.hist, "act"), f"{key}__fig_hist_act")
+            chart(cached("hist_act", lambda: F.fig_histograms(snap.hist, "act")), f"{key}__fig_hist_act")
         with c2:
-            _chart(F.fig_histograms(snap.hist, "grad_preact"), f"{key}__fig_hist_grad")
+            chart(cached("hist_grad", lambda: F.fig_histograms(snap.hist, "grad_preact")), f"{key}__fig_hist_grad")
         st.caption("Each ridge is one layer's histogram over the batch, scaled to its own peak, on a shared x axis: "
                    "a signal that vanishes turns into a spike at 0.")
     else:
@@ -109,15 +146,10 @@ def show_detail_charts(snap: Snapshot, key: str, *, histograms: bool = True) -> 
                    "**Use these settings** and **Run** to see them live.")
     c1, c2 = st.columns(2)
     with c1:
-        _chart(F.fig_saturation(stats, steps, activation=cfg.activation), f"{key}__fig_saturation")
+        chart(cached("saturation", lambda: F.fig_saturation(stats, steps, activation=cfg.activation)),
+              f"{key}__fig_saturation")
     with c2:
-        _chart(F.fig_update_ratio(stats, steps), f"{key}__fig_update")
-
-
-def show_charts(snap: Snapshot, key: str) -> None:
-    """All six Explore charts for one snapshot (keys prefixed with `key`)."""
-    show_main_charts(snap, key)
-    show_detail_charts(snap, key)
+        chart(cached("update", lambda: F.fig_update_ratio(stats, steps)), f"{key}__fig_update")
 
 
 def _failed(e: Exception) -> None:
@@ -142,8 +174,9 @@ def _draw_main(key: str, polling: bool) -> None:
             elif snap.status in ("running", "queued", "paused"):
                 st.caption("Building the network and taking the first record…")
             return
-        show_verdict(snap)
-        show_main_charts(snap, key)
+        cached = memo_for(key, "main", run, snap)
+        show_verdict(snap, cached("diagnosis", lambda: diagnose(snap)))
+        show_main_charts(snap, key, owner=run)
     except Exception as e:  # a chart must never turn into a traceback in the browser
         _failed(e)
 
@@ -156,7 +189,7 @@ def _draw_detail(key: str) -> None:
     if len(snap.steps) == 0:
         return
     try:
-        show_detail_charts(snap, key)
+        show_detail_charts(snap, key, owner=run)
     except Exception as e:
         _failed(e)
 
@@ -180,5 +213,5 @@ def live_view(key: str) -> Snapshot | None:
     return run.snapshot()
 
 
-__all__ = ["REFRESH_SECONDS", "theory_profile", "show_theory_preview", "show_verdict", "show_charts", "show_main_charts", "show_detail_charts",
-           "live_view"]
+__all__ = ["REFRESH_SECONDS", "PLOTLY_CONFIG", "chart", "memo", "memo_for", "theory_profile", "show_theory_preview", "show_verdict",
+           "show_main_charts", "show_detail_charts", "live_view"]

@@ -26,10 +26,11 @@ from typing import Callable
 
 import streamlit as st
 
-from core.export import MAX_IMPORT_BYTES, ImportErrorForPeople, result_from_json
+from core.diagnosis import diagnose
 from core.engine import RunResult, Snapshot
+from core.export import MAX_IMPORT_BYTES, ImportErrorForPeople, result_from_json
 
-from .live import show_main_charts, show_detail_charts, show_verdict
+from .live import memo_for, show_detail_charts, show_main_charts, show_verdict
 from .markdown import escape_markdown
 from .session import changed_settings, current_run, is_live, outcome_line, stop_run
 from .sidebar import set_widgets
@@ -239,9 +240,9 @@ def show_saved_run(saved: SavedRun, key: str) -> Snapshot:
         st.info("This saved run has no records (it was run with recording off).")
         return snap
     try:
-        show_verdict(snap)
-        show_main_charts(snap, key)
-        show_detail_charts(snap, key, histograms=False)
+        show_verdict(snap, memo_for(key, "main", saved, snap)("diagnosis", lambda: diagnose(snap)))
+        show_main_charts(snap, key, owner=saved)
+        show_detail_charts(snap, key, histograms=False, owner=saved)
     except Exception as e:  # a chart must never become a traceback
         st.error(f"The charts could not be drawn ({type(e).__name__}: {escape_markdown(str(e)[:200])}).")
     return snap

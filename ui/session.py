@@ -46,9 +46,8 @@ def warm_up_engine() -> threading.Thread:
     presses does not pay several seconds of start-up."""
     def work():
         try:
-            from core import kernels
             from core.engine import train
-            kernels.warm_up()
+            # The Trainer compiles (or loads) the statistics kernels itself (kernels.warm_up) when it records.
             train(RunConfig(depth=2, width=8, steps=1, batch_size=8, eval_every=1))
         except Exception:
             pass  # only an optimization: the real run reports real problems

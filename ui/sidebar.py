@@ -46,7 +46,9 @@ def set_widgets(cfg: RunConfig, key_prefix: str) -> None:
         st.session_state[_k(key_prefix, name)] = value
 
 
-def _prepare_state(defaults: RunConfig, key_prefix: str) -> None:
+def prepare_widgets(defaults: RunConfig, key_prefix: str) -> None:
+    """Before the widgets of `key_prefix` are drawn: reset them to `defaults` when
+    those changed (a new link), else restore any Streamlit forgot on a page switch."""
     source = _k(key_prefix, "_defaults")
     if st.session_state.get(source) != defaults:
         set_widgets(defaults, key_prefix)
@@ -67,7 +69,7 @@ def config_controls(defaults: RunConfig, key_prefix: str = "explore", *, contain
     shows one sentence naming the setting, and that setting falls back to
     `defaults` (or, if that fails too, to RunConfig's default).
     """
-    _prepare_state(defaults, key_prefix)
+    prepare_widgets(defaults, key_prefix)
     k = lambda name: _k(key_prefix, name)  # noqa: E731
     ss = st.session_state
     box = st.sidebar if container is None else container
@@ -182,4 +184,4 @@ def sidebar(defaults: RunConfig, key_prefix: str = "explore") -> RunConfig:
     return config_controls(defaults, key_prefix)
 
 
-__all__ = ["sidebar", "config_controls", "set_widgets", "widget_values", "describe"]
+__all__ = ["sidebar", "config_controls", "prepare_widgets", "set_widgets", "widget_values", "describe"]

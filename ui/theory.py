@@ -23,7 +23,7 @@ from core.probes import COL
 from core.registry import ACTIVATIONS, INITIALIZERS
 
 from .session import server_limits
-from .sidebar import set_widgets
+from .sidebar import prepare_widgets
 
 KEY = "theory"
 JACOBIAN_MAX_COST = 3e9      # depth · width² · inputs: a few seconds of float64 at most
@@ -66,13 +66,7 @@ def clamp_to_limits(cfg: RunConfig) -> tuple[RunConfig, list[str]]:
 def sidebar(defaults: RunConfig) -> RunConfig:
     """Activation, initializer, σ_w, σ_b, depth, width and BatchNorm; the other
     settings (dataset, seed, ...) come from the link unchanged."""
-    ss = st.session_state
-    if ss.get(_k("_defaults")) != defaults:  # a new link: start from it
-        set_widgets(defaults, KEY)
-        ss[_k("_defaults")] = defaults
-    else:  # widgets forgotten after a page switch
-        for name in ("activation", "init", "sigma_w", "sigma_b", "depth", "width", "batchnorm"):
-            ss.setdefault(_k(name), getattr(defaults, name))
+    prepare_widgets(defaults, KEY)  # a new link starts from it; widgets forgotten after a page switch come back
     limits = server_limits()
     sb = st.sidebar
     sb.header("Settings")
@@ -165,12 +159,17 @@ def measured_at_init(cfg: RunConfig) -> tuple[np.ndarray, np.ndarray] | str:
     return q, rel
 
 
+def _jacobian_cost(cfg: RunConfig) -> int:
+    """The work of one input point's Jacobian: Σ fan_in · fan_out · the widest layer."""
+    widths = cfg.hidden_widths
+    return sum(a * b for a, b in zip((cfg.features, *widths[:-1]), widths)) * max(widths)
+
+
 def jacobian_inputs(cfg: RunConfig) -> int:
     """How many input points to take: ~256 singular values in all, within the cost budget."""
-    widths = cfg.hidden_widths
-    per_point = min(widths[-1], cfg.features)
+    per_point = min(cfg.hidden_widths[-1], cfg.features)
     n = max(1, min(8, math.ceil(256 / max(per_point, 1))))
-    cost = sum(a * b for a, b in zip((cfg.features, *widths[:-1]), widths)) * max(widths)
+    cost = _jacobian_cost(cfg)
     while n > 1 and n * cost > JACOBIAN_MAX_COST:
         n -= 1
     return n
@@ -182,9 +181,7 @@ def jacobian(cfg: RunConfig) -> tuple[np.ndarray, float | None] | str:
     if cfg.batchnorm:
         return ("With BatchNorm, the Jacobian at initialization depends on the whole batch, so it is not shown; "
                 "turn BatchNorm off to see it.")
-    widths = cfg.hidden_widths
-    cost = sum(a * b for a, b in zip((cfg.features, *widths[:-1]), widths)) * max(widths)
-    if cost > 4 * JACOBIAN_MAX_COST:
+    if _jacobian_cost(cfg) > 4 * JACOBIAN_MAX_COST:
         return "This network is too large to compute its Jacobian here; make it narrower or shallower."
     svs = T.jacobian_singular_values(cfg, n_inputs=jacobian_inputs(cfg))
     return svs, T.jacobian_theory_mean(cfg, 1.0)
