@@ -11,6 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from . import theory as T
+from .plotting import log_ticks
 from .registry import ACTIVATIONS
 
 TEMPLATE = "plotly_white"
@@ -267,7 +268,8 @@ def fig_predicted_profile(profile, measured_q=None, measured_grad_rel=None, heig
             lo, hi = float(np.log10(shown.min())), float(np.log10(shown.max()))
             if hi - lo < 1.2:
                 mid = (lo + hi) / 2
-                fig.update_yaxes(range=[mid - 0.6, mid + 0.6], dtick="D2", row=1, col=col)
+                fig.update_yaxes(range=[mid - 0.6, mid + 0.6], row=1, col=col,
+                                 **log_ticks(10.0 ** np.array([mid - 0.6, mid + 0.6])))
     fig.update_yaxes(title_text="second moment (log scale)", row=1, col=1)
     return fig
 

@@ -232,8 +232,7 @@ def fig_loss_compare(series: Mapping[str, tuple[np.ndarray, np.ndarray]], height
                                      hovertemplate=f"{label}, step %{{x}}: %{{y:.1%}}<extra></extra>"), row=1, col=2)
     finite = np.concatenate(all_loss) if all_loss else np.zeros(0)
     if finite.size and finite.max() / finite.min() > 10:
-        span = finite.max() / finite.min()
-        fig.update_yaxes(type="log", exponentformat="power", dtick="D2" if span < 100 else None, row=1, col=1)
+        fig.update_yaxes(**F.log_ticks(finite), row=1, col=1)  # the same log axis as Explore's loss chart
     fig.update_xaxes(title_text="step")
     fig.update_yaxes(title_text="cross-entropy", row=1, col=1)
     fig.update_yaxes(range=[0, 1.02], tickformat=".0%", row=1, col=2)
