@@ -85,7 +85,8 @@ class Trainer:
         self.opt = OPTIMIZERS[cfg.optimizer].make(self.net.parameters(), cfg.lr)
         self.params = list(self.net.parameters())
         self.tracker = WeightTracker([lin.weight for lin in self.net.linears], self.opt, cfg.optimizer)
-        self.buffers: dict = {}  # reused stacking memory for the statistics
+        self.probe = StepProbe(self.net.activation, self.tracker.weights,
+                               entries=cfg.batch_size * min(cfg.hidden_widths))
         self.hist_range = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}.get(cfg.activation)
         self.step = 0  # optimizer steps taken
         self.divergence: Divergence | None = None
@@ -147,14 +148,15 @@ class Trainer:
 
     def _recorded_step(self, s: int, x, y, want_hist: bool, evaluate: bool) -> Record:
         self.opt.zero_grad(set_to_none=True)
-        weights = [lin.weight for lin in self.net.linears]
-        with StepProbe(self.net.activation, weights, keep=want_hist,
-                       entries=self.cfg.batch_size * min(self.cfg.hidden_widths), buffers=self.buffers) as probe:
+        weights = self.tracker.weights
+        update = self.tracker.update_tensors(s)  # measured in the same pass as the record's tensors
+        with self.probe.record(keep=want_hist) as probe:
             logits = self.net(x, probe=probe)
             loss = F.cross_entropy(logits, y)
             probe.backward(loss, self.params)
-        weight_grads = [w.grad for w in weights]
-        stats = probe.statistics(weight_grads, self.tracker.statistics(s, probe.weight_var))
+            weight_grads = [w.grad for w in weights]
+            probe.measure(weight_grads, update[0] if update else None)
+        stats = probe.statistics(weight_grads, self.tracker.statistics(s, probe.weight_var, probe.extra_var))
         self.tracker.note_grad_var(s, stats[:, COL["weight_grad_var"]])
         with torch.no_grad():
             train_acc = float((logits.argmax(dim=1) == y).to(torch.float64).mean())

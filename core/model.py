@@ -43,11 +43,14 @@ class MLP(nn.Module):
         """Logits; with `keep`, also every h and a; a `probe` (probes.StepProbe)
         sees each layer's h and a as soon as they exist."""
         if probe is not None:
-            for l in range(len(self.linears)):
-                h = self.preact(l, x)
+            for l, linear in enumerate(self.linears):
+                z = linear(x)
+                h = self.norms[l](z) if self.norms is not None else z
                 x = self.activation.fn(h)
-                probe.on_forward(l, h, x, self.linears[l].weight)
-            return self.out(x)
+                probe.on_forward(l, z, h, x, linear.weight)
+            logits = self.out(x)
+            probe.on_output(logits)
+            return logits
         if not keep:
             return self.out(self.hidden_forward(x))
         hs, acts = [], []

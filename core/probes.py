@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 import torch
 
 from . import kernels
 from .reductions import (  # noqa: F401  (re-exported: the probes' reductions)
-    SMALL, _var_mean_from_sums, flat_fractions, moments_per_tensor, preact_statistics, var_mean_per_tensor,
+    SMALL, flat_fractions, moments_per_tensor, preact_statistics, var_mean_per_tensor,
 )
 
 Tensor = torch.Tensor
@@ -84,40 +85,49 @@ class WeightTracker:
         """The Var(∂L/∂W) a record at `step` measured (plain SGD's next update is -lr times that gradient)."""
         self._grad_var = (step, grad_var)
 
-    def _update_tensors(self) -> tuple[list[Tensor], float] | None:
-        """Tensors u with ΔW = scale·u, or None to use the copied weights."""
+    def update_tensors(self, step: int) -> tuple[list[Tensor], float] | None:
+        """(tensors u, scale) with ΔW = scale·u for the update that led to
+        `step`, when its ratio needs their variance; None when it doesn't (no
+        update, or plain SGD's last record measured them) or when ΔW comes from
+        copied weights. A caller that measures Var(u) anyway passes it to
+        `statistics` as `update_var`."""
+        if self._updated_to != step or step == 0:
+            return None
         lr = self.optimizer.param_groups[0]["lr"]
         if self.kind == "sgd":
-            return self._last_grads, lr
+            return (self._last_grads, lr) if self._last_grads is not None else None
         if self.kind == "momentum":
             return [self.optimizer.state[w]["momentum_buffer"] for w in self.weights], lr
         return None
 
     @torch.no_grad()
-    def statistics(self, step: int, w_var: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def statistics(self, step: int, w_var: np.ndarray | None = None,
+                   update_var: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(weight_var, update_ratio) per layer at `step` (the ratio is NaN at
-        step 0). `w_var`, when the caller measured it already, is used as is."""
-        weights = [w.detach() for w in self.weights]
+        step 0). `w_var` and `update_var` (the variance of `update_tensors`),
+        when the caller measured them already, are used as they are."""
+        weights = self.weights
         L = len(weights)
         if w_var is None or not np.isfinite(w_var).all():
             w_var, _ = moments_per_tensor(weights, self.buffers)
         ratio = np.full(L, math.nan)
         if self._updated_to != step or step == 0:
             return w_var, ratio
-        update = self._update_tensors()
-        if self.kind == "sgd" and self._last_grads is None and self._grad_var is not None:
+        update = self.update_tensors(step)
+        if self.kind == "sgd" and update is None:
             lr = self.optimizer.param_groups[0]["lr"]
             d_var = self._grad_var[1] * lr * lr
         elif update is not None:
             tensors, scale = update
-            d_var, _ = moments_per_tensor(tensors, self.buffers)
-            d_var = d_var * scale * scale
-        elif kernels.usable(weights) and kernels.usable(self._prev):
-            counts = np.array([w.numel() for w in weights], dtype=np.float64)
-            out = np.empty((L, 4))
+            if update_var is None:
+                update_var, _ = moments_per_tensor(tensors, self.buffers)
+            d_var = update_var * scale * scale
+        elif kernels.usable(weights) and kernels.usable(self._prev) and all(w.dim() == 2 for w in weights):
+            d_var = np.empty(L)
+            out = np.empty((2, 2))
             for i, (w, p) in enumerate(zip(weights, self._prev)):
-                kernels.weight_moments(w.numpy(), p.numpy(), out[i])
-            d_var, _ = _var_mean_from_sums(out[:, 2], out[:, 3], counts, lambda i: weights[i] - self._prev[i])
+                kernels.weight_delta(w.detach().numpy(), p.numpy(), out)  # ΔW without materializing it
+                d_var[i] = out[1, 0]
         else:
             d_var, _ = moments_per_tensor(torch._foreach_sub(weights, self._prev))
         with np.errstate(all="ignore"):
@@ -125,168 +135,257 @@ class WeightTracker:
         return w_var, ratio
 
 
+# A record's moments table (layers × 16): var/mean pairs of h, a, ∂L/∂h, ∂L/∂a, W and ∂L/∂W, then
+# the saturation and dead-unit fractions, then a pair for extra tensors (the tracker's update).
+M_H, M_A, M_GH, M_GA, M_W, M_GW, M_SAT, M_DEAD, M_X = 0, 2, 4, 6, 8, 10, 12, 13, 14
+M_COLUMNS = 16
+
+
 @torch.no_grad()
+def reduce_by_kind(moments: np.ndarray, hs, acts, grad_hs, grad_acts, weights, weight_grads, extra, activation,
+                   buffers: dict | None = None) -> None:
+    """Fill `moments` one kind of tensor at a time (fused kernels where they
+    can read a kind, PyTorch otherwise); an empty or incomplete kind stays NaN."""
+    moments[:, M_H], moments[:, M_H + 1], moments[:, M_SAT], moments[:, M_DEAD] = preact_statistics(
+        hs, activation, buffers)
+    for col, tensors in ((M_A, acts), (M_GH, grad_hs), (M_GA, grad_acts), (M_W, weights), (M_GW, weight_grads),
+                         (M_X, extra)):
+        if len(tensors) == len(moments) and all(t is not None for t in tensors):
+            moments[:, col], moments[:, col + 1] = moments_per_tensor(tensors, buffers)
+
+
+def assemble(moments: np.ndarray, weight_stats: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """A record, (layers, len(STAT_COLUMNS)) float64, from its moments table
+    and `weight_stats` = `WeightTracker.statistics(step)`: (Var(W), update ratio)."""
+    m = moments
+    out = np.full((len(m), len(STAT_COLUMNS)), math.nan)
+    out[:, COL["preact_var"]], out[:, COL["preact_mean"]] = m[:, M_H], m[:, M_H + 1]
+    out[:, COL["act_var"]], out[:, COL["act_mean"]] = m[:, M_A], m[:, M_A + 1]
+    out[:, COL["grad_preact_var"]] = m[:, M_GH]
+    out[:, COL["grad_act_var"]] = m[:, M_GA]
+    out[:, COL["saturation"]], out[:, COL["dead_units"]] = m[:, M_SAT], m[:, M_DEAD]
+    w_var, ratio = weight_stats
+    gw = m[:, M_GW]
+    out[:, COL["weight_grad_var"]] = gw
+    out[:, COL["weight_var"]] = w_var
+    out[:, COL["update_ratio"]] = ratio
+    with np.errstate(all="ignore"):
+        out[:, COL["grad_ratio"]] = np.sqrt(gw / w_var)
+    return out
+
+
 def layer_statistics(
     hs: Sequence[Tensor], acts: Sequence[Tensor], grad_hs: Sequence[Tensor], grad_acts: Sequence[Tensor],
     weight_grads: Sequence[Tensor], weight_stats: tuple[np.ndarray, np.ndarray], activation,
     buffers: dict | None = None,
 ) -> np.ndarray:
-    """All of one record's statistics as a (layers, len(STAT_COLUMNS)) float64 array.
-
-    `weight_stats` is `WeightTracker.statistics(step)`. `buffers` (a dict
-    kept between calls) lets the PyTorch path stack small layers into reused
-    memory."""
-    L = len(hs)
-    out = np.full((L, len(STAT_COLUMNS)), math.nan)
-    (out[:, COL["preact_var"]], out[:, COL["preact_mean"]],
-     out[:, COL["saturation"]], out[:, COL["dead_units"]]) = preact_statistics(hs, activation, buffers)
-    everything = [*acts, *grad_hs, *grad_acts, *weight_grads]
-    if kernels.usable(everything):
-        # One kernel call over all four kinds: with many small layers the per-call overhead dominates.
-        var, mean = moments_per_tensor(everything, buffers)
-        var, mean = var.reshape(4, L), mean.reshape(4, L)
-    else:
-        pairs = [moments_per_tensor(ts, buffers) for ts in (acts, grad_hs, grad_acts, weight_grads)]
-        var, mean = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
-    out[:, COL["act_var"]], out[:, COL["act_mean"]] = var[0], mean[0]
-    out[:, COL["grad_preact_var"]] = var[1]
-    out[:, COL["grad_act_var"]] = var[2]
-    return _weight_columns(out, var[3], weight_stats)
-
-
-def _weight_columns(out: np.ndarray, weight_grad_var: np.ndarray, weight_stats) -> np.ndarray:
-    """Fill the weight columns of a record: Var(∂L/∂W), Var(W), the update and grad:data ratios."""
-    w_var, ratio = weight_stats
-    out[:, COL["weight_grad_var"]] = weight_grad_var
-    out[:, COL["weight_var"]] = w_var
-    out[:, COL["update_ratio"]] = ratio
-    with np.errstate(all="ignore"):
-        out[:, COL["grad_ratio"]] = np.sqrt(weight_grad_var / w_var)
-    return out
+    """All of one record's statistics from kept tensors, as a (layers,
+    len(STAT_COLUMNS)) float64 array. `buffers` (a dict kept between calls)
+    lets the PyTorch path stack small layers into reused memory."""
+    m = np.full((len(hs), M_COLUMNS), math.nan)
+    reduce_by_kind(m, hs, acts, grad_hs, grad_acts, (), weight_grads, (), activation, buffers)
+    return assemble(m, weight_stats)
 
 
 class StepProbe:
-    """Measures one recorded step while it runs.
+    """Measures recorded steps while they run; one per training run, reused
+    by every record (`record()` starts one).
 
-    For large layers each tensor is reduced the moment it exists, while it is
-    still in the CPU's cache: h, a and W in the forward pass, ∂L/∂h and ∂L/∂a
-    by tensor hooks and ∂L/∂W by parameter hooks in the backward pass.
-    Nothing is kept (h would otherwise outlive the forward pass: tanh's
-    backward only needs a) unless `keep` asks for the tensors (histograms,
-    tests). For small layers the per-call overhead dominates, so the tensors
-    are kept and reduced together, stacked, after the backward pass; that is
-    also the path without Numba, through PyTorch.
+    Large layers ("as they appear"): each tensor is reduced the moment it
+    exists, while it is still in the CPU's cache, one kernel call per layer
+    and pass. In the forward pass `on_forward` reduces h, a and W (just read
+    by the matmul). In the backward pass one hook on each layer's matmul node
+    sees ∂L/∂h (its incoming gradient), ∂L/∂W and ∂L/∂a of the layer below
+    (two of its outgoing ones) together; under BatchNorm h is the norm's
+    output, so a tensor hook on h gives ∂L/∂h. Nothing is kept (h would
+    otherwise outlive the forward pass: tanh's backward only needs a) unless
+    `keep` asks for the tensors (histograms, tests).
 
-        with StepProbe(activation, weights, entries=batch * width) as probe:
-            logits = net(x, probe=probe)
+    Small layers ("together"): per-call overhead would dominate, so the
+    tensors are kept, every ∂L/∂h and ∂L/∂a comes from the one backward call,
+    and one kernel call reduces the whole record afterwards. That is also the
+    path without Numba, through PyTorch.
+
+        probe = StepProbe(activation, weights, entries=batch * width)
+        with probe.record(keep=False):
+            logits = net(x, probe=probe)       # calls on_forward per layer, then on_output
             probe.backward(loss_fn(logits), params)
-        stats = probe.statistics(weight_grads, tracker.statistics(step, probe.weight_var))
+            probe.measure(weight_grads, tracker_tensors)
+        stats = probe.statistics(weight_grads, tracker.statistics(step, probe.weight_var, probe.extra_var))
 
-    The parameter hooks are removed when the `with` block ends, even if it
-    raises; the tensor hooks belong to this step's graph and go with it.
+    The hooks belong to the step's graph and go with it; leaving the `with`
+    block drops every tensor the record kept.
     """
 
-    # moments columns: var/mean of h, a, ∂L/∂h, ∂L/∂a, W, ∂L/∂W, then saturation and dead units
-    H, A, GH, GA, W, GW, SAT, DEAD = 0, 2, 4, 6, 8, 10, 12, 13
+    # moments columns: var/mean of h, a, ∂L/∂h, ∂L/∂a, W, ∂L/∂W, saturation and dead units, then extra tensors'
+    H, A, GH, GA, W, GW, SAT, DEAD, X = M_H, M_A, M_GH, M_GA, M_W, M_GW, M_SAT, M_DEAD, M_X
+    # A Linear's autograd node, with and without bias: where ∂L/∂input and ∂L/∂Wᵀ are among its outputs.
+    LINEAR_NODES = {"AddmmBackward0": (1, 2), "MmBackward0": (0, 1)}
 
-    def __init__(self, activation, weights: Sequence[Tensor] = (), keep: bool = False, entries: int | None = None,
-                 buffers: dict | None = None, layers: int | None = None):
+    def __init__(self, activation, weights: Sequence[Tensor], entries: int | None = None):
         """`entries` (batch × smallest width) picks the strategy (see above)."""
         self.activation = activation
         self.weights = list(weights)
-        self.layers = layers if layers is not None else len(self.weights)
-        self.buffers = buffers if buffers is not None else {}
-        self.fused = kernels.AVAILABLE and (entries is None or entries >= SMALL)
-        self.keep = keep or not self.fused
-        L = self.layers
-        self.moments = np.full((L, 14), math.nan)
-        self.hs: list = [None] * L
-        self.acts: list = [None] * L
-        self.grad_hs: list = [None] * L
-        self.grad_acts: list = [None] * L
-        self._live: list[tuple[Tensor, Tensor]] = []
-        self._handles: list = []
-        self._out = np.empty(4)
-        below, beyond = activation.flat_below, activation.flat_beyond
-        self._unit = np.empty(0, dtype=np.float32)
-        if self.fused:
-            self._moments_kernel = kernels.raw_moments
-            self._flat_kernel, self._flat_arg = kernels.raw_flat_kernel(below, beyond)
+        self.layers = L = len(self.weights)
+        self.as_they_appear = kernels.AVAILABLE and (entries is None or entries >= SMALL)
+        self.buffers: dict = {}  # the PyTorch path's reusable stacking memory
+        self.moments = np.full((L, M_COLUMNS), math.nan)
+        self._flat = kernels.flat_args(activation.flat_below, activation.flat_beyond)
+        self._unit = np.empty(1, dtype=np.float32)  # float32 scratch for the flat counts
+        self._hooks = [partial(self._linear_hook, l) for l in range(L + 1)]
+        self._h_hooks = [partial(self._tensor_hook, l, self.GH, "grad_hs") for l in range(L)]
+        self._a_hooks = [partial(self._tensor_hook, l, self.GA, "grad_acts") for l in range(L)]
+        self._layout: tuple | None = None  # (shapes seen, kernel table arrays) for reducing together
+        self.record()
+        self._end()
 
     def __repr__(self) -> str:
-        return f"StepProbe({self.layers} layers, {'reduce as they appear' if self.fused else 'reduce together'})"
-
-    def __enter__(self) -> "StepProbe":
-        if self.fused:
-            for l, w in enumerate(self.weights):
-                self._handles.append(w.register_hook(self._hook(l, self.GW, None)))
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles.clear()
+        return f"StepProbe({self.layers} layers, {'reduce as they appear' if self.as_they_appear else 'reduce together'})"
 
     def __len__(self) -> int:
         return self.layers
 
-    # -- reducing one tensor (the hot path: plain floats, no numpy calls) --------
-    def _moments(self, t: Tensor, col: int, l: int, flat: bool = False) -> None:
-        if not t.is_contiguous() or t.dtype != torch.float32 or t.dim() != 2:
-            self._moments_torch(t, col, l, flat)  # a layout the kernels can't read in place
-            return
-        out = self._out
-        x = t.detach().numpy()
-        if flat and self._flat_kernel is not None:
-            if self._unit.size < x.shape[1]:
-                self._unit = np.empty(x.shape[1], dtype=np.float32)
-            self._flat_kernel(x, *self._flat_arg, self._unit, out)
-            self.moments[l, self.SAT] = out[2] / x.size
-            self.moments[l, self.DEAD] = out[3] / x.shape[1]
-        else:
-            self._moments_kernel(x, out)
-            if flat:
-                self.moments[l, self.SAT] = self.moments[l, self.DEAD] = 0.0
-        n = x.size
-        mean = float(out[0]) / n  # Python floats: inf and nan without numpy's warnings
-        second = float(out[1]) / n
-        var = second - mean * mean
-        if not (math.isfinite(var) and math.isfinite(mean)) or (var <= 1e-4 * second and second > 0):
-            v, m = torch.var_mean(t.detach().to(torch.float64), correction=0)  # exact, rare
-            var, mean = float(v), float(m)
-        self.moments[l, col] = max(var, 0.0) if var == var else var
-        self.moments[l, col + 1] = mean
+    def record(self, keep: bool = False) -> "StepProbe":
+        """Start measuring a step; use as `with probe.record(keep): ...`."""
+        L = self.layers
+        self.fused = self.as_they_appear
+        self._keep_asked = keep
+        self.keep = keep or not self.fused
+        self.moments.fill(math.nan)
+        self.hs: list = [None] * L
+        self.acts: list = [None] * L
+        self.grad_hs: list = [None] * L
+        self.grad_acts: list = [None] * L
+        self._live: list[Tensor] = []
+        self._positions: list = [None] * (L + 1)  # each matmul node's layout (see LINEAR_NODES)
+        self._prev_a: Tensor | None = None
+        self._h_is_z = False
+        self._measured: bool | None = None
+        self.extra_var: np.ndarray | None = None
+        return self
 
-    def _moments_torch(self, t: Tensor, col: int, l: int, flat: bool) -> None:
+    def __enter__(self) -> "StepProbe":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._end()
+
+    def _end(self) -> None:
+        """Drop what the record kept: its tensors must not outlive the step."""
+        self._live = []
+        self._prev_a = None
+        if not self._keep_asked:
+            self.hs = self.acts = self.grad_hs = self.grad_acts = [None] * self.layers
+
+    def _scratch(self, n: int) -> np.ndarray:
+        if self._unit.size < n:
+            self._unit = np.empty(n, dtype=np.float32)
+        return self._unit
+
+    # -- large layers: reduce each tensor as it appears --------------------------------------
+    def _reduce(self, t: Tensor | None, l: int, col: int, flat: bool = False) -> None:
+        """One tensor into moments[l] (the fallback for a layout off the fast path)."""
+        if t is None:
+            return
+        if kernels.usable([t]) and (t.dim() == 2 or not flat):
+            rows, cols = kernels.shape2(t)
+            kernels.reduce3(self.moments, self._scratch(cols), self._flat, self.SAT,
+                            (t.data_ptr(), rows, cols, l, col), flat)
+            return
         var, mean = var_mean_per_tensor([t.detach()])
         self.moments[l, col], self.moments[l, col + 1] = float(var[0]), float(mean[0])
         if flat:
             sat, dead = flat_fractions([t.detach()], self.activation)
             self.moments[l, self.SAT], self.moments[l, self.DEAD] = float(sat[0]), float(dead[0])
 
-    def on_forward(self, l: int, h: Tensor, a: Tensor, weight: Tensor | None = None) -> None:
-        """Called by the network for hidden layer l (0-based) as it goes."""
+    def on_forward(self, l: int, z: Tensor, h: Tensor, a: Tensor, weight: Tensor) -> None:
+        """Called by the network for hidden layer l (0-based) as it goes: z is
+        the Linear's output, h the activation's input (z, or BatchNorm(z)), a = φ(h)."""
+        if l == 0 and self.fused:
+            self._h_is_z = h is z  # no BatchNorm between: the matmul node's incoming gradient is ∂L/∂h
+            if not kernels.usable([h, weight]):
+                self.fused, self.keep = False, True  # tensors the kernels can't read: reduce together, in PyTorch
         if not self.fused:  # reduce together after the backward pass
-            self._live.append((h, a))
+            self._live.append(h)
+            self._live.append(a)
             self.hs[l], self.acts[l] = h.detach(), a.detach()
             return
         if self.keep:
             self.hs[l], self.acts[l] = h.detach(), a.detach()
-        self._moments(h, self.H, l, flat=True)
-        self._moments(a, self.A, l)
-        if weight is not None:
-            self._moments(weight, self.W, l)  # just read by the matmul: still cached
+        if h.dim() == 2 and h.is_contiguous() and a.is_contiguous() and weight.is_contiguous():
+            rows, cols = h.shape
+            wr, wc = weight.shape
+            kernels.reduce3(self.moments, self._scratch(cols), self._flat, self.SAT,
+                            (h.data_ptr(), rows, cols, l, self.H), True,
+                            (a.data_ptr(), rows, cols, l, self.A), (weight.data_ptr(), wr, wc, l, self.W))
+        else:
+            self._reduce(h, l, self.H, flat=True)
+            self._reduce(a, l, self.A)
+            self._reduce(weight, l, self.W)
         if h.requires_grad:
-            h.register_hook(self._hook(l, self.GH, self.grad_hs))
-            a.register_hook(self._hook(l, self.GA, self.grad_acts))
+            self._hook_backward(l, z, h)
+        self._prev_a = a
 
-    def _hook(self, l: int, col: int, store: list | None):
-        def hook(grad: Tensor) -> None:
-            if self.keep and store is not None:
-                store[l] = grad
-            self._moments(grad, col, l)
-        return hook
+    def on_output(self, logits: Tensor) -> None:
+        """Called by the network with the output layer's logits: its node gives the last layer's ∂L/∂a."""
+        if self.fused and logits.requires_grad and self.layers:
+            self._hook_backward(self.layers, logits, None)
+        self._prev_a = None
 
+    def _hook_backward(self, l: int, z: Tensor, h: Tensor | None) -> None:
+        """Hooks that reduce, as they appear, ∂L/∂h of layer l (h None: the
+        output layer, which has none to record), ∂L/∂W of layer l and ∂L/∂a of layer l - 1."""
+        node = z.grad_fn
+        positions = self.LINEAR_NODES.get(node.name()) if node is not None else None
+        if positions is None:  # a node we don't know: a tensor hook per gradient, ∂L/∂W later
+            if h is not None:
+                h.register_hook(self._h_hooks[l])
+            if l > 0 and self._prev_a is not None:
+                self._prev_a.register_hook(self._a_hooks[l - 1])
+            return
+        if h is not None and h is not z:  # BatchNorm between: h's gradient is not the node's
+            h.register_hook(self._h_hooks[l])
+        self._positions[l] = positions
+        node.register_hook(self._hooks[l])
+
+    def _tensor_hook(self, l: int, col: int, store: str, grad: Tensor) -> None:
+        if self.keep:
+            getattr(self, store)[l] = grad
+        self._reduce(grad, l, col)
+
+    def _grad_slot(self, t: Tensor | None, l: int, col: int) -> tuple:
+        """Kernel arguments for one gradient (address 0: none, or reduced here already)."""
+        if t is None or t.dtype != torch.float32 or t.dim() != 2:
+            self._reduce(t, l, col)
+        elif t.is_contiguous():
+            return t.data_ptr(), t.shape[0], t.shape[1], l, col
+        elif t.stride(0) == 1 and t.stride(1) == t.shape[0]:  # Wᵀ's gradient: a transposed view of a dense block
+            return t.data_ptr(), t.shape[1], t.shape[0], l, col
+        else:
+            self._reduce(t, l, col)
+        return kernels.NONE
+
+    def _linear_hook(self, l: int, grad_inputs, grad_outputs) -> None:
+        """Layer l's matmul node: ∂L/∂z came in (= ∂L/∂h without BatchNorm);
+        ∂L/∂a of the layer below and ∂L/∂Wᵀ go out. l == layers is the output
+        layer, where only ∂L/∂a (of the last hidden layer) is recorded."""
+        ia, iw = self._positions[l]
+        ga = grad_inputs[ia] if l else None
+        if l == self.layers:
+            gh = gw = None
+        else:
+            gw = grad_inputs[iw]
+            gh = grad_outputs[0] if self._h_is_z else None
+        if self.keep:
+            if gh is not None:
+                self.grad_hs[l] = gh
+            if ga is not None:
+                self.grad_acts[l - 1] = ga
+        kernels.reduce3(self.moments, self._unit, self._flat, self.SAT,
+                        self._grad_slot(gh, l, self.GH), False,
+                        self._grad_slot(ga, l - 1, self.GA), self._grad_slot(gw, l, self.GW))
+
+    # -- the backward pass ----------------------------------------------------------------------
     def backward(self, loss: Tensor, params: Sequence[Tensor]) -> None:
         """The backward pass, filling every parameter's .grad (like
         `loss.backward()`) and this probe's gradient statistics."""
@@ -294,39 +393,83 @@ class StepProbe:
             loss.backward()
             return
         params = list(params)
-        hs = [h for h, _ in self._live]
-        acts = [a for _, a in self._live]
-        grads = torch.autograd.grad(loss, params + hs + acts)
+        grads = torch.autograd.grad(loss, params + self._live)
         for p, g in zip(params, grads):
             p.grad = g
-        n, L = len(params), len(hs)
-        self.grad_hs, self.grad_acts = list(grads[n:n + L]), list(grads[n + L:])
+        n = len(params)
+        self.grad_hs, self.grad_acts = list(grads[n::2]), list(grads[n + 1::2])
         self._live = []
+
+    # -- small layers: the whole record in one call ---------------------------------------------
+    def _reduce_together(self, weight_grads: Sequence[Tensor], extra: Sequence[Tensor]) -> bool:
+        """Every tensor of the record (and `extra`, one per layer) into
+        `moments` by one kernel call; False if the kernels can't read them all."""
+        L = self.layers
+        weights = self.weights
+        if not L or len(weight_grads) != L or any(g is None for g in weight_grads):
+            return False
+        tensors = [*self.hs, *self.acts, *self.grad_hs, *self.grad_acts, *weights, *weight_grads, *extra]
+        # A gradient has its tensor's shape and dtype (autograd sees to it): checking one of each
+        # kind, and every tensor's layout, is enough for the kernels to read them safely.
+        if not (kernels.usable([self.hs[0], weights[0], *(extra[:1])]) and kernels.contiguous(tensors)):
+            return False
+        shapes = [h.shape for h in self.hs] + [w.shape for w in weights] + [len(extra)]
+        if self._layout is None or self._layout[0] != shapes:
+            if any(len(s) != 2 for s in shapes[:-1]) or any(e.shape != w.shape for e, w in zip(extra, weights)):
+                return False
+            act, w = np.array(shapes[:L], dtype=np.int64), np.array(shapes[L:2 * L], dtype=np.int64)
+            groups = [act] * 4 + [w] * (2 + (1 if extra else 0))
+            kinds = [self.H, self.A, self.GH, self.GA, self.W, self.GW, self.X][:len(groups)]
+            col = np.repeat(np.array(kinds, dtype=np.int64), L)
+            table = (np.concatenate([g[:, 0] for g in groups]), np.concatenate([g[:, 1] for g in groups]),
+                     np.tile(np.arange(L, dtype=np.int64), len(groups)), col, col == self.H)
+            self._layout = (shapes, table)
+        rows, cols, out_row, out_col, flat = self._layout[1]
+        ptrs = np.fromiter(map(Tensor.data_ptr, tensors), np.int64, len(tensors))
+        kernels.reduce_table(ptrs, rows, cols, out_row, out_col, flat, self._flat, self._scratch(int(cols[:L].max())),
+                             self.moments, self.SAT)
+        return True
+
+    def measure(self, weight_grads: Sequence[Tensor], extra: Sequence[Tensor] | None = None) -> None:
+        """Finish the record's measurements after the backward pass, adding the
+        variance of `extra` (one tensor per layer, e.g. the tracker's
+        `update_tensors`) as `extra_var`. Reducing together this is the one
+        kernel call; as they appear only `extra` is left."""
+        extra = list(extra) if extra else []
+        if len(extra) != self.layers:
+            extra = []
+        if self.fused:
+            self._measured = True
+            if extra:
+                self.extra_var, _ = moments_per_tensor(extra, self.buffers)
+        elif self._measured is None:
+            if not self._reduce_together(weight_grads, extra):
+                self._reduce_together_torch(weight_grads, extra)
+            self._measured = True
+            if extra:
+                self.extra_var = self.moments[:, self.X].copy()
+
+    def _reduce_together_torch(self, weight_grads: Sequence[Tensor], extra: Sequence[Tensor]) -> None:
+        """`_reduce_together` where the kernels can't read every tensor."""
+        reduce_by_kind(self.moments, self.hs, self.acts, self.grad_hs, self.grad_acts, self.weights, weight_grads,
+                       extra, self.activation, self.buffers)
 
     @property
     def weight_var(self) -> np.ndarray | None:
-        """Var(W) per layer if measured in the forward pass (else None)."""
+        """Var(W) per layer if measured (else None)."""
         w = self.moments[:, self.W]
-        return w.copy() if self.fused and np.isfinite(w).all() else None
+        return w.copy() if np.isfinite(w).all() else None
 
     @torch.no_grad()
     def statistics(self, weight_grads: Sequence[Tensor], weight_stats: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         """All of this step's statistics as a (layers, len(STAT_COLUMNS)) float64 array."""
-        if not self.fused:
-            return layer_statistics(self.hs, self.acts, self.grad_hs, self.grad_acts, weight_grads, weight_stats,
-                                    self.activation, self.buffers)
-        L = self.layers
-        out = np.full((L, len(STAT_COLUMNS)), math.nan)
-        m = self.moments
-        out[:, COL["preact_var"]], out[:, COL["preact_mean"]] = m[:, self.H], m[:, self.H + 1]
-        out[:, COL["act_var"]], out[:, COL["act_mean"]] = m[:, self.A], m[:, self.A + 1]
-        out[:, COL["grad_preact_var"]] = m[:, self.GH]
-        out[:, COL["grad_act_var"]] = m[:, self.GA]
-        out[:, COL["saturation"]], out[:, COL["dead_units"]] = m[:, self.SAT], m[:, self.DEAD]
-        gw = m[:, self.GW]
+        if self._measured is None:
+            self.measure(weight_grads)
+        gw = self.moments[:, self.GW]
         if not np.isfinite(gw).all() and any(g is not None for g in weight_grads):
-            gw, _ = moments_per_tensor(weight_grads, self.buffers)  # no hooks fired (no weights given)
-        return _weight_columns(out, gw, weight_stats)
+            # no hook saw them (or they are inf/nan: measuring again changes nothing)
+            gw[:], _ = moments_per_tensor(weight_grads, self.buffers)
+        return assemble(self.moments, weight_stats)
 
 
 def first_nonfinite_layer(stats: np.ndarray, loss: float = 0.0) -> tuple[int | None, str] | None:

@@ -25,27 +25,6 @@ from . import kernels
 Tensor = torch.Tensor
 
 
-def _var_mean_from_sums(sums: np.ndarray, sumsq: np.ndarray, counts: np.ndarray, tensor_at) -> tuple[np.ndarray, np.ndarray]:
-    """float64 moments from sums; exact two-pass float64 where those can't be
-    trusted, on `tensor_at(i)` (a sequence's `__getitem__`, or a function)."""
-    mean = sums / counts
-    second = sumsq / counts
-    if np.isfinite(mean).all() and np.isfinite(second).all():
-        var = second - mean * mean
-        # float32 partial sums keep ~7 digits: if var is under 1e-4 of E[x²], fewer than 3 are left.
-        redo = (var <= 1e-4 * second) & (second > 0)
-    else:  # an exploding run: redo the non-finite ones exactly in float64
-        with np.errstate(all="ignore"):
-            var = second - mean * mean
-            redo = ~np.isfinite(var) | ~np.isfinite(mean) | ((var <= 1e-4 * second) & (second > 0))
-    if redo.any():
-        for i in np.flatnonzero(redo):
-            v, m = torch.var_mean(tensor_at(i).detach().to(torch.float64), correction=0)
-            var[i], mean[i] = float(v), float(m)
-    np.maximum(var, 0.0, where=var == var, out=var)
-    return var, mean
-
-
 # -- the PyTorch path (any device, no Numba) ---------------------------------------------
 
 SMALL = 32768  # entries per tensor: below this, reducing as they appear costs more in per-call overhead than it saves
@@ -163,24 +142,18 @@ def moments_per_tensor(tensors: Sequence[Tensor], buffers: dict | None = None) -
         var, mean = var_mean_per_tensor(tensors, buffers)
         return var.numpy(), mean.numpy()
     out = np.empty((len(tensors), 2))
-    kernels.moments_many(tensors, out)  # one call reads them all in place
-    counts = np.array([t.numel() for t in tensors], dtype=np.float64)
-    return _var_mean_from_sums(out[:, 0], out[:, 1], counts, tensors.__getitem__)
+    kernels.reduce_many(tensors, out)  # one call reads them all in place
+    return out[:, 0], out[:, 1]
 
 
 @torch.no_grad()
 def preact_statistics(hs: Sequence[Tensor], activation, buffers: dict | None = None):
     """(var, mean, saturation, dead_units) of every layer's h, in one pass each."""
     hs = list(hs)
-    below, beyond = activation.flat_below, activation.flat_beyond
-    has_flat = below is not None or beyond is not None
-    if has_flat and kernels.usable(hs) and all(h.dim() == 2 for h in hs):
+    if kernels.usable(hs) and all(h.dim() == 2 for h in hs):
         out = np.empty((len(hs), 4))
-        kernels.moments_flat_many(hs, below, beyond, out)
-        sizes = np.array([h.numel() for h in hs], dtype=np.float64)
-        units = np.array([h.shape[1] for h in hs], dtype=np.float64)
-        var, mean = _var_mean_from_sums(out[:, 0], out[:, 1], sizes, hs.__getitem__)
-        return var, mean, out[:, 2] / sizes, out[:, 3] / units
+        kernels.reduce_many(hs, out, True, activation.flat_below, activation.flat_beyond)
+        return out[:, 0], out[:, 1], out[:, 2], out[:, 3]
     var, mean = moments_per_tensor(hs, buffers)
     sat, dead = flat_fractions(hs, activation, buffers)
     return var, mean, sat.numpy(), dead.numpy()
