@@ -48,6 +48,7 @@ class MLP(nn.Module):
                 h = self.norms[l](z) if self.norms is not None else z
                 x = self.activation.fn(h)
                 probe.on_forward(l, z, h, x, linear.weight)
+                del z, h  # free before the next layer's output is allocated, as the plain pass does
             logits = self.out(x)
             probe.on_output(logits)
             return logits

@@ -187,6 +187,24 @@ def layer_statistics(
     return assemble(m, weight_stats)
 
 
+def slope_times(activation, a: Tensor, grad_a: Tensor) -> Tensor:
+    """∂L/∂h = ∂L/∂a · φ'(h), with φ' from a = φ(h) (`Activation.slope_from_output`)."""
+    from .registry import LEAKY_SLOPE
+
+    kind = activation.slope_from_output
+    if kind == "identity":
+        return grad_a
+    if kind == "relu":
+        return grad_a * (a > 0)
+    if kind == "leaky_relu":
+        return torch.where(a > 0, grad_a, grad_a * LEAKY_SLOPE)
+    if kind == "tanh":
+        return grad_a * (1 - a * a)
+    if kind == "sigmoid":
+        return grad_a * (1 - a) * a
+    raise ValueError(f"φ' of {activation.name!r} can't be had from its output.")
+
+
 class StepProbe:
     """Measures recorded steps while they run; one per training run, reused
     by every record (`record()` starts one).
@@ -231,6 +249,7 @@ class StepProbe:
         self.buffers: dict = {}  # the PyTorch path's reusable stacking memory
         self.moments = np.full((L, M_COLUMNS), math.nan)
         self._flat = kernels.flat_args(activation.flat_below, activation.flat_beyond)
+        self._slope_arg = kernels.slope_args(activation)
         self._unit = np.empty(1, dtype=np.float32)  # float32 scratch for the flat counts
         self._hooks = [partial(self._linear_hook, l) for l in range(L + 1)]
         self._h_hooks = [partial(self._tensor_hook, l, self.GH, "grad_hs") for l in range(L)]
@@ -251,6 +270,9 @@ class StepProbe:
         self.fused = self.as_they_appear
         self._keep_asked = keep
         self.keep = keep or not self.fused
+        # Reducing together, ∂L/∂h's moments come from ∂L/∂a and a where φ' allows: one gradient
+        # fewer to keep. (∂L/∂h is still kept for histograms, but the table never depends on `keep`.)
+        self._slope = None if (self.fused or not kernels.AVAILABLE) else self._slope_arg
         self.moments.fill(math.nan)
         self.hs: list = [None] * L
         self.acts: list = [None] * L
@@ -305,8 +327,11 @@ class StepProbe:
             self._h_is_z = h is z  # no BatchNorm between: the matmul node's incoming gradient is ∂L/∂h
             if not kernels.usable([h, weight]):
                 self.fused, self.keep = False, True  # tensors the kernels can't read: reduce together, in PyTorch
+                self._slope = None
         if not self.fused:  # reduce together after the backward pass
-            self._live.append(h)
+            keep_h = self._keep_asked
+            if self._slope is None or keep_h:
+                self._live.append(h)
             self._live.append(a)
             self.hs[l], self.acts[l] = h.detach(), a.detach()
             return
@@ -397,7 +422,10 @@ class StepProbe:
         for p, g in zip(params, grads):
             p.grad = g
         n = len(params)
-        self.grad_hs, self.grad_acts = list(grads[n::2]), list(grads[n + 1::2])
+        if self._slope is not None and not self._keep_asked:  # ∂L/∂h's moments come from ∂L/∂a and a
+            self.grad_acts = list(grads[n:])
+        else:
+            self.grad_hs, self.grad_acts = list(grads[n::2]), list(grads[n + 1::2])
         self._live = []
 
     # -- small layers: the whole record in one call ---------------------------------------------
@@ -408,27 +436,42 @@ class StepProbe:
         weights = self.weights
         if not L or len(weight_grads) != L or any(g is None for g in weight_grads):
             return False
-        tensors = [*self.hs, *self.acts, *self.grad_hs, *self.grad_acts, *weights, *weight_grads, *extra]
+        slope = self._slope is not None
+        grad_hs = [] if slope else self.grad_hs
+        tensors = [*self.hs, *self.acts, *grad_hs, *self.grad_acts, *weights, *weight_grads, *extra]
         # A gradient has its tensor's shape and dtype (autograd sees to it): checking one of each
         # kind, and every tensor's layout, is enough for the kernels to read them safely.
         if not (kernels.usable([self.hs[0], weights[0], *(extra[:1])]) and kernels.contiguous(tensors)):
             return False
-        shapes = [h.shape for h in self.hs] + [w.shape for w in weights] + [len(extra)]
+        shapes = [h.shape for h in self.hs] + [w.shape for w in weights] + [len(extra), slope]
         if self._layout is None or self._layout[0] != shapes:
-            if any(len(s) != 2 for s in shapes[:-1]) or any(e.shape != w.shape for e, w in zip(extra, weights)):
+            if any(len(s) != 2 for s in shapes[:2 * L]) or any(e.shape != w.shape for e, w in zip(extra, weights)):
                 return False
-            act, w = np.array(shapes[:L], dtype=np.int64), np.array(shapes[L:2 * L], dtype=np.int64)
-            groups = [act] * 4 + [w] * (2 + (1 if extra else 0))
-            kinds = [self.H, self.A, self.GH, self.GA, self.W, self.GW, self.X][:len(groups)]
-            col = np.repeat(np.array(kinds, dtype=np.int64), L)
-            table = (np.concatenate([g[:, 0] for g in groups]), np.concatenate([g[:, 1] for g in groups]),
-                     np.tile(np.arange(L, dtype=np.int64), len(groups)), col, col == self.H)
-            self._layout = (shapes, table)
-        rows, cols, out_row, out_col, flat = self._layout[1]
+            self._layout = (shapes, self._table(np.array(shapes[:L], dtype=np.int64),
+                                                np.array(shapes[L:2 * L], dtype=np.int64), slope, bool(extra)))
+        rows, cols, out_row, out_col, kind, second = self._layout[1]
         ptrs = np.fromiter(map(Tensor.data_ptr, tensors), np.int64, len(tensors))
-        kernels.reduce_table(ptrs, rows, cols, out_row, out_col, flat, self._flat, self._scratch(int(cols[:L].max())),
-                             self.moments, self.SAT)
+        ptrs2 = ptrs[second] if slope else ptrs  # a's address beside each ∂L/∂a (unused otherwise)
+        kernels.reduce_table(ptrs, ptrs2, rows, cols, out_row, out_col, kind, self._flat, self._slope or (0, 0.0),
+                             self._scratch(int(cols[:L].max())), self.moments, self.SAT, self.GH)
         return True
+
+    def _table(self, act: np.ndarray, w: np.ndarray, slope: bool, extra: bool) -> tuple:
+        """The kernel table for `_reduce_together`: shapes, destinations and
+        kinds of [h, a, (∂L/∂h), ∂L/∂a, W, ∂L/∂W, (extra)] per layer, given
+        the (batch, width) shapes `act` and the weights' shapes `w`."""
+        L = len(act)
+        groups = [(self.H, act, 1), (self.A, act, 0)] + ([] if slope else [(self.GH, act, 0)])
+        groups += [(self.GA, act, 2 if slope else 0), (self.W, w, 0), (self.GW, w, 0)]
+        groups += [(self.X, w, 0)] if extra else []
+        layer = np.arange(L, dtype=np.int64)
+        ga_start = 2 * L if slope else 3 * L
+        # for ∂L/∂a (kind 2): the index of a, the second kind in `tensors`
+        second = np.concatenate([layer + L if kind == 2 else layer + i * L for i, (_, _, kind) in enumerate(groups)])
+        assert not slope or second[ga_start] == L
+        return (np.concatenate([g[:, 0] for _, g, _ in groups]), np.concatenate([g[:, 1] for _, g, _ in groups]),
+                np.tile(layer, len(groups)), np.repeat(np.array([c for c, _, _ in groups], dtype=np.int64), L),
+                np.repeat(np.array([k for _, _, k in groups], dtype=np.int64), L), second)
 
     def measure(self, weight_grads: Sequence[Tensor], extra: Sequence[Tensor] | None = None) -> None:
         """Finish the record's measurements after the backward pass, adding the
@@ -451,6 +494,8 @@ class StepProbe:
 
     def _reduce_together_torch(self, weight_grads: Sequence[Tensor], extra: Sequence[Tensor]) -> None:
         """`_reduce_together` where the kernels can't read every tensor."""
+        if self._slope is not None and self.grad_hs[0] is None:
+            self.grad_hs = [slope_times(self.activation, a, g) for a, g in zip(self.acts, self.grad_acts)]
         reduce_by_kind(self.moments, self.hs, self.acts, self.grad_hs, self.grad_acts, self.weights, weight_grads,
                        extra, self.activation, self.buffers)
 
