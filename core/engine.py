@@ -71,6 +71,12 @@ class Record:
     divergence: "Divergence | None" = None  # set on the record where the run diverged
 
 
+def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
+    """The fraction of rows whose largest logit is the label's (NaN counts as largest, as in torch.argmax)."""
+    guess = logits.detach().cpu().numpy().argmax(axis=1)
+    return np.count_nonzero(guess == y.cpu().numpy()) / max(len(y), 1)
+
+
 class Trainer:
     """Owns the network, the optimizer and the data of one run; `advance()`
     takes one step of the loop. Not thread-safe: one thread drives it."""
@@ -158,8 +164,7 @@ class Trainer:
             probe.measure(weight_grads, update[0] if update else None)
         stats = probe.statistics(weight_grads, self.tracker.statistics(s, probe.weight_var, probe.extra_var))
         self.tracker.note_grad_var(s, stats[:, COL["weight_grad_var"]])
-        with torch.no_grad():
-            train_acc = float((logits.argmax(dim=1) == y).to(torch.float64).mean())
+        train_acc = accuracy(logits, y)
         test_acc = self.test_accuracy() if evaluate else math.nan
         hist = None
         if want_hist:
@@ -171,8 +176,7 @@ class Trainer:
     def test_accuracy(self) -> float:
         self.net.eval()
         try:
-            logits = self.net(self.data.x_test)
-            return float((logits.argmax(dim=1) == self.data.y_test).to(torch.float64).mean())
+            return accuracy(self.net(self.data.x_test), self.data.y_test)
         finally:
             self.net.train()
 

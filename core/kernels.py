@@ -231,16 +231,16 @@ if AVAILABLE:
 
     @_jit
     def _reduce_table(ptrs, ptrs2, rows, cols, out_row, out_col, kind, below, beyond, mode, dmode, dslope, unit, out,
-                      sat_col, slope_col):
+                      sat_col, slope_col, a_col):
         """Tensor k: kind 0 its moments, kind 1 a pre-activation's (with flat
-        counts), kind 2 ∂L/∂a at ptrs[k] with a at ptrs2[k] (and ∂L/∂h's)."""
+        counts), kind 2 ∂L/∂a at ptrs[k] with a at ptrs2[k] (and ∂L/∂h's and a's)."""
         for k in range(ptrs.shape[0]):
             if kind[k] == 2:
                 if ptrs[k] != 0 and ptrs2[k] != 0:
                     shape = (rows[k], cols[k])
                     _reduce_pair(nb.carray(_as_pointer(ptrs[k]), shape, np.float32),
                                  nb.carray(_as_pointer(ptrs2[k]), shape, np.float32),
-                                 dmode, dslope, out, out_row[k], out_col[k], slope_col)
+                                 dmode, dslope, out, out_row[k], out_col[k], slope_col, a_col)
             else:
                 _reduce_at(ptrs[k], rows[k], cols[k], kind[k] == 1, below, beyond, mode, unit, out, out_row[k],
                            out_col[k], sat_col)
@@ -262,55 +262,74 @@ if AVAILABLE:
 
     @_inline
     def _pair_chunk(g, a, base, dmode, dslope):
-        """Σg, Σg², Σd, Σd² over the CHUNK entries from `base`, d = g·φ'(h)
-        with φ' from a = φ(h). A constant trip count and the mode test
-        outside each loop: that is what vectorizes."""
+        """Σg, Σg², Σd, Σd², Σa, Σa² over the CHUNK entries from `base`, for
+        g = ∂L/∂a, a = φ(h) and d = g·φ'(h) = ∂L/∂h with φ' from a. A
+        constant trip count and the mode test outside each loop: that is
+        what vectorizes."""
         zero = np.float32(0.0)
+        one = np.float32(1.0)
         s0 = zero
         s1 = zero
         s2 = zero
         s3 = zero
+        s4 = zero
+        s5 = zero
         if dmode == 2:
             for j in range(CHUNK):
                 v = g[base + j]
-                d = v if a[base + j] > zero else zero
+                y = a[base + j]
+                d = v if y > zero else zero
                 s0 += v
                 s1 += v * v
                 s2 += d
                 s3 += d * d
+                s4 += y
+                s5 += y * y
         elif dmode == 3:
             for j in range(CHUNK):
                 v = g[base + j]
-                d = v * (np.float32(1.0) if a[base + j] > zero else dslope)
+                y = a[base + j]
+                d = v * (one if y > zero else dslope)
                 s0 += v
                 s1 += v * v
                 s2 += d
                 s3 += d * d
+                s4 += y
+                s5 += y * y
         elif dmode == 4:
             for j in range(CHUNK):
                 v = g[base + j]
                 y = a[base + j]
-                d = v * (np.float32(1.0) - y * y)
+                d = v * (one - y * y)
                 s0 += v
                 s1 += v * v
                 s2 += d
                 s3 += d * d
+                s4 += y
+                s5 += y * y
         elif dmode == 5:
             for j in range(CHUNK):
                 v = g[base + j]
                 y = a[base + j]
-                d = v * (np.float32(1.0) - y) * y
+                d = v * (one - y) * y
                 s0 += v
                 s1 += v * v
                 s2 += d
                 s3 += d * d
+                s4 += y
+                s5 += y * y
         else:
             for j in range(CHUNK):
                 v = g[base + j]
+                y = a[base + j]
+                d = v
                 s0 += v
                 s1 += v * v
-            return s0, s1, s0, s1
-        return s0, s1, s2, s3
+                s2 += d
+                s3 += d * d
+                s4 += y
+                s5 += y * y
+        return s0, s1, s2, s3, s4, s5
 
     @_jit
     def _exact_slope(g, a, dmode, dslope):
@@ -327,9 +346,9 @@ if AVAILABLE:
         return q / n, mean
 
     @_jit
-    def _reduce_pair(g2, a2, dmode, dslope, out, row, col, slope_col):
-        """out[row, col:+2] = (var, mean) of ∂L/∂a = g and out[row, slope_col:+2]
-        of ∂L/∂h = g·φ'(h), one pass over g and a."""
+    def _reduce_pair(g2, a2, dmode, dslope, out, row, col, slope_col, a_col):
+        """One pass over g = ∂L/∂a and a = φ(h): out[row, col:+2] = (var, mean)
+        of g, out[row, slope_col:+2] of ∂L/∂h = g·φ'(h), out[row, a_col:+2] of a."""
         g = g2.reshape(g2.size)
         a = a2.reshape(a2.size)
         n = g.size
@@ -338,19 +357,26 @@ if AVAILABLE:
         s1 = 0.0
         s2 = 0.0
         s3 = 0.0
+        s4 = 0.0
+        s5 = 0.0
         for c in range(full):
-            b0, b1, b2, b3 = _pair_chunk(g, a, c * CHUNK, dmode, dslope)
+            b0, b1, b2, b3, b4, b5 = _pair_chunk(g, a, c * CHUNK, dmode, dslope)
             s0 += b0
             s1 += b1
             s2 += b2
             s3 += b3
+            s4 += b4
+            s5 += b5
         for j in range(full * CHUNK, n):  # the rest, one at a time
             v = g[j]
-            d = v * _slope_of(a[j], dmode, dslope)
+            y = a[j]
+            d = v * _slope_of(y, dmode, dslope)
             s0 += v
             s1 += v * v
             s2 += d
             s3 += d * d
+            s4 += y
+            s5 += y * y
         var, mean, trusted = _from_sums(s0, s1, n)
         if not trusted:
             var, mean = _exact(g2)
@@ -359,6 +385,10 @@ if AVAILABLE:
         if not trusted:
             var, mean = _exact_slope(g, a, dmode, dslope)
         _put(out, row, slope_col, var, mean)
+        var, mean, trusted = _from_sums(s4, s5, n)
+        if not trusted:
+            var, mean = _exact(a2)
+        _put(out, row, a_col, var, mean)
 
     @_jit
     def _weight_delta(w, prev, out):
@@ -457,7 +487,7 @@ def reduce_many(tensors, out: np.ndarray, flat: bool = False, below: float | Non
     b, c, mode = flat_args(below, beyond)
     unit = np.empty(max(int(cols.max()), 1) if n else 1, dtype=np.float32)
     _reduce_table(ptrs, np.zeros(n, np.int64), rows, cols, np.arange(n, dtype=np.int64), np.zeros(n, np.int64),
-                  np.full(n, 1 if flat else 0, np.int64), b, c, mode, 0, np.float32(0.0), unit, out, 2, 2)
+                  np.full(n, 1 if flat else 0, np.int64), b, c, mode, 0, np.float32(0.0), unit, out, 2, 2, 2)
 
 
 # φ'(h) from a = φ(h), by Activation.slope_from_output: the kernels' codes
@@ -474,13 +504,14 @@ def slope_args(activation) -> tuple[int, np.float32] | None:
 
 def reduce_table(ptrs: np.ndarray, ptrs2: np.ndarray, rows: np.ndarray, cols: np.ndarray, out_row: np.ndarray,
                  out_col: np.ndarray, kind: np.ndarray, flat_arg: tuple, slope_arg: tuple, unit: np.ndarray,
-                 out: np.ndarray, sat_col: int, slope_col: int) -> None:
+                 out: np.ndarray, sat_col: int, slope_col: int, a_col: int) -> None:
     """The general form: tensor k (at address ptrs[k], C-contiguous float32
     rows[k] × cols[k]) goes to out[out_row[k], out_col[k]:+2]; kind 1 adds a
     pre-activation's flat counts at out[out_row[k], sat_col:+2]; kind 2 is
-    ∂L/∂a with a at ptrs2[k], adding ∂L/∂h's moments at out[out_row[k], slope_col:+2]."""
+    ∂L/∂a with a at ptrs2[k], adding ∂L/∂h's moments at out[out_row[k],
+    slope_col:+2] and a's at out[out_row[k], a_col:+2]."""
     _reduce_table(ptrs, ptrs2, rows, cols, out_row, out_col, kind, *flat_arg, *slope_arg, unit, out, sat_col,
-                  slope_col)
+                  slope_col, a_col)
 
 
 def weight_delta(w: np.ndarray, prev: np.ndarray, out: np.ndarray) -> None:
@@ -508,4 +539,4 @@ def warm_up() -> None:
     for code in SLOPES.values():
         reduce_table(np.array([p], np.int64), np.array([p], np.int64), np.array([2]), np.array([3]),
                      np.array([0]), np.array([0]), np.array([2]), flat_args(None, 1.0), (code, np.float32(0.01)),
-                     unit, out, 2, 2)
+                     unit, out, 2, 2, 2)

@@ -100,7 +100,6 @@ class WeightTracker:
             return [self.optimizer.state[w]["momentum_buffer"] for w in self.weights], lr
         return None
 
-    @torch.no_grad()
     def statistics(self, step: int, w_var: np.ndarray | None = None,
                    update_var: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(weight_var, update_ratio) per layer at `step` (the ratio is NaN at
@@ -110,9 +109,8 @@ class WeightTracker:
         L = len(weights)
         if w_var is None or not np.isfinite(w_var).all():
             w_var, _ = moments_per_tensor(weights, self.buffers)
-        ratio = np.full(L, math.nan)
         if self._updated_to != step or step == 0:
-            return w_var, ratio
+            return w_var, np.full(L, math.nan)
         update = self.update_tensors(step)
         if self.kind == "sgd" and update is None:
             lr = self.optimizer.param_groups[0]["lr"]
@@ -129,7 +127,8 @@ class WeightTracker:
                 kernels.weight_delta(w.detach().numpy(), p.numpy(), out)  # ΔW without materializing it
                 d_var[i] = out[1, 0]
         else:
-            d_var, _ = moments_per_tensor(torch._foreach_sub(weights, self._prev))
+            with torch.no_grad():
+                d_var, _ = moments_per_tensor(torch._foreach_sub(weights, self._prev))
         with np.errstate(all="ignore"):
             ratio = np.sqrt(d_var / w_var)
         return w_var, ratio
@@ -154,23 +153,21 @@ def reduce_by_kind(moments: np.ndarray, hs, acts, grad_hs, grad_acts, weights, w
             moments[:, col], moments[:, col + 1] = moments_per_tensor(tensors, buffers)
 
 
+# Where each STAT_COLUMNS entry comes from in the moments table (the weight columns are filled after).
+_FROM_MOMENTS = np.array([{"preact_mean": M_H + 1, "preact_var": M_H, "act_mean": M_A + 1, "act_var": M_A,
+                           "grad_preact_var": M_GH, "grad_act_var": M_GA, "weight_grad_var": M_GW,
+                           "saturation": M_SAT, "dead_units": M_DEAD}.get(c, M_GW) for c in STAT_COLUMNS])
+
+
 def assemble(moments: np.ndarray, weight_stats: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """A record, (layers, len(STAT_COLUMNS)) float64, from its moments table
     and `weight_stats` = `WeightTracker.statistics(step)`: (Var(W), update ratio)."""
-    m = moments
-    out = np.full((len(m), len(STAT_COLUMNS)), math.nan)
-    out[:, COL["preact_var"]], out[:, COL["preact_mean"]] = m[:, M_H], m[:, M_H + 1]
-    out[:, COL["act_var"]], out[:, COL["act_mean"]] = m[:, M_A], m[:, M_A + 1]
-    out[:, COL["grad_preact_var"]] = m[:, M_GH]
-    out[:, COL["grad_act_var"]] = m[:, M_GA]
-    out[:, COL["saturation"]], out[:, COL["dead_units"]] = m[:, M_SAT], m[:, M_DEAD]
+    out = moments[:, _FROM_MOMENTS]
     w_var, ratio = weight_stats
-    gw = m[:, M_GW]
-    out[:, COL["weight_grad_var"]] = gw
     out[:, COL["weight_var"]] = w_var
     out[:, COL["update_ratio"]] = ratio
     with np.errstate(all="ignore"):
-        out[:, COL["grad_ratio"]] = np.sqrt(gw / w_var)
+        out[:, COL["grad_ratio"]] = np.sqrt(moments[:, M_GW] / w_var)
     return out
 
 
@@ -282,6 +279,7 @@ class StepProbe:
         self._positions: list = [None] * (L + 1)  # each matmul node's layout (see LINEAR_NODES)
         self._prev_a: Tensor | None = None
         self._h_is_z = False
+        self._shapes: list = [None] * L  # (batch, width, W's rows, W's columns) per layer, as seen in the forward pass
         self._measured: bool | None = None
         self.extra_var: np.ndarray | None = None
         return self
@@ -333,16 +331,18 @@ class StepProbe:
             if self._slope is None or keep_h:
                 self._live.append(h)
             self._live.append(a)
-            self.hs[l], self.acts[l] = h.detach(), a.detach()
+            self.hs[l], self.acts[l] = h, a  # kept as they are: detaching costs a tensor object each
             return
         if self.keep:
-            self.hs[l], self.acts[l] = h.detach(), a.detach()
+            self.hs[l], self.acts[l] = h, a
         if h.dim() == 2 and h.is_contiguous() and a.is_contiguous() and weight.is_contiguous():
             rows, cols = h.shape
             wr, wc = weight.shape
-            kernels.reduce3(self.moments, self._scratch(cols), self._flat, self.SAT,
-                            (h.data_ptr(), rows, cols, l, self.H), True,
-                            (a.data_ptr(), rows, cols, l, self.A), (weight.data_ptr(), wr, wc, l, self.W))
+            self._shapes[l] = (rows, cols, wr, wc)  # the hook's gradients have these shapes too
+            below, beyond, mode = self._flat
+            kernels._reduce3(self.moments, self._scratch(cols), below, beyond, mode, self.SAT,
+                             h.data_ptr(), rows, cols, l, self.H, True, a.data_ptr(), rows, cols, l, self.A,
+                             weight.data_ptr(), wr, wc, l, self.W)
         else:
             self._reduce(h, l, self.H, flat=True)
             self._reduce(a, l, self.A)
@@ -378,37 +378,47 @@ class StepProbe:
             getattr(self, store)[l] = grad
         self._reduce(grad, l, col)
 
-    def _grad_slot(self, t: Tensor | None, l: int, col: int) -> tuple:
-        """Kernel arguments for one gradient (address 0: none, or reduced here already)."""
-        if t is None or t.dtype != torch.float32 or t.dim() != 2:
-            self._reduce(t, l, col)
-        elif t.is_contiguous():
-            return t.data_ptr(), t.shape[0], t.shape[1], l, col
-        elif t.stride(0) == 1 and t.stride(1) == t.shape[0]:  # Wᵀ's gradient: a transposed view of a dense block
-            return t.data_ptr(), t.shape[1], t.shape[0], l, col
-        else:
-            self._reduce(t, l, col)
-        return kernels.NONE
-
     def _linear_hook(self, l: int, grad_inputs, grad_outputs) -> None:
         """Layer l's matmul node: ∂L/∂z came in (= ∂L/∂h without BatchNorm);
         ∂L/∂a of the layer below and ∂L/∂Wᵀ go out. l == layers is the output
-        layer, where only ∂L/∂a (of the last hidden layer) is recorded."""
+        layer, where only ∂L/∂a (of the last hidden layer) is recorded.
+
+        A gradient has its tensor's shape and dtype, so the shapes seen in the
+        forward pass and a check of each layout are all the kernel needs."""
         ia, iw = self._positions[l]
+        L = self.layers
         ga = grad_inputs[ia] if l else None
-        if l == self.layers:
-            gh = gw = None
-        else:
-            gw = grad_inputs[iw]
-            gh = grad_outputs[0] if self._h_is_z else None
+        gh = grad_outputs[0] if l < L and self._h_is_z else None
+        gw = grad_inputs[iw] if l < L else None
         if self.keep:
             if gh is not None:
                 self.grad_hs[l] = gh
             if ga is not None:
                 self.grad_acts[l - 1] = ga
-        kernels.reduce3(self.moments, self._unit, self._flat, self.SAT,
-                        self._grad_slot(gh, l, self.GH), False,
-                        self._grad_slot(ga, l - 1, self.GA), self._grad_slot(gw, l, self.GW))
+        shapes = self._shapes
+        p_h = p_a = p_w = 0
+        if gh is not None:
+            if gh.is_contiguous() and shapes[l] is not None:
+                p_h = gh.data_ptr()
+            else:
+                self._reduce(gh, l, self.GH)
+        if ga is not None:
+            if ga.is_contiguous() and shapes[l - 1] is not None:
+                p_a = ga.data_ptr()
+            else:
+                self._reduce(ga, l - 1, self.GA)
+        if gw is not None:
+            # Wᵀ's gradient is usually a transposed view of a dense block: as dense as W itself
+            if (gw.is_contiguous() or gw.mT.is_contiguous()) and shapes[l] is not None:
+                p_w = gw.data_ptr()
+            else:
+                self._reduce(gw, l, self.GW)
+        rows, cols, wr, wc = shapes[l] if l < L and shapes[l] is not None else (0, 0, 0, 0)
+        prev_rows, prev_cols = shapes[l - 1][:2] if l and shapes[l - 1] is not None else (0, 0)
+        below, beyond, mode = self._flat
+        kernels._reduce3(self.moments, self._unit, below, beyond, mode, self.SAT,
+                         p_h, rows, cols, l, self.GH, False, p_a, prev_rows, prev_cols, l - 1, self.GA,
+                         p_w, wr, wc, l, self.GW)
 
     # -- the backward pass ----------------------------------------------------------------------
     def backward(self, loss: Tensor, params: Sequence[Tensor]) -> None:
@@ -449,29 +459,34 @@ class StepProbe:
                 return False
             self._layout = (shapes, self._table(np.array(shapes[:L], dtype=np.int64),
                                                 np.array(shapes[L:2 * L], dtype=np.int64), slope, bool(extra)))
-        rows, cols, out_row, out_col, kind, second = self._layout[1]
+        rows, cols, out_row, out_col, kind, first, second, scratch = self._layout[1]
         ptrs = np.fromiter(map(Tensor.data_ptr, tensors), np.int64, len(tensors))
-        ptrs2 = ptrs[second] if slope else ptrs  # a's address beside each ∂L/∂a (unused otherwise)
-        kernels.reduce_table(ptrs, ptrs2, rows, cols, out_row, out_col, kind, self._flat, self._slope or (0, 0.0),
-                             self._scratch(int(cols[:L].max())), self.moments, self.SAT, self.GH)
+        kernels.reduce_table(ptrs[first], ptrs[second], rows, cols, out_row, out_col, kind, self._flat,
+                             self._slope or (0, 0.0), self._scratch(scratch), self.moments, self.SAT, self.GH, self.A)
         return True
 
     def _table(self, act: np.ndarray, w: np.ndarray, slope: bool, extra: bool) -> tuple:
-        """The kernel table for `_reduce_together`: shapes, destinations and
-        kinds of [h, a, (∂L/∂h), ∂L/∂a, W, ∂L/∂W, (extra)] per layer, given
-        the (batch, width) shapes `act` and the weights' shapes `w`."""
+        """The kernel table for `_reduce_together`, given the (batch, width)
+        shapes `act` and the weights' shapes `w`: the shapes, destinations
+        and kinds of the entries, which tensors they read (`first`, and
+        `second` for a pair) among [h, a, (∂L/∂h), ∂L/∂a, W, ∂L/∂W, (extra)]
+        per layer, and the scratch the flat counts need. With `slope`, ∂L/∂a
+        and a are read as a pair that also gives ∂L/∂h's and a's moments."""
         L = len(act)
-        groups = [(self.H, act, 1), (self.A, act, 0)] + ([] if slope else [(self.GH, act, 0)])
-        groups += [(self.GA, act, 2 if slope else 0), (self.W, w, 0), (self.GW, w, 0)]
-        groups += [(self.X, w, 0)] if extra else []
         layer = np.arange(L, dtype=np.int64)
-        ga_start = 2 * L if slope else 3 * L
-        # for ∂L/∂a (kind 2): the index of a, the second kind in `tensors`
-        second = np.concatenate([layer + L if kind == 2 else layer + i * L for i, (_, _, kind) in enumerate(groups)])
-        assert not slope or second[ga_start] == L
-        return (np.concatenate([g[:, 0] for _, g, _ in groups]), np.concatenate([g[:, 1] for _, g, _ in groups]),
-                np.tile(layer, len(groups)), np.repeat(np.array([c for c, _, _ in groups], dtype=np.int64), L),
-                np.repeat(np.array([k for _, _, k in groups], dtype=np.int64), L), second)
+        # (column, shapes, kind, index of the kind in `tensors`)
+        kinds = [(self.H, act, 1), (self.A, act, 0)] + ([] if slope else [(self.GH, act, 0)])
+        kinds += [(self.GA, act, 2 if slope else 0), (self.W, w, 0), (self.GW, w, 0)] + ([(self.X, w, 0)] if extra else [])
+        entries = [(col, shapes, kind, i) for i, (col, shapes, kind) in enumerate(kinds) if not (slope and col == self.A)]
+        table = (np.concatenate([e[1][:, 0] for e in entries]), np.concatenate([e[1][:, 1] for e in entries]),
+                 np.tile(layer, len(entries)), np.repeat(np.array([e[0] for e in entries], dtype=np.int64), L),
+                 np.repeat(np.array([e[2] for e in entries], dtype=np.int64), L),
+                 np.concatenate([layer + e[3] * L for e in entries]),
+                 np.concatenate([layer + (L if e[2] == 2 else e[3] * L) for e in entries]))  # a beside ∂L/∂a
+        # Read in the reverse of the order the backward pass wrote: the first layers' gradients, written
+        # last, are still in the CPU's cache; within a layer, the gradients before h and W.
+        order = np.lexsort((-table[3], table[2]))
+        return (*(t[order] for t in table), int(act[:, 1].max()))
 
     def measure(self, weight_grads: Sequence[Tensor], extra: Sequence[Tensor] | None = None) -> None:
         """Finish the record's measurements after the backward pass, adding the
@@ -505,7 +520,6 @@ class StepProbe:
         w = self.moments[:, self.W]
         return w.copy() if np.isfinite(w).all() else None
 
-    @torch.no_grad()
     def statistics(self, weight_grads: Sequence[Tensor], weight_stats: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         """All of this step's statistics as a (layers, len(STAT_COLUMNS)) float64 array."""
         if self._measured is None:
@@ -523,17 +537,22 @@ def first_nonfinite_layer(stats: np.ndarray, loss: float = 0.0) -> tuple[int | N
     values are finite but the loss is not (the logits overflowed), or None.
     Forward values appear in layer order; backward values appear from the
     last layer down, so the first one there is the highest layer."""
-    fwd = stats[:, [COL[c] for c in FORWARD_COLUMNS]]
-    bad = np.flatnonzero(~np.isfinite(fwd).all(axis=1))
+    if np.isfinite(stats[:, _CHECKED]).all() and math.isfinite(loss):
+        return None  # the usual case, in one test
+    bad = np.flatnonzero(~np.isfinite(stats[:, _FORWARD]).all(axis=1))
     if bad.size:
         return int(bad[0]), "forward"
     if not math.isfinite(loss):
         return None, "loss"
-    bwd = stats[:, [COL[c] for c in BACKWARD_COLUMNS]]
-    bad = np.flatnonzero(~np.isfinite(bwd).all(axis=1))
+    bad = np.flatnonzero(~np.isfinite(stats[:, _BACKWARD]).all(axis=1))
     if bad.size:
         return int(bad[-1]), "backward"
     return None
+
+
+_FORWARD = np.array([COL[c] for c in FORWARD_COLUMNS])
+_BACKWARD = np.array([COL[c] for c in BACKWARD_COLUMNS])
+_CHECKED = np.concatenate([_FORWARD, _BACKWARD])
 
 
 @torch.no_grad()
