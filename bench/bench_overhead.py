@@ -87,7 +87,7 @@ def time_steps(trainer, n: int) -> list[float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=20, help="steps per timed block (a multiple of 10)")
-    ap.add_argument("--rounds", type=int, default=15, help="alternating blocks per variant")
+    ap.add_argument("--rounds", type=int, default=40, help="alternating blocks per variant")
     args = ap.parse_args()
     set_training_threads(1)
     print(f"torch {torch.__version__}, 1 thread; median step time over {args.rounds} alternating blocks of {args.steps} steps\n")

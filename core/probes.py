@@ -247,8 +247,13 @@ class StepProbe:
         self.moments = np.full((L, M_COLUMNS), math.nan)
         self._flat = kernels.flat_args(activation.flat_below, activation.flat_beyond)
         self._slope_arg = kernels.slope_args(activation)
-        self._unit = np.empty(1, dtype=np.float32)  # float32 scratch for the flat counts
+        # float32 scratch for the flat counts, one per unit
+        self._unit = np.empty(max([w.shape[0] for w in self.weights if w.dim()] + [1]), dtype=np.float32)
+        self._positions: list = [None] * (L + 1)  # each matmul node's layout (see LINEAR_NODES)
+        self._node_positions: dict = {}  # the same by node type, found once
+        self._shapes: list = [None] * L  # (batch, width, W's rows, W's columns, ...) per layer, seen in the forward pass
         self._hooks = [partial(self._linear_hook, l) for l in range(L + 1)]
+        self._fast_hooks = [self._fast_hook(l) for l in range(L + 1)]
         self._h_hooks = [partial(self._tensor_hook, l, self.GH, "grad_hs") for l in range(L)]
         self._a_hooks = [partial(self._tensor_hook, l, self.GA, "grad_acts") for l in range(L)]
         self._layout: tuple | None = None  # (shapes seen, kernel table arrays) for reducing together
@@ -276,10 +281,10 @@ class StepProbe:
         self.grad_hs: list = [None] * L
         self.grad_acts: list = [None] * L
         self._live: list[Tensor] = []
-        self._positions: list = [None] * (L + 1)  # each matmul node's layout (see LINEAR_NODES)
+        self._positions[:] = [None] * (L + 1)  # in place: the hooks hold these lists
         self._prev_a: Tensor | None = None
         self._h_is_z = False
-        self._shapes: list = [None] * L  # (batch, width, W's rows, W's columns) per layer, as seen in the forward pass
+        self._shapes[:] = [None] * L
         self._measured: bool | None = None
         self.extra_var: np.ndarray | None = None
         return self
@@ -335,12 +340,15 @@ class StepProbe:
             return
         if self.keep:
             self.hs[l], self.acts[l] = h, a
-        if h.dim() == 2 and h.is_contiguous() and a.is_contiguous() and weight.is_contiguous():
-            rows, cols = h.shape
+        shape = h.shape
+        if len(shape) == 2 and h.is_contiguous() and a.is_contiguous() and weight.is_contiguous():
+            rows, cols = shape
             wr, wc = weight.shape
-            self._shapes[l] = (rows, cols, wr, wc)  # the hook's gradients have these shapes too
+            # the hook's gradients have these shapes too; ∂L/∂Wᵀ's strides when dense (transposed, or not)
+            self._shapes[l] = (rows, cols, wr, wc, (1, wc), (wr, 1))
             below, beyond, mode = self._flat
-            kernels._reduce3(self.moments, self._scratch(cols), below, beyond, mode, self.SAT,
+            unit = self._unit if self._unit.size >= cols else self._scratch(cols)
+            kernels._reduce3(self.moments, unit, below, beyond, mode, self.SAT,
                              h.data_ptr(), rows, cols, l, self.H, True, a.data_ptr(), rows, cols, l, self.A,
                              weight.data_ptr(), wr, wc, l, self.W)
         else:
@@ -361,7 +369,10 @@ class StepProbe:
         """Hooks that reduce, as they appear, ∂L/∂h of layer l (h None: the
         output layer, which has none to record), ∂L/∂W of layer l and ∂L/∂a of layer l - 1."""
         node = z.grad_fn
-        positions = self.LINEAR_NODES.get(node.name()) if node is not None else None
+        positions = self._node_positions.get(type(node), False)
+        if positions is False:  # a node type not seen yet
+            positions = self._node_positions[type(node)] = (
+                None if node is None else self.LINEAR_NODES.get(node.name()))
         if positions is None:  # a node we don't know: a tensor hook per gradient, ∂L/∂W later
             if h is not None:
                 h.register_hook(self._h_hooks[l])
@@ -371,7 +382,32 @@ class StepProbe:
         if h is not None and h is not z:  # BatchNorm between: h's gradient is not the node's
             h.register_hook(self._h_hooks[l])
         self._positions[l] = positions
-        node.register_hook(self._hooks[l])
+        usual = 0 < l < self.layers and h is z and not self.keep and self._shapes[l] is not None
+        node.register_hook(self._fast_hooks[l] if usual and self._shapes[l - 1] is not None else self._hooks[l])
+
+    def _fast_hook(self, l: int):
+        """`_linear_hook` for the usual hidden layer (no BatchNorm, nothing
+        kept, forward shapes known), as lean as it can be: it runs once per
+        layer in the backward pass, when the CPU's caches hold the matmuls'
+        data and every Python step is slow. Anything unusual goes to `_linear_hook`."""
+        moments, kernel, careful = self.moments, kernels._reduce3, self._linear_hook
+        positions, shapes = self._positions, self._shapes
+        below, beyond, mode = self._flat
+        GH, GA, GW, SAT = self.GH, self.GA, self.GW, self.SAT
+        unit = np.empty(1, dtype=np.float32)
+
+        def hook(grad_inputs, grad_outputs):
+            ia, iw = positions[l]
+            gh, ga, gw = grad_outputs[0], grad_inputs[ia], grad_inputs[iw]
+            rows, cols, wr, wc, dense_wt, dense_w = shapes[l]
+            prev = shapes[l - 1]
+            st = gw.stride()
+            if gh.is_contiguous() and ga.is_contiguous() and (st == dense_wt or st == dense_w):
+                kernel(moments, unit, below, beyond, mode, SAT, gh.data_ptr(), rows, cols, l, GH, False,
+                       ga.data_ptr(), prev[0], prev[1], l - 1, GA, gw.data_ptr(), wr, wc, l, GW)
+            else:
+                careful(l, grad_inputs, grad_outputs)
+        return hook
 
     def _tensor_hook(self, l: int, col: int, store: str, grad: Tensor) -> None:
         if self.keep:
@@ -413,7 +449,7 @@ class StepProbe:
                 p_w = gw.data_ptr()
             else:
                 self._reduce(gw, l, self.GW)
-        rows, cols, wr, wc = shapes[l] if l < L and shapes[l] is not None else (0, 0, 0, 0)
+        rows, cols, wr, wc = shapes[l][:4] if l < L and shapes[l] is not None else (0, 0, 0, 0)
         prev_rows, prev_cols = shapes[l - 1][:2] if l and shapes[l - 1] is not None else (0, 0)
         below, beyond, mode = self._flat
         kernels._reduce3(self.moments, self._unit, below, beyond, mode, self.SAT,
