@@ -165,7 +165,7 @@ class Trainer:
                 rec = self._recorded_step(s, x, y, want_hist, False)
                 if first_nonfinite_layer(rec.stats, rec.loss) is None:
                     rec = None  # only the sum overflowed: nothing non-finite, train on
-        if rec is not None:
+        if rec is not None and not (self.probe.finite and math.isfinite(rec.loss)):
             where = first_nonfinite_layer(rec.stats, rec.loss)
             if where is not None:
                 layer, part = where

@@ -391,6 +391,25 @@ if AVAILABLE:
         _put(out, row, a_col, var, mean)
 
     @_jit
+    def _assemble(m, src, w_var, d_var, gw_col, w_out, u_out, g_out, check, out):
+        """A record from its moments table (`probes.assemble`): out[:, c] =
+        m[:, src[c]], then Var(W), the update ratio √(Var ΔW / Var W) and the
+        grad ratio √(Var ∂L/∂W / Var W). True if every `check` column is finite."""
+        rows, cols = out.shape
+        finite = True
+        for l in range(rows):
+            for c in range(cols):
+                out[l, c] = m[l, src[c]]
+            w = w_var[l]
+            out[l, w_out] = w
+            out[l, u_out] = np.sqrt(d_var[l] / w)
+            out[l, g_out] = np.sqrt(m[l, gw_col] / w)
+            for k in range(check.shape[0]):
+                if not np.isfinite(out[l, check[k]]):
+                    finite = False
+        return finite
+
+    @_jit
     def _weight_delta(w, prev, out):
         """out[0, :] = (var, mean) of W and out[1, :] of Δ = W - prev, one pass over both."""
         rows, cols = w.shape
@@ -514,6 +533,13 @@ def reduce_table(ptrs: np.ndarray, ptrs2: np.ndarray, rows: np.ndarray, cols: np
                   slope_col, a_col)
 
 
+def assemble(moments: np.ndarray, src: np.ndarray, w_var: np.ndarray, d_var: np.ndarray, gw_col: int,
+             columns: tuple[int, int, int], check: np.ndarray, out: np.ndarray) -> bool:
+    """`probes.assemble` in one call (after a backward pass every numpy step
+    is slow: the CPU's caches hold the matmuls' data); see `_assemble`."""
+    return _assemble(moments, src, w_var, d_var, gw_col, *columns, check, out)
+
+
 def weight_delta(w: np.ndarray, prev: np.ndarray, out: np.ndarray) -> None:
     """out[0] = (var, mean) of W, out[1] of W - prev (2-D float32 arrays of one shape)."""
     _weight_delta(w, prev, out)
@@ -532,6 +558,8 @@ def warm_up() -> None:
     reduce_many(ts, out, True, 0.0, None)
     x = ts[0].numpy()
     weight_delta(x, x.copy(), out)
+    assemble(np.zeros((2, 16)), np.zeros(12, np.int64), np.ones(2), np.ones(2), 10, (1, 2, 3), np.arange(3),
+             np.empty((2, 12)))
     unit = np.zeros(8, np.float32)
     p = ts[0].data_ptr()
     reduce3(out, unit, flat_args(None, 1.0), 2, (p, 2, 3, 0, 0), True, (p, 2, 3, 1, 0))

@@ -12,11 +12,12 @@ from .registry import ACTIVATIONS
 
 
 class MLP(nn.Module):
-    """A plain fully connected network whose forward pass can keep every h and a.
+    """A plain fully connected network whose forward pass shows each layer's tensors.
 
+    `forward(x, probe=probe)` hands every layer's z, h and a to a
+    `probes.StepProbe` the moment they exist (the engine's recorded steps);
     `forward(x, keep=True)` also returns the lists `hs` (the input of each
-    activation, after BatchNorm when on) and `acts` (φ(h)): the engine reads
-    its statistics from these, so no hooks are needed on the hot path.
+    activation, after BatchNorm when on) and `acts` (φ(h)).
     """
 
     def __init__(self, cfg: RunConfig):
@@ -29,38 +30,33 @@ class MLP(nn.Module):
         self.activation = ACTIVATIONS[cfg.activation]
         self.out = nn.Linear(sizes[-1], cfg.classes)
 
-    def preact(self, l: int, x: torch.Tensor) -> torch.Tensor:
-        h = self.linears[l](x)
-        return self.norms[l](h) if self.norms is not None else h
-
-    def hidden_forward(self, x: torch.Tensor, upto: int | None = None) -> torch.Tensor:
-        """The activations of hidden layer `upto` - 1 (the input for upto=0)."""
-        for l in range(len(self.linears) if upto is None else upto):
-            x = self.activation.fn(self.preact(l, x))
+    def hidden_forward(self, x: torch.Tensor, upto: int | None = None, probe=None, kept: tuple | None = None):
+        """The activations of hidden layer `upto` - 1 (the input for upto=0;
+        the last hidden layer's for None). A `probe` (probes.StepProbe) sees
+        each layer's z (the Linear's output), h and a as soon as they exist;
+        `kept` = (hs, acts) lists collect every h and a."""
+        phi, norms = self.activation.fn, self.norms
+        for l, linear in enumerate(self.linears[:upto] if upto is not None else self.linears):
+            z = linear(x)
+            h = z if norms is None else norms[l](z)
+            x = phi(h)
+            if probe is not None:
+                probe.on_forward(l, z, h, x)
+            if kept is not None:
+                kept[0].append(h)
+                kept[1].append(x)
+            del z, h  # freed before the next layer's output is allocated (unless kept)
         return x
 
     def forward(self, x: torch.Tensor, keep: bool = False, probe=None):
-        """Logits; with `keep`, also every h and a; a `probe` (probes.StepProbe)
+        """Logits; with `keep`, also every h (the input of each activation,
+        after BatchNorm when on) and a (φ(h)); a `probe` (probes.StepProbe)
         sees each layer's h and a as soon as they exist."""
+        kept = ([], []) if keep else None
+        logits = self.out(self.hidden_forward(x, probe=probe, kept=kept))
         if probe is not None:
-            for l, linear in enumerate(self.linears):
-                z = linear(x)
-                h = self.norms[l](z) if self.norms is not None else z
-                x = self.activation.fn(h)
-                probe.on_forward(l, z, h, x, linear.weight)
-                del z, h  # free before the next layer's output is allocated, as the plain pass does
-            logits = self.out(x)
             probe.on_output(logits)
-            return logits
-        if not keep:
-            return self.out(self.hidden_forward(x))
-        hs, acts = [], []
-        for l in range(len(self.linears)):
-            h = self.preact(l, x)
-            x = self.activation.fn(h)
-            hs.append(h)
-            acts.append(x)
-        return self.out(x), hs, acts
+        return (logits, *kept) if keep else logits
 
     def extra_repr(self) -> str:
         c = self.cfg

@@ -40,6 +40,10 @@ STAT_COLUMNS = (
 COL = {name: i for i, name in enumerate(STAT_COLUMNS)}
 FORWARD_COLUMNS = ("preact_mean", "preact_var", "act_mean", "act_var")
 BACKWARD_COLUMNS = ("grad_preact_var", "grad_act_var", "weight_grad_var")
+_FORWARD = np.array([COL[c] for c in FORWARD_COLUMNS])
+_BACKWARD = np.array([COL[c] for c in BACKWARD_COLUMNS])
+_CHECKED = np.concatenate([_FORWARD, _BACKWARD])  # where a diverging run shows first
+_WEIGHT_OUT = (COL["weight_var"], COL["update_ratio"], COL["grad_ratio"])
 
 
 class WeightTracker:
@@ -47,10 +51,12 @@ class WeightTracker:
     std(ΔW) / std(W), ΔW being the last update the optimizer applied.
 
     Call `before_update(step, next_recorded)` just before each optimizer
-    step. Plain SGD's update is -lr·∂L/∂W of the previous step, and SGD with
-    momentum's is -lr·(momentum buffer): both are still in memory, so nothing
-    is copied. For other optimizers (Adam) the weights are copied before an
-    update that leads to a recorded step, and ΔW is the difference.
+    step. Plain SGD's update is -lr·∂L/∂W of the previous step: its variance
+    is measured there (or taken from that step's record). SGD with
+    momentum's is -lr·(momentum buffer), still in memory at the record. For
+    other optimizers (Adam) the weights are copied before an update that
+    leads to a recorded step, and ΔW is the difference. Nothing is copied
+    for SGD.
     """
 
     def __init__(self, weights: Sequence[Tensor], optimizer: torch.optim.Optimizer, kind: str):
@@ -59,7 +65,6 @@ class WeightTracker:
         self.optimizer = optimizer
         self.kind = kind  # "sgd", "momentum" or anything else (copy)
         self._updated_to: int | None = None  # the step the last update led to
-        self._last_grads: list[Tensor] | None = None
         self._prev: list[Tensor] | None = None
         self._grad_var: tuple[int, np.ndarray] | None = None  # (step, Var ∂L/∂W) of the last record
 
@@ -72,9 +77,12 @@ class WeightTracker:
             self._updated_to = None
             return
         if self.kind == "sgd":
-            # Recording every step, the last record already measured these gradients.
-            reuse = self._grad_var is not None and self._grad_var[0] == step
-            self._last_grads = None if reuse else [w.grad for w in self.weights]
+            # The update is -lr times these gradients. Recording every step, the last record measured
+            # them already; otherwise measure them now, while they are still in the CPU's cache.
+            if self._grad_var is None or self._grad_var[0] != step:
+                grads = [w.grad for w in self.weights]
+                self._grad_var = (step, moments_per_tensor(grads, self.buffers)[0]) if all(
+                    g is not None for g in grads) else None
         elif self.kind != "momentum":
             if self._prev is None:
                 self._prev = [torch.empty_like(w) for w in self.weights]
@@ -87,24 +95,24 @@ class WeightTracker:
 
     def update_tensors(self, step: int) -> tuple[list[Tensor], float] | None:
         """(tensors u, scale) with ΔW = scale·u for the update that led to
-        `step`, when its ratio needs their variance; None when it doesn't (no
-        update, or plain SGD's last record measured them) or when ΔW comes from
-        copied weights. A caller that measures Var(u) anyway passes it to
-        `statistics` as `update_var`."""
+        `step`, when its ratio needs their variance (momentum's buffers);
+        None when it doesn't (no update; plain SGD, measured before the
+        update) or when ΔW comes from copied weights. A caller that measures
+        Var(u) anyway passes it to `statistics` as `update_var`."""
         if self._updated_to != step or step == 0:
             return None
         lr = self.optimizer.param_groups[0]["lr"]
-        if self.kind == "sgd":
-            return (self._last_grads, lr) if self._last_grads is not None else None
         if self.kind == "momentum":
             return [self.optimizer.state[w]["momentum_buffer"] for w in self.weights], lr
         return None
 
     def statistics(self, step: int, w_var: np.ndarray | None = None,
                    update_var: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(weight_var, update_ratio) per layer at `step` (the ratio is NaN at
-        step 0). `w_var` and `update_var` (the variance of `update_tensors`),
-        when the caller measured them already, are used as they are."""
+        """(Var(W), Var(ΔW)) per layer at `step`, ΔW being the update that led
+        there (NaN at step 0, or when the last step was not followed by a
+        record); `assemble` makes the update ratio √(Var ΔW / Var W) of them.
+        `w_var` and `update_var` (the variance of `update_tensors`), when the
+        caller measured them already, are used as they are."""
         weights = self.weights
         L = len(weights)
         if w_var is None or not np.isfinite(w_var).all():
@@ -112,9 +120,10 @@ class WeightTracker:
         if self._updated_to != step or step == 0:
             return w_var, np.full(L, math.nan)
         update = self.update_tensors(step)
-        if self.kind == "sgd" and update is None:
+        if self.kind == "sgd":
             lr = self.optimizer.param_groups[0]["lr"]
-            d_var = self._grad_var[1] * lr * lr
+            known = self._grad_var is not None and self._grad_var[0] == step - 1
+            d_var = self._grad_var[1] * lr * lr if known else np.full(L, math.nan)
         elif update is not None:
             tensors, scale = update
             if update_var is None:
@@ -129,9 +138,7 @@ class WeightTracker:
         else:
             with torch.no_grad():
                 d_var, _ = moments_per_tensor(torch._foreach_sub(weights, self._prev))
-        with np.errstate(all="ignore"):
-            ratio = np.sqrt(d_var / w_var)
-        return w_var, ratio
+        return w_var, d_var
 
 
 # A record's moments table (layers × 16): var/mean pairs of h, a, ∂L/∂h, ∂L/∂a, W and ∂L/∂W, then
@@ -159,16 +166,22 @@ _FROM_MOMENTS = np.array([{"preact_mean": M_H + 1, "preact_var": M_H, "act_mean"
                            "saturation": M_SAT, "dead_units": M_DEAD}.get(c, M_GW) for c in STAT_COLUMNS])
 
 
-def assemble(moments: np.ndarray, weight_stats: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+def assemble(moments: np.ndarray, weight_stats: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, bool]:
     """A record, (layers, len(STAT_COLUMNS)) float64, from its moments table
-    and `weight_stats` = `WeightTracker.statistics(step)`: (Var(W), update ratio)."""
-    out = moments[:, _FROM_MOMENTS]
-    w_var, ratio = weight_stats
+    and `weight_stats` = `WeightTracker.statistics(step)`: (Var(W), Var(ΔW)),
+    the latter NaN where there was no update. Also: are all of the columns
+    `first_nonfinite_layer` looks at finite?"""
+    w_var, d_var = (np.ascontiguousarray(v, dtype=np.float64) for v in weight_stats)
+    out = np.empty((len(moments), len(STAT_COLUMNS)))
+    if kernels.AVAILABLE:
+        finite = kernels.assemble(moments, _FROM_MOMENTS, w_var, d_var, M_GW, _WEIGHT_OUT, _CHECKED, out)
+        return out, bool(finite)
+    out[:] = moments[:, _FROM_MOMENTS]
     out[:, COL["weight_var"]] = w_var
-    out[:, COL["update_ratio"]] = ratio
     with np.errstate(all="ignore"):
+        out[:, COL["update_ratio"]] = np.sqrt(d_var / w_var)
         out[:, COL["grad_ratio"]] = np.sqrt(moments[:, M_GW] / w_var)
-    return out
+    return out, bool(np.isfinite(out[:, _CHECKED]).all())
 
 
 def layer_statistics(
@@ -181,7 +194,7 @@ def layer_statistics(
     lets the PyTorch path stack small layers into reused memory."""
     m = np.full((len(hs), M_COLUMNS), math.nan)
     reduce_by_kind(m, hs, acts, grad_hs, grad_acts, (), weight_grads, (), activation, buffers)
-    return assemble(m, weight_stats)
+    return assemble(m, weight_stats)[0]
 
 
 def slope_times(activation, a: Tensor, grad_a: Tensor) -> Tensor:
@@ -284,6 +297,8 @@ class StepProbe:
         self._positions[:] = [None] * (L + 1)  # in place: the hooks hold these lists
         self._prev_a: Tensor | None = None
         self._h_is_z = False
+        self._weight_grads_later = False  # set when no hook will see ∂L/∂W
+        self.finite = True  # after `statistics`: every column first_nonfinite_layer looks at is finite
         self._shapes[:] = [None] * L
         self._measured: bool | None = None
         self.extra_var: np.ndarray | None = None
@@ -323,9 +338,10 @@ class StepProbe:
             sat, dead = flat_fractions([t.detach()], self.activation)
             self.moments[l, self.SAT], self.moments[l, self.DEAD] = float(sat[0]), float(dead[0])
 
-    def on_forward(self, l: int, z: Tensor, h: Tensor, a: Tensor, weight: Tensor) -> None:
+    def on_forward(self, l: int, z: Tensor, h: Tensor, a: Tensor) -> None:
         """Called by the network for hidden layer l (0-based) as it goes: z is
         the Linear's output, h the activation's input (z, or BatchNorm(z)), a = φ(h)."""
+        weight = self.weights[l]
         if l == 0 and self.fused:
             self._h_is_z = h is z  # no BatchNorm between: the matmul node's incoming gradient is ∂L/∂h
             if not kernels.usable([h, weight]):
@@ -374,6 +390,7 @@ class StepProbe:
             positions = self._node_positions[type(node)] = (
                 None if node is None else self.LINEAR_NODES.get(node.name()))
         if positions is None:  # a node we don't know: a tensor hook per gradient, ∂L/∂W later
+            self._weight_grads_later = True
             if h is not None:
                 h.register_hook(self._h_hooks[l])
             if l > 0 and self._prev_a is not None:
@@ -557,14 +574,14 @@ class StepProbe:
         return w.copy() if np.isfinite(w).all() else None
 
     def statistics(self, weight_grads: Sequence[Tensor], weight_stats: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        """All of this step's statistics as a (layers, len(STAT_COLUMNS)) float64 array."""
+        """All of this step's statistics as a (layers, len(STAT_COLUMNS)) float64
+        array; `weight_stats` is `WeightTracker.statistics(step)`. Sets `finite`."""
         if self._measured is None:
             self.measure(weight_grads)
-        gw = self.moments[:, self.GW]
-        if not np.isfinite(gw).all() and any(g is not None for g in weight_grads):
-            # no hook saw them (or they are inf/nan: measuring again changes nothing)
-            gw[:], _ = moments_per_tensor(weight_grads, self.buffers)
-        return assemble(self.moments, weight_stats)
+        if self._weight_grads_later and all(g is not None for g in weight_grads):  # no hook saw them
+            self.moments[:, self.GW], self.moments[:, self.GW + 1] = moments_per_tensor(weight_grads, self.buffers)
+        out, self.finite = assemble(self.moments, weight_stats)
+        return out
 
 
 def first_nonfinite_layer(stats: np.ndarray, loss: float = 0.0) -> tuple[int | None, str] | None:
@@ -584,11 +601,6 @@ def first_nonfinite_layer(stats: np.ndarray, loss: float = 0.0) -> tuple[int | N
     if bad.size:
         return int(bad[-1]), "backward"
     return None
-
-
-_FORWARD = np.array([COL[c] for c in FORWARD_COLUMNS])
-_BACKWARD = np.array([COL[c] for c in BACKWARD_COLUMNS])
-_CHECKED = np.concatenate([_FORWARD, _BACKWARD])
 
 
 @torch.no_grad()
