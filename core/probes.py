@@ -151,9 +151,10 @@ M_COLUMNS = 16
 def reduce_by_kind(moments: np.ndarray, hs, acts, grad_hs, grad_acts, weights, weight_grads, extra, activation,
                    buffers: dict | None = None) -> None:
     """Fill `moments` one kind of tensor at a time (fused kernels where they
-    can read a kind, PyTorch otherwise); an empty or incomplete kind stays NaN."""
-    moments[:, M_H], moments[:, M_H + 1], moments[:, M_SAT], moments[:, M_DEAD] = preact_statistics(
-        hs, activation, buffers)
+    can read a kind, PyTorch otherwise); an empty or incomplete kind is left as it is."""
+    if len(hs) == len(moments) and all(h is not None for h in hs):
+        moments[:, M_H], moments[:, M_H + 1], moments[:, M_SAT], moments[:, M_DEAD] = preact_statistics(
+            hs, activation, buffers)
     for col, tensors in ((M_A, acts), (M_GH, grad_hs), (M_GA, grad_acts), (M_W, weights), (M_GW, weight_grads),
                          (M_X, extra)):
         if len(tensors) == len(moments) and all(t is not None for t in tensors):
@@ -298,6 +299,7 @@ class StepProbe:
         self._prev_a: Tensor | None = None
         self._h_is_z = False
         self._weight_grads_later = False  # set when no hook will see ∂L/∂W
+        self._forward_done = 0  # layers whose h and W were reduced in the forward pass, reducing together
         self.finite = True  # after `statistics`: every column first_nonfinite_layer looks at is finite
         self._shapes[:] = [None] * L
         self._measured: bool | None = None
@@ -352,7 +354,20 @@ class StepProbe:
             if self._slope is None or keep_h:
                 self._live.append(h)
             self._live.append(a)
-            self.hs[l], self.acts[l] = h, a  # kept as they are: detaching costs a tensor object each
+            self.acts[l] = a  # kept as it is: detaching costs a tensor object
+            if self._slope is not None and len(h.shape) == 2 and h.is_contiguous() and weight.is_contiguous():
+                # h and W now, while cached (and h need not be kept): one call for both
+                rows, cols = h.shape
+                wr, wc = weight.shape
+                below, beyond, mode = self._flat
+                kernels._reduce3(self.moments, self._unit, below, beyond, mode, self.SAT,
+                                 h.data_ptr(), rows, cols, l, self.H, True, weight.data_ptr(), wr, wc, l, self.W,
+                                 0, 0, 0, 0, 0)
+                self._forward_done += 1
+                if keep_h:
+                    self.hs[l] = h
+            else:
+                self.hs[l] = h
             return
         if self.keep:
             self.hs[l], self.acts[l] = h, a
@@ -500,42 +515,47 @@ class StepProbe:
         if not L or len(weight_grads) != L or any(g is None for g in weight_grads):
             return False
         slope = self._slope is not None
+        early = self._forward_done == L  # h and W were reduced in the forward pass
         grad_hs = [] if slope else self.grad_hs
-        tensors = [*self.hs, *self.acts, *grad_hs, *self.grad_acts, *weights, *weight_grads, *extra]
+        hs, ws = ([], []) if early else (self.hs, weights)
+        tensors = [*hs, *self.acts, *grad_hs, *self.grad_acts, *ws, *weight_grads, *extra]
         # A gradient has its tensor's shape and dtype (autograd sees to it): checking one of each
         # kind, and every tensor's layout, is enough for the kernels to read them safely.
-        if not (kernels.usable([self.hs[0], weights[0], *(extra[:1])]) and kernels.contiguous(tensors)):
+        if not (kernels.usable([self.acts[0], weights[0], *(extra[:1])]) and kernels.contiguous(tensors)):
             return False
-        shapes = [h.shape for h in self.hs] + [w.shape for w in weights] + [len(extra), slope]
+        shapes = [a.shape for a in self.acts] + [w.shape for w in weights] + [len(extra), slope, early]
         if self._layout is None or self._layout[0] != shapes:
             if any(len(s) != 2 for s in shapes[:2 * L]) or any(e.shape != w.shape for e, w in zip(extra, weights)):
                 return False
             self._layout = (shapes, self._table(np.array(shapes[:L], dtype=np.int64),
-                                                np.array(shapes[L:2 * L], dtype=np.int64), slope, bool(extra)))
+                                                np.array(shapes[L:2 * L], dtype=np.int64), slope, bool(extra), early))
         rows, cols, out_row, out_col, kind, first, second, scratch = self._layout[1]
         ptrs = np.fromiter(map(Tensor.data_ptr, tensors), np.int64, len(tensors))
         kernels.reduce_table(ptrs[first], ptrs[second], rows, cols, out_row, out_col, kind, self._flat,
                              self._slope or (0, 0.0), self._scratch(scratch), self.moments, self.SAT, self.GH, self.A)
         return True
 
-    def _table(self, act: np.ndarray, w: np.ndarray, slope: bool, extra: bool) -> tuple:
+    def _table(self, act: np.ndarray, w: np.ndarray, slope: bool, extra: bool, early: bool) -> tuple:
         """The kernel table for `_reduce_together`, given the (batch, width)
         shapes `act` and the weights' shapes `w`: the shapes, destinations
         and kinds of the entries, which tensors they read (`first`, and
-        `second` for a pair) among [h, a, (∂L/∂h), ∂L/∂a, W, ∂L/∂W, (extra)]
-        per layer, and the scratch the flat counts need. With `slope`, ∂L/∂a
-        and a are read as a pair that also gives ∂L/∂h's and a's moments."""
+        `second` for a pair) among [(h), a, (∂L/∂h), ∂L/∂a, (W), ∂L/∂W,
+        (extra)] per layer, and the scratch the flat counts need. With
+        `slope`, ∂L/∂a and a are read as a pair that also gives ∂L/∂h's and
+        a's moments; with `early`, h and W were reduced in the forward pass."""
         L = len(act)
         layer = np.arange(L, dtype=np.int64)
-        # (column, shapes, kind, index of the kind in `tensors`)
-        kinds = [(self.H, act, 1), (self.A, act, 0)] + ([] if slope else [(self.GH, act, 0)])
-        kinds += [(self.GA, act, 2 if slope else 0), (self.W, w, 0), (self.GW, w, 0)] + ([(self.X, w, 0)] if extra else [])
+        # (column, shapes, kind) in the order of `tensors`
+        kinds = ([] if early else [(self.H, act, 1)]) + [(self.A, act, 0)] + ([] if slope else [(self.GH, act, 0)])
+        kinds += [(self.GA, act, 2 if slope else 0)] + ([] if early else [(self.W, w, 0)]) + [(self.GW, w, 0)]
+        kinds += [(self.X, w, 0)] if extra else []
+        a_at = [c for c, _, _ in kinds].index(self.A) * L
         entries = [(col, shapes, kind, i) for i, (col, shapes, kind) in enumerate(kinds) if not (slope and col == self.A)]
         table = (np.concatenate([e[1][:, 0] for e in entries]), np.concatenate([e[1][:, 1] for e in entries]),
                  np.tile(layer, len(entries)), np.repeat(np.array([e[0] for e in entries], dtype=np.int64), L),
                  np.repeat(np.array([e[2] for e in entries], dtype=np.int64), L),
                  np.concatenate([layer + e[3] * L for e in entries]),
-                 np.concatenate([layer + (L if e[2] == 2 else e[3] * L) for e in entries]))  # a beside ∂L/∂a
+                 np.concatenate([layer + (a_at if e[2] == 2 else e[3] * L) for e in entries]))  # a beside ∂L/∂a
         # Read in the reverse of the order the backward pass wrote: the first layers' gradients, written
         # last, are still in the CPU's cache; within a layer, the gradients before h and W.
         order = np.lexsort((-table[3], table[2]))
@@ -564,8 +584,9 @@ class StepProbe:
         """`_reduce_together` where the kernels can't read every tensor."""
         if self._slope is not None and self.grad_hs[0] is None:
             self.grad_hs = [slope_times(self.activation, a, g) for a, g in zip(self.acts, self.grad_acts)]
-        reduce_by_kind(self.moments, self.hs, self.acts, self.grad_hs, self.grad_acts, self.weights, weight_grads,
-                       extra, self.activation, self.buffers)
+        early = self._forward_done == self.layers  # h and W are done
+        reduce_by_kind(self.moments, () if early else self.hs, self.acts, self.grad_hs, self.grad_acts,
+                       () if early else self.weights, weight_grads, extra, self.activation, self.buffers)
 
     @property
     def weight_var(self) -> np.ndarray | None:
