@@ -267,7 +267,7 @@ class StepProbe:
         self._node_positions: dict = {}  # the same by node type, found once
         self._shapes: list = [None] * L  # (batch, width, W's rows, W's columns, ...) per layer, seen in the forward pass
         self._hooks = [partial(self._linear_hook, l) for l in range(L + 1)]
-        self._fast_hooks = [self._fast_hook(l) for l in range(L + 1)]
+        self._fast_hooks = [self._fast_hook(l) for l in range(L + 1)] if kernels.AVAILABLE else []
         self._h_hooks = [partial(self._tensor_hook, l, self.GH, "grad_hs") for l in range(L)]
         self._a_hooks = [partial(self._tensor_hook, l, self.GA, "grad_acts") for l in range(L)]
         self._layout: tuple | None = None  # (shapes seen, kernel table arrays) for reducing together
