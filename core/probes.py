@@ -1,13 +1,13 @@
 """Per-layer statistics, reduced where the tensors are, moved to the host once per record.
 
-`StepProbe` measures a recorded step while it runs (see its docstring) and
-`WeightTracker` adds Var(W) and the update ratio; a record is one float64
-(layers × columns) array, never a tensor kept past its step, so memory stays
-flat however long the run. `layer_statistics` reduces kept tensors all at
-once (small layers, and the tests).
+`StepProbe` measures a recorded step while it runs (see its docstring) into
+a moments table, `WeightTracker` adds Var(W) and Var(ΔW), and `assemble`
+makes the record of them: one float64 (layers × columns) array, never a
+tensor kept past its step, so memory stays flat however long the run.
+`layer_statistics` does the same from kept tensors (notebooks, the tests).
 
 The reductions themselves (fused kernels, or PyTorch without Numba) are in
-`core.reductions`.
+`core.kernels` and `core.reductions`.
 
 `LayerProbe` is the same measurement done the textbook way, with hooks inside
 a `with` block; the tests use it as an independent check and notebooks can use

@@ -83,8 +83,8 @@ def var_mean_per_tensor(tensors: Sequence[Tensor], buffers: dict | None = None) 
     mean = sums / counts
     second = sumsq / counts
     var = second - mean.square()
-    # float32 keeps ~7 digits: if var is under 1e-4 of E[x²], fewer than 3 are left.
-    redo = ~torch.isfinite(var) | ~torch.isfinite(mean) | ((var <= 1e-4 * second) & (second > 0))
+    # float32 keeps ~7 digits: if var is under 1e-4 of E[x²], fewer than 3 are left (as in the kernels).
+    redo = ~torch.isfinite(var) | ~torch.isfinite(mean) | ((var <= kernels.CANCELLATION * second) & (second > 0))
     for i in torch.nonzero(redo).flatten().tolist():
         v, m = torch.var_mean(tensors[i].detach().to(torch.float64), correction=0)
         var[i], mean[i] = v, m
