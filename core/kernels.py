@@ -455,13 +455,8 @@ def usable(tensors) -> bool:
 
     if not AVAILABLE or not tensors:
         return False
-    first = tensors[0]
-    if first is None or first.device.type != "cpu" or first.dtype != torch.float32:
-        return False
-    for t in tensors:
-        if t is None or t.dtype != first.dtype or t.device != first.device or not t.is_contiguous():
-            return False
-    return True
+    f32 = torch.float32
+    return all(t is not None and t.dtype is f32 and t.is_cpu and t.is_contiguous() for t in tensors)
 
 
 def contiguous(tensors) -> bool:
@@ -499,10 +494,15 @@ def reduce_many(tensors, out: np.ndarray, flat: bool = False, below: float | Non
     (saturation, dead units) of each (batch, units) pre-activation, in one call
     that reads them all in place. The tensors must pass `usable`; the caller
     keeps them alive during the call."""
+    import torch
+
     n = len(tensors)
-    ptrs = np.fromiter((t.data_ptr() for t in tensors), np.int64, n)
-    shapes = np.array([shape2(t) for t in tensors], dtype=np.int64).reshape(n, 2)
-    rows, cols = shapes[:, 0].copy(), shapes[:, 1].copy()
+    ptrs = np.fromiter(map(torch.Tensor.data_ptr, tensors), np.int64, n)
+    if flat:  # the flat counts are per unit: (batch, units)
+        shapes = np.array([shape2(t) for t in tensors], dtype=np.int64).reshape(n, 2)
+        rows, cols = shapes[:, 0].copy(), shapes[:, 1].copy()
+    else:  # sums don't care how a dense block is split into rows
+        rows, cols = np.fromiter(map(torch.Tensor.numel, tensors), np.int64, n), np.ones(n, np.int64)
     b, c, mode = flat_args(below, beyond)
     unit = np.empty(max(int(cols.max()), 1) if n else 1, dtype=np.float32)
     _reduce_table(ptrs, np.zeros(n, np.int64), rows, cols, np.arange(n, dtype=np.int64), np.zeros(n, np.int64),

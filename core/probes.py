@@ -230,10 +230,14 @@ class StepProbe:
     otherwise outlive the forward pass: tanh's backward only needs a) unless
     `keep` asks for the tensors (histograms, tests).
 
-    Small layers ("together"): per-call overhead would dominate, so the
-    tensors are kept, every ∂L/∂h and ∂L/∂a comes from the one backward call,
-    and one kernel call reduces the whole record afterwards. That is also the
-    path without Numba, through PyTorch.
+    Small layers ("together"): per-call overhead would dominate, so h and W
+    are reduced in the forward pass (one call per layer, nothing kept but a),
+    every ∂L/∂a comes from the one backward call with the parameters'
+    gradients, and one kernel call reduces the rest of the record afterwards.
+    Where φ' can be had from a (`Activation.slope_from_output`), ∂L/∂h's
+    moments come from ∂L/∂a and a in that call; otherwise ∂L/∂h is asked of
+    autograd as well. Without Numba this path keeps every tensor and reduces
+    them through PyTorch.
 
         probe = StepProbe(activation, weights, entries=batch * width)
         with probe.record(keep=False):
