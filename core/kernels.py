@@ -568,3 +568,42 @@ def warm_up() -> None:
         reduce_table(np.array([p], np.int64), np.array([p], np.int64), np.array([2]), np.array([3]),
                      np.array([0]), np.array([0]), np.array([2]), flat_args(None, 1.0), (code, np.float32(0.01)),
                      unit, out, 2, 2, 2)
+
+
+# -- one compiled code for every process ---------------------------------------------------
+#
+# A kernel compiled afresh and the same kernel loaded from Numba's on-disk cache can be
+# vectorized differently, which changes float32 partial sums in their last bits: a run would
+# then give a slightly different table in a process that compiled the kernels than in one
+# that loaded them (seen: a dashboard run against the same run in the test process, both
+# from a fresh checkout). So a process never compiles them itself while the cache can hold
+# them: when the cache is cold, a child process fills it first, and every process loads.
+
+_CALLED = ("_reduce3", "_reduce_table", "_assemble", "_weight_delta", "_sums", "_sums_flat", "_reduce_pair")
+
+
+def _cache_is_cold() -> bool:
+    """Would this process compile a kernel instead of loading it? (False when unsure.)"""
+    try:
+        return any(not globals()[name]._cache._cache_file._load_index() for name in _CALLED)
+    except Exception:  # pragma: no cover - another Numba's internals: no worse than before
+        return False
+
+
+def _fill_cache() -> None:
+    """Compile every kernel in a child process, which writes Numba's cache."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "GFL_KERNELS_CHILD": "1"}
+    try:
+        subprocess.run([sys.executable, "-c", "import core.kernels as k; k.warm_up()"], cwd=root, env=env,
+                       timeout=600, capture_output=True, check=False)
+    except (OSError, subprocess.SubprocessError):  # pragma: no cover - then this process compiles, as before
+        pass
+
+
+if AVAILABLE and not os.environ.get("GFL_KERNELS_CHILD") and _cache_is_cold():
+    _fill_cache()

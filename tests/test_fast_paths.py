@@ -161,3 +161,42 @@ def test_keep_freed_memory_is_set_once_and_harmless():
     assert engine._allocator_tuned
     x = torch.randn(1024, 1024)  # a 4 MB block still allocates, fills and frees
     assert float((x * 0 + 1).sum()) == 1024 * 1024
+
+
+@needs_numba
+def test_this_process_loaded_the_kernels_from_numbas_cache():
+    assert not kernels._cache_is_cold()
+
+
+SAME_TABLE_IN_TWO_PROCESSES = """
+import subprocess, sys
+import numpy as np
+from core.config import RunConfig
+from core.engine import train
+from core.export import result_from_json
+cfg = RunConfig(depth=6, width=32, activation="relu", init="kaiming_normal", steps=30, seed=3, dataset="moons")
+ours = train(cfg)
+p = subprocess.run([sys.executable, "-m", "core", "run", *cfg.to_cli_args(), "--out", "t.json"],
+                   capture_output=True, text=True)
+assert p.returncode == 0, p.stderr
+theirs = result_from_json(open("t.json", "rb").read())
+assert np.array_equal(theirs.stats, ours.stats, equal_nan=True), "the tables differ"
+"""
+
+
+@needs_numba
+@pytest.mark.slow
+def test_a_fresh_checkout_gives_the_same_table_in_every_process(tmp_path):
+    """With Numba's cache empty, the first process must not compile the kernels itself: code
+    compiled afresh rounded float32 partial sums differently from code loaded from the cache,
+    so a dashboard run and the same run in another process differed in the last bits."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    shutil.copytree(Path(kernels.__file__).parent, tmp_path / "core",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "check.py").write_text(SAME_TABLE_IN_TWO_PROCESSES)
+    p = subprocess.run([sys.executable, "check.py"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]

@@ -8,8 +8,7 @@ pandas read_pickle), yaml.load, and for HTML that Streamlit would render
 unescaped. Two passes: a plain-text grep (what a reviewer would run) and the
 syntax tree (which tells `eval(` from `model.eval()`).
 
-`ALLOWED` lists the places where such a call is fine, each with the reason;
-it is empty today. (core/codegen.py builds code as *text* for the user to
+`ALLOWED` lists the places where such a call is fine, each with the reason. (core/codegen.py builds code as *text* for the user to
 copy; only tests/test_codegen.py executes it, in the tests.)
 """
 from __future__ import annotations
@@ -22,7 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sorted([ROOT / "app.py", *(p for d in ("pages", "ui", "core") for p in (ROOT / d).rglob("*.py"))])
 
 # (file relative to the repository, the matched text) → why it is fine
-ALLOWED: dict[tuple[str, str], str] = {}
+ALLOWED: dict[tuple[str, str], str] = {
+    ("core/kernels.py", "subprocess"): "runs one fixed command, this Python importing core.kernels to fill "
+                                       "Numba's cache; nothing a user supplies reaches it",
+}
 
 GREP = re.compile(
     r"(?<![\w.])(?:eval|exec|compile|__import__)\s*\("        # the builtins, not model.eval()
