@@ -272,6 +272,7 @@ class StepProbe:
         self._shapes: list = [None] * L  # (batch, width, W's rows, W's columns, ...) per layer, seen in the forward pass
         self._hooks = [partial(self._linear_hook, l) for l in range(L + 1)]
         self._fast_hooks = [self._fast_hook(l) for l in range(L + 1)] if kernels.AVAILABLE else []
+        self._lean_forward = self._lean_together_forward() if kernels.AVAILABLE else None
         self._h_hooks = [partial(self._tensor_hook, l, self.GH, "grad_hs") for l in range(L)]
         self._a_hooks = [partial(self._tensor_hook, l, self.GA, "grad_acts") for l in range(L)]
         self._layout: tuple | None = None  # (shapes seen, kernel table arrays) for reducing together
@@ -308,6 +309,10 @@ class StepProbe:
         self._shapes[:] = [None] * L
         self._measured: bool | None = None
         self.extra_var: np.ndarray | None = None
+        if not self.fused and self._slope is not None and not keep:
+            self.on_forward = self._lean_forward  # the usual small-layer record
+        else:
+            self.__dict__.pop("on_forward", None)
         return self
 
     def __enter__(self) -> "StepProbe":
@@ -359,7 +364,8 @@ class StepProbe:
                 self._live.append(h)
             self._live.append(a)
             self.acts[l] = a  # kept as it is: detaching costs a tensor object
-            if self._slope is not None and len(h.shape) == 2 and h.is_contiguous() and weight.is_contiguous():
+            if (self._slope is not None and h.dtype is torch.float32 and len(h.shape) == 2 and h.is_contiguous()
+                    and weight.is_contiguous()):
                 # h and W now, while cached (and h need not be kept): one call for both
                 rows, cols = h.shape
                 wr, wc = weight.shape
@@ -393,6 +399,29 @@ class StepProbe:
         if h.requires_grad:
             self._hook_backward(l, z, h)
         self._prev_a = a
+
+    def _lean_together_forward(self):
+        """`on_forward` for the usual small-layer record (reducing together,
+        φ' from a, nothing kept for histograms), as lean as it can be: it runs
+        once per layer. Anything unusual goes to the general `on_forward`."""
+        moments, kernel, unit, weights = self.moments, kernels._reduce3, self._unit, self.weights
+        below, beyond, mode = self._flat
+        H, W, SAT = self.H, self.W, self.SAT
+        f32, general, probe = torch.float32, type(self).on_forward, self
+
+        def on_forward(l: int, z: Tensor, h: Tensor, a: Tensor) -> None:
+            w = weights[l]
+            shape = h.shape
+            if h.dtype is f32 and len(shape) == 2 and h.is_contiguous() and w.is_contiguous() and shape[1] <= unit.size:
+                probe._live.append(a)
+                probe.acts[l] = a
+                wr, wc = w.shape
+                kernel(moments, unit, below, beyond, mode, SAT, h.data_ptr(), shape[0], shape[1], l, H, True,
+                       w.data_ptr(), wr, wc, l, W, 0, 0, 0, 0, 0)
+                probe._forward_done += 1
+            else:
+                general(probe, l, z, h, a)
+        return on_forward
 
     def on_output(self, logits: Tensor) -> None:
         """Called by the network with the output layer's logits: its node gives the last layer's ∂L/∂a."""

@@ -148,8 +148,9 @@ def test_small_layers_reduce_h_and_w_forward_and_the_rest_in_one_call(activation
     oracle = oracle_stats(trainer.net, ACTIVATIONS[activation], x, y)
     rec = trainer.advance()
     sloped = ACTIVATIONS[activation].slope_from_output is not None
-    # with φ' from a: h and W reduced in the forward pass, ∂L/∂h never asked of autograd
+    # with φ' from a: h and W reduced in the forward pass by the lean per-layer call, ∂L/∂h never asked of autograd
     assert (probe._forward_done == 3) == sloped
+    assert (probe.__dict__.get("on_forward") is probe._lean_forward) == sloped
     for c in ("preact_var", "act_var", "grad_preact_var", "grad_act_var", "weight_var", "weight_grad_var"):
         np.testing.assert_allclose(rec.stats[:, COL[c]], oracle[c], rtol=2e-4, err_msg=c)
     np.testing.assert_allclose(rec.stats[:, COL["saturation"]], oracle["saturation"], atol=1.01 / (48 * 24))
