@@ -5,8 +5,9 @@ comparison (and boolean counting is slow on a CPU); these kernels read each
 tensor once for its sum, its sum of squares and, for pre-activations, the
 flat-region counts, and write the finished float64 variance and mean (and
 the saturation and dead-unit fractions) straight into the caller's table.
-Partial sums run in float32 along each row (so they vectorize) and are
-accumulated in float64; where that cannot be trusted (float32 overflowed in an
+Partial sums run in float32 over fixed-size chunks (so they vectorize) and
+are accumulated in float64; ∂L/∂h can come from ∂L/∂a and a = φ(h) in the
+same pass (`SLOPES`). Where that cannot be trusted (float32 overflowed in an
 exploding run, or the mean dwarfs the spread) the kernel redoes the tensor
 exactly, in float64 with two passes, while it is still in hand.
 
@@ -16,7 +17,8 @@ The callers check that every tensor is contiguous float32 on the CPU first
 (`usable`), since a kernel trusts the shape it is given.
 
 Without Numba (or for tensors the kernels can't read) `core.reductions` falls
-back to equivalent PyTorch code; `AVAILABLE` says which.
+back to equivalent PyTorch code; `AVAILABLE` says which. Every process loads
+the compiled kernels from Numba's cache (see the end of this file).
 """
 from __future__ import annotations
 
