@@ -30,7 +30,9 @@ from .config import RunConfig
 from .data import BatchSampler, load_data
 from .model import build_network
 from . import kernels
-from .probes import COL, STAT_COLUMNS, StepProbe, WeightTracker, first_nonfinite_layer, histograms
+from .probes import StepProbe, histograms
+from .records import COL, STAT_COLUMNS, first_nonfinite_layer
+from .tracker import WeightTracker
 from .registry import OPTIMIZERS
 
 STEP_COLUMNS = ("step", "loss", "train_accuracy", "test_accuracy")

@@ -20,7 +20,7 @@ from .config import ConfigError, RunConfig
 from .limits import HARD
 from .diagnosis import Diagnosis, diagnose
 from .engine import LAYER_COLUMNS, STEP_COLUMNS, Divergence, RunResult, layer_table
-from .probes import STAT_COLUMNS
+from .records import STAT_COLUMNS
 
 FORMATS = ("csv", "parquet", "json")
 MAX_IMPORT_BYTES = 50 * 1024 * 1024  # a 100-layer × 5,000-record run is ~40 MB of JSON

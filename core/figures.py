@@ -31,7 +31,7 @@ from .plotting import (  # noqa: F401  (the public ones are re-exported: figures
     _empty, _f32, _gap_note, _layers, _layout, _log10, _log_ready, _note, _ranges, _record_axes, _record_index,
     _step_ticks, _subtitle, log_ticks, sample_indices,
 )
-from .probes import COL
+from .records import COL
 
 # -- 1. variance by layer --------------------------------------------------------------------------
 

@@ -1,10 +1,10 @@
 """Per-layer statistics, reduced where the tensors are, moved to the host once per record.
 
 `StepProbe` measures a recorded step while it runs (see its docstring) into
-a moments table, `WeightTracker` adds Var(W) and Var(ΔW), and `assemble`
-makes the record of them: one float64 (layers × columns) array, never a
-tensor kept past its step, so memory stays flat however long the run.
-`layer_statistics` does the same from kept tensors (notebooks, the tests).
+a moments table; `core.tracker.WeightTracker` adds Var(W) and Var(ΔW), and
+`core.records.assemble` makes the record of them: one float64 (layers ×
+columns) array, never a tensor kept past its step, so memory stays flat
+however long the run. The names of those modules are importable from here too.
 
 The reductions themselves (fused kernels, or PyTorch without Numba) are in
 `core.kernels` and `core.reductions`.
@@ -27,175 +27,13 @@ from .reductions import (  # noqa: F401  (re-exported: the probes' reductions)
     SMALL, flat_fractions, moments_per_tensor, preact_statistics, var_mean_per_tensor,
 )
 
-Tensor = torch.Tensor
-
-# The columns of one record, in order; `update_ratio` is NaN where there was
-# no update yet (step 0).
-STAT_COLUMNS = (
-    "preact_mean", "preact_var", "act_mean", "act_var",
-    "grad_preact_var", "grad_act_var",
-    "weight_var", "weight_grad_var", "grad_ratio", "update_ratio",
-    "saturation", "dead_units",
+from .records import (  # noqa: F401  (re-exported: a record's columns and assembly)
+    BACKWARD_COLUMNS, COL, FORWARD_COLUMNS, M_A, M_COLUMNS, M_DEAD, M_GA, M_GH, M_GW, M_H, M_SAT, M_W, M_X,
+    STAT_COLUMNS, assemble, first_nonfinite_layer, layer_statistics, reduce_by_kind,
 )
-COL = {name: i for i, name in enumerate(STAT_COLUMNS)}
-FORWARD_COLUMNS = ("preact_mean", "preact_var", "act_mean", "act_var")
-BACKWARD_COLUMNS = ("grad_preact_var", "grad_act_var", "weight_grad_var")
-_FORWARD = np.array([COL[c] for c in FORWARD_COLUMNS])
-_BACKWARD = np.array([COL[c] for c in BACKWARD_COLUMNS])
-_CHECKED = np.concatenate([_FORWARD, _BACKWARD])  # where a diverging run shows first
-_WEIGHT_OUT = (COL["weight_var"], COL["update_ratio"], COL["grad_ratio"])
+from .tracker import WeightTracker  # noqa: F401  (re-exported)
 
-
-class WeightTracker:
-    """The weight statistics of a record: Var(W) and the update ratio
-    std(ΔW) / std(W), ΔW being the last update the optimizer applied.
-
-    Call `before_update(step, next_recorded)` just before each optimizer
-    step. Plain SGD's update is -lr·∂L/∂W of the previous step: its variance
-    is measured there (or taken from that step's record). SGD with
-    momentum's is -lr·(momentum buffer), still in memory at the record. For
-    other optimizers (Adam) the weights are copied before an update that
-    leads to a recorded step, and ΔW is the difference. Nothing is copied
-    for SGD.
-    """
-
-    def __init__(self, weights: Sequence[Tensor], optimizer: torch.optim.Optimizer, kind: str):
-        self.buffers: dict = {}
-        self.weights = list(weights)
-        self.optimizer = optimizer
-        self.kind = kind  # "sgd", "momentum" or anything else (copy)
-        self._updated_to: int | None = None  # the step the last update led to
-        self._prev: list[Tensor] | None = None
-        self._grad_var: tuple[int, np.ndarray] | None = None  # (step, Var ∂L/∂W) of the last record
-
-    def __repr__(self) -> str:
-        return f"WeightTracker({len(self.weights)} layers, {self.kind})"
-
-    @torch.no_grad()
-    def before_update(self, step: int, next_recorded: bool) -> None:
-        if not next_recorded:
-            self._updated_to = None
-            return
-        if self.kind == "sgd":
-            # The update is -lr times these gradients. Recording every step, the last record measured
-            # them already; otherwise measure them now, while they are still in the CPU's cache.
-            if self._grad_var is None or self._grad_var[0] != step:
-                grads = [w.grad for w in self.weights]
-                self._grad_var = (step, moments_per_tensor(grads, self.buffers)[0]) if all(
-                    g is not None for g in grads) else None
-        elif self.kind != "momentum":
-            if self._prev is None:
-                self._prev = [torch.empty_like(w) for w in self.weights]
-            torch._foreach_copy_(self._prev, self.weights)
-        self._updated_to = step + 1
-
-    def note_grad_var(self, step: int, grad_var: np.ndarray) -> None:
-        """The Var(∂L/∂W) a record at `step` measured (plain SGD's next update is -lr times that gradient)."""
-        self._grad_var = (step, grad_var)
-
-    def update_tensors(self, step: int) -> tuple[list[Tensor], float] | None:
-        """(tensors u, scale) with ΔW = scale·u for the update that led to
-        `step`, when its ratio needs their variance (momentum's buffers);
-        None when it doesn't (no update; plain SGD, measured before the
-        update) or when ΔW comes from copied weights. A caller that measures
-        Var(u) anyway passes it to `statistics` as `update_var`."""
-        if self._updated_to != step or step == 0:
-            return None
-        lr = self.optimizer.param_groups[0]["lr"]
-        if self.kind == "momentum":
-            return [self.optimizer.state[w]["momentum_buffer"] for w in self.weights], lr
-        return None
-
-    def statistics(self, step: int, w_var: np.ndarray | None = None,
-                   update_var: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(Var(W), Var(ΔW)) per layer at `step`, ΔW being the update that led
-        there (NaN at step 0, or when the last step was not followed by a
-        record); `assemble` makes the update ratio √(Var ΔW / Var W) of them.
-        `w_var` and `update_var` (the variance of `update_tensors`), when the
-        caller measured them already, are used as they are."""
-        weights = self.weights
-        L = len(weights)
-        if w_var is None or not np.isfinite(w_var).all():
-            w_var, _ = moments_per_tensor(weights, self.buffers)
-        if self._updated_to != step or step == 0:
-            return w_var, np.full(L, math.nan)
-        update = self.update_tensors(step)
-        if self.kind == "sgd":
-            lr = self.optimizer.param_groups[0]["lr"]
-            known = self._grad_var is not None and self._grad_var[0] == step - 1
-            d_var = self._grad_var[1] * lr * lr if known else np.full(L, math.nan)
-        elif update is not None:
-            tensors, scale = update
-            if update_var is None:
-                update_var, _ = moments_per_tensor(tensors, self.buffers)
-            d_var = update_var * scale * scale
-        elif kernels.usable(weights) and kernels.usable(self._prev) and all(w.dim() == 2 for w in weights):
-            d_var = np.empty(L)
-            out = np.empty((2, 2))
-            for i, (w, p) in enumerate(zip(weights, self._prev)):
-                kernels.weight_delta(w.detach().numpy(), p.numpy(), out)  # ΔW without materializing it
-                d_var[i] = out[1, 0]
-        else:
-            with torch.no_grad():
-                d_var, _ = moments_per_tensor(torch._foreach_sub(weights, self._prev))
-        return w_var, d_var
-
-
-# A record's moments table (layers × 16): var/mean pairs of h, a, ∂L/∂h, ∂L/∂a, W and ∂L/∂W, then
-# the saturation and dead-unit fractions, then a pair for extra tensors (the tracker's update).
-M_H, M_A, M_GH, M_GA, M_W, M_GW, M_SAT, M_DEAD, M_X = 0, 2, 4, 6, 8, 10, 12, 13, 14
-M_COLUMNS = 16
-
-
-@torch.no_grad()
-def reduce_by_kind(moments: np.ndarray, hs, acts, grad_hs, grad_acts, weights, weight_grads, extra, activation,
-                   buffers: dict | None = None) -> None:
-    """Fill `moments` one kind of tensor at a time (fused kernels where they
-    can read a kind, PyTorch otherwise); an empty or incomplete kind is left as it is."""
-    if len(hs) == len(moments) and all(h is not None for h in hs):
-        moments[:, M_H], moments[:, M_H + 1], moments[:, M_SAT], moments[:, M_DEAD] = preact_statistics(
-            hs, activation, buffers)
-    for col, tensors in ((M_A, acts), (M_GH, grad_hs), (M_GA, grad_acts), (M_W, weights), (M_GW, weight_grads),
-                         (M_X, extra)):
-        if len(tensors) == len(moments) and all(t is not None for t in tensors):
-            moments[:, col], moments[:, col + 1] = moments_per_tensor(tensors, buffers)
-
-
-# Where each STAT_COLUMNS entry comes from in the moments table (the weight columns are filled after).
-_FROM_MOMENTS = np.array([{"preact_mean": M_H + 1, "preact_var": M_H, "act_mean": M_A + 1, "act_var": M_A,
-                           "grad_preact_var": M_GH, "grad_act_var": M_GA, "weight_grad_var": M_GW,
-                           "saturation": M_SAT, "dead_units": M_DEAD}.get(c, M_GW) for c in STAT_COLUMNS])
-
-
-def assemble(moments: np.ndarray, weight_stats: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, bool]:
-    """A record, (layers, len(STAT_COLUMNS)) float64, from its moments table
-    and `weight_stats` = `WeightTracker.statistics(step)`: (Var(W), Var(ΔW)),
-    the latter NaN where there was no update. Also: are all of the columns
-    `first_nonfinite_layer` looks at finite?"""
-    w_var, d_var = (np.ascontiguousarray(v, dtype=np.float64) for v in weight_stats)
-    out = np.empty((len(moments), len(STAT_COLUMNS)))
-    if kernels.AVAILABLE:
-        finite = kernels.assemble(moments, _FROM_MOMENTS, w_var, d_var, M_GW, _WEIGHT_OUT, _CHECKED, out)
-        return out, bool(finite)
-    out[:] = moments[:, _FROM_MOMENTS]
-    out[:, COL["weight_var"]] = w_var
-    with np.errstate(all="ignore"):
-        out[:, COL["update_ratio"]] = np.sqrt(d_var / w_var)
-        out[:, COL["grad_ratio"]] = np.sqrt(moments[:, M_GW] / w_var)
-    return out, bool(np.isfinite(out[:, _CHECKED]).all())
-
-
-def layer_statistics(
-    hs: Sequence[Tensor], acts: Sequence[Tensor], grad_hs: Sequence[Tensor], grad_acts: Sequence[Tensor],
-    weight_grads: Sequence[Tensor], weight_stats: tuple[np.ndarray, np.ndarray], activation,
-    buffers: dict | None = None,
-) -> np.ndarray:
-    """All of one record's statistics from kept tensors, as a (layers,
-    len(STAT_COLUMNS)) float64 array. `buffers` (a dict kept between calls)
-    lets the PyTorch path stack small layers into reused memory."""
-    m = np.full((len(hs), M_COLUMNS), math.nan)
-    reduce_by_kind(m, hs, acts, grad_hs, grad_acts, (), weight_grads, (), activation, buffers)
-    return assemble(m, weight_stats)[0]
+Tensor = torch.Tensor
 
 
 def slope_times(activation, a: Tensor, grad_a: Tensor) -> Tensor:
@@ -638,25 +476,6 @@ class StepProbe:
         return out
 
 
-def first_nonfinite_layer(stats: np.ndarray, loss: float = 0.0) -> tuple[int | None, str] | None:
-    """Where a non-finite value first appeared in one record: (layer index from
-    0, "forward"/"backward"), (None, "loss") when every hidden layer's forward
-    values are finite but the loss is not (the logits overflowed), or None.
-    Forward values appear in layer order; backward values appear from the
-    last layer down, so the first one there is the highest layer."""
-    if np.isfinite(stats[:, _CHECKED]).all() and math.isfinite(loss):
-        return None  # the usual case, in one test
-    bad = np.flatnonzero(~np.isfinite(stats[:, _FORWARD]).all(axis=1))
-    if bad.size:
-        return int(bad[0]), "forward"
-    if not math.isfinite(loss):
-        return None, "loss"
-    bad = np.flatnonzero(~np.isfinite(stats[:, _BACKWARD]).all(axis=1))
-    if bad.size:
-        return int(bad[-1]), "backward"
-    return None
-
-
 @torch.no_grad()
 def histograms(tensors: Sequence[Tensor], bins: int = 40, value_range: tuple[float, float] | None = None):
     """Per-tensor histograms: a list of (edges, counts) numpy arrays.
@@ -727,5 +546,3 @@ class LayerProbe:
 
     def __repr__(self) -> str:
         return f"LayerProbe({len(self)} modules, {'active' if self._handles else 'removed'})"
-
-
