@@ -29,7 +29,9 @@ Numerics: the Gaussian expectations (quadrature rules, closed forms for the
 ReLU family, the Mehler expansion of the correlation kernel) live in
 `core.quadrature`; `quadrature_rule` and `gaussian_moments` are re-exported
 here. The measured Jacobian spectrum (`jacobian_singular_values`) lives in
-`core.jacobian` and is re-exported here too.
+`core.jacobian`, and the per-layer predictions for a configured network
+(`predicted_profile`, `profile_table`, `effective_sigma2`, ...) in
+`core.predictions`; both are re-exported here too.
 
 Conventions
 -----------
@@ -55,21 +57,15 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-import pandas as pd
 from scipy.optimize import brentq
 
-from .init import bias_std, weight_std
 from .jacobian import jacobian_singular_values
 from .quadrature import (_HOMOGENEOUS, _as_array, _check_activation, _homog_kernel, _kernel, _mehler, _moments, _out,
                          gaussian_moments, quadrature_rule)
 from .quadrature import MEHLER_TERMS, QUAD_CUTOFF, QUAD_HALF_NODES, _dphi_t  # noqa: F401  (re-exported; tests use T._dphi_t)
-from .registry import INITIALIZERS
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .config import RunConfig
 
 __all__ = [
     "quadrature_rule", "gaussian_moments", "variance_map", "variance_map_slope", "q_path", "fixed_point", "chi1",
@@ -461,149 +457,6 @@ def phase(activation: str, sigma_w2: float, sigma_b2: float, q_init: float = 1.0
     return _phase_name(q, chi1(activation, sigma_w2, sigma_b2, q=q))
 
 
-# -- per-layer predictions ---------------------------------------------------------------------------
-def gradient_profile(activation: str, sigma_w2, sigma_b2, q1: float, depth: int) -> np.ndarray:
-    """Predicted E[(∂L/∂h^l)²] for l = 1..depth, relative to the last layer (last = 1).
-
-    Schoenholz et al. (2017) eq. 11 under the gradient-independence assumption,
-    along the actual q^l path from q^1 (not only at q*):
-        E[δ^l²] = E[δ^{l+1}²] · σ_w² · E[φ'(√q^l z)²].
-    This holds for layers of equal width; with widths N_l the factor is
-    σ_w²(l+1) · N_{l+1}/N_l (see `predicted_profile`). `sigma_w2`/`sigma_b2`
-    may be per-layer sequences of length depth.
-    """
-    depth = int(depth)
-    q = q_path(activation, sigma_w2, sigma_b2, q1, depth)
-    sw2 = np.broadcast_to(_as_array(sigma_w2), (depth,))
-    return _grad_rel(_dphi2(activation, q), sw2)
-
-
-def _grad_rel(D: np.ndarray, back_factor: np.ndarray) -> np.ndarray:
-    """grad[L-1] = 1, grad[l] = grad[l+1] · back_factor[l+1] · D[l] (0-based), D[l] = E[φ'(√q^l z)²]."""
-    depth = D.size
-    g = np.ones(depth)
-    with np.errstate(over="ignore", invalid="ignore"):
-        for l in range(depth - 2, -1, -1):
-            f = back_factor[l + 1] * D[l]
-            g[l] = 0.0 if f == 0 else g[l + 1] * f
-    return g
-
-
-def effective_sigma2(init_name: str, fan_in: int, fan_out: int, sigma_w: float = 1.0,
-                     sigma_b: float = 0.0) -> tuple[float, float] | None:
-    """(σ_w²_eff, σ_b²_eff) = (fan_in · Var(W), Var(b)) of one layer under `init_name`.
-
-    The mean-field theory sees an initializer only through these two numbers
-    (uniform draws and orthogonal matrices included: orthogonal gives
-    fan_in/max(fan_in, fan_out)). From `core.init.weight_std`/`bias_std`.
-    None for data-driven LSUV; zeros gives (0, 0).
-    """
-    if init_name not in INITIALIZERS:
-        raise ValueError(f"Unknown init {init_name!r}.")
-    std = weight_std(init_name, int(fan_in), int(fan_out), float(sigma_w))
-    if std is None:
-        return None
-    return float(fan_in) * std * std, bias_std(init_name, int(fan_in), float(sigma_b)) ** 2
-
-
-def _layer_sigma2(cfg: "RunConfig") -> tuple[np.ndarray, np.ndarray, list[int]] | None:
-    sizes = [cfg.features, *cfg.hidden_widths]
-    sw2, sb2 = [], []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        eff = effective_sigma2(cfg.init, fan_in, fan_out, cfg.sigma_w, cfg.sigma_b)
-        if eff is None:
-            return None
-        sw2.append(eff[0])
-        sb2.append(eff[1] if cfg.bias else 0.0)
-    return np.array(sw2), np.array(sb2), sizes
-
-
-def _forward_path(activation, sw2, sb2, input_second_moment):
-    """q^1..q^L for per-layer (σ_w², σ_b²), q^1 = σ_w²(1) · input_second_moment + σ_b²(1)."""
-    return q_path(activation, sw2, sb2, sw2[0] * input_second_moment + sb2[0], sw2.size)
-
-
-def predicted_profile(cfg: "RunConfig", input_second_moment: float = 1.0) -> pd.DataFrame:
-    """The theory's per-layer prediction for `cfg` at initialization.
-
-    Returns a DataFrame with one row per hidden layer and columns
-      `layer`    1 = nearest the input,
-      `q`        predicted second moment of the pre-activation h (what
-                 `preact_var` measures, over all entries),
-      `grad_rel` predicted second moment of ∂L/∂h relative to the last hidden
-                 layer (compare with `grad_preact_var / grad_preact_var[last]`),
-    and two entries in `DataFrame.attrs`:
-      `applies` (bool) - False when the mean-field theory does not cover the
-                 setting; the columns then hold what can still be said (NaN
-                 otherwise),
-      `note`    (str)  - "" or sentences for people: why it does not apply, or
-                 what to keep in mind (narrow layers, unequal widths...).
-    `input_second_moment` is mean(x²) of the inputs (1 for the `gaussian`
-    dataset). Each layer uses its own effective σ_w² = fan_in · Var(W) (the
-    first layer's fan_in is the input size): q^1 = σ_w²(1) · input_second_moment + σ_b²,
-    q^{l+1} = σ_w²(l+1) E[φ(√q^l z)²] + σ_b²; backward, E[δ^l²] =
-    E[δ^{l+1}²] · σ_w²(l+1) · (N_{l+1}/N_l) · E[φ'(√q^l z)²]
-    (N_{l+1}·Var(W^{l+1}) is the fan-out sum of the backward pass).
-    BatchNorm: h is normalized to variance 1 per unit, so q = 1 exactly, but
-    the backward pass through BatchNorm is not covered (grad_rel NaN). LSUV:
-    data-driven scales, not covered (all NaN).
-    """
-    _check_activation(cfg.activation)
-    depth = len(cfg.hidden_widths)
-    layer = np.arange(1, depth + 1)
-    notes: list[str] = []
-    widths = list(cfg.hidden_widths)
-    if cfg.init == "lsuv":
-        df = pd.DataFrame({"layer": layer, "q": np.nan, "grad_rel": np.nan})
-        df.attrs.update(applies=False, note=(
-            "LSUV sets each layer's scale from a data batch, so the mean-field prediction, which needs the "
-            "weight variance in advance, does not apply (LSUV itself aims at pre-activation variance 1 ± 0.1)."))
-        return df
-    if cfg.batchnorm:
-        df = pd.DataFrame({"layer": layer, "q": 1.0, "grad_rel": np.nan})
-        df.attrs.update(applies=False, note=(
-            "BatchNorm normalizes every unit's pre-activation to mean 0, variance 1 over the batch, so the "
-            "forward variance is 1 in every layer whatever the init; the mean-field theory of the backward pass "
-            "does not cover BatchNorm (its gradients can grow with depth, Yang et al. 2019)."))
-        return df
-    sw2, sb2, sizes = _layer_sigma2(cfg)
-    q = _forward_path(cfg.activation, sw2, sb2, float(input_second_moment))
-    n = np.asarray(sizes, dtype=float)
-    back = np.concatenate([[np.nan], sw2[1:] * n[2:] / n[1:-1]])  # σ_w²(l+1) · N_{l+1}/N_l; entry 0 unused
-    grad = _grad_rel(_dphi2(cfg.activation, q), back)
-    if cfg.init == "zeros":
-        notes.append("All weights are zero: every unit computes the same thing, h = 0 in every layer, and no "
-                     "gradient reaches the layers below the last one.")
-    if len(set(widths)) > 1:
-        notes.append("Layer widths differ: each layer uses its own fan-in forward and its fan-out backward.")
-    if min(widths) < 64:
-        notes.append(f"The narrowest layer has {min(widths)} units: mean-field theory assumes wide layers, "
-                     "so expect deviations (roughly 1/√width per layer, compounding with depth).")
-    if not np.all(np.isfinite(q)):
-        notes.append("The predicted variance overflows: it grows without bound with depth.")
-    df = pd.DataFrame({"layer": layer, "q": q, "grad_rel": grad})
-    df.attrs.update(applies=True, note=" ".join(notes))
-    return df
-
-
-def profile_table(activation: str, sigma_w: float, sigma_b: float, depth: int, q0: float = 1.0) -> pd.DataFrame:
-    """Per-layer predictions for a width-equal network under W ~ N(0, σ_w²/fan_in), b ~ N(0, σ_b²).
-
-    Columns `layer` (1..depth), `q` (pre-activation second moment, q^1 =
-    σ_w² q0 + σ_b²), `grad_rel` (E[(∂L/∂h)²] relative to the last layer) and
-    `chi1` (σ_w² E[φ'(√q^l z)²], the layer's backward factor). What
-    `python -m core theory --out` writes. Takes σ_w and σ_b, not squared.
-    """
-    sw2, sb2 = float(sigma_w) ** 2, float(sigma_b) ** 2
-    q1 = sw2 * float(q0) + sb2
-    q = q_path(activation, sw2, sb2, q1, depth)
-    D = _dphi2(activation, q)
-    sw2s = np.full(q.size, sw2)
-    grad = _grad_rel(D, sw2s)
-    chi = _chi1_flat(activation, sw2s, q, D)
-    return pd.DataFrame({"layer": np.arange(1, q.size + 1), "q": q, "grad_rel": grad, "chi1": chi})
-
-
 def _json_num(x) -> float | None:
     if x is None:
         return None
@@ -674,6 +527,8 @@ def summary(activation: str, sigma_w: float, sigma_b: float, depth: int | None =
         "note": notes[ph],
     }
     if depth is not None:
+        from .predictions import profile_table
+
         t = profile_table(activation, sigma_w, sigma_b, int(depth), q0)
         with np.errstate(over="ignore"):
             jac = float(np.prod(t["chi1"].to_numpy()))
@@ -724,20 +579,14 @@ def critical_line(diagram: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarra
     return xs, bb.copy()
 
 
+# The predictions for a configured network live in core.predictions, which builds on this module;
+# they are importable from here as well (looked up on first use, so either module can be imported first).
+_PREDICTIONS = ("effective_sigma2", "gradient_profile", "jacobian_theory_mean", "predicted_profile", "profile_table")
 
 
-# -- input-output Jacobian (dynamical isometry) ------------------------------------------------------
-def jacobian_theory_mean(cfg: "RunConfig", input_second_moment: float = 1.0) -> float | None:
-    """The theory's mean squared singular value of J = ∂a^L/∂x at initialization.
+def __getattr__(name: str):
+    if name in _PREDICTIONS:
+        from . import predictions
 
-    (1/min(N_L, n_0)) tr(J Jᵀ) ≈ (N_L / min(N_L, n_0)) Π_l σ_w²(l) E[φ'(√q^l z)²]
-    along the actual q^l path (Pennington et al., 2017: χ₁^L at q*; = Π χ₁ for
-    square layers). None where the theory does not apply (LSUV, BatchNorm).
-    """
-    if cfg.init == "lsuv" or cfg.batchnorm:
-        return None
-    sw2, sb2, sizes = _layer_sigma2(cfg)
-    q = _forward_path(cfg.activation, sw2, sb2, float(input_second_moment))
-    with np.errstate(over="ignore", invalid="ignore"):
-        chi = _chi1_flat(cfg.activation, sw2, q)
-        return float(np.prod(chi) * sizes[-1] / min(sizes[-1], sizes[0]))
+        return getattr(predictions, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,7 +18,7 @@ from core import theory as T
 from core.config import RunConfig
 from core.engine import train
 from core.figures import TEMPLATE
-from core.probes import COL
+from core.records import COL
 from core.registry import ACTIVATIONS
 from core.scenarios import SCENARIOS, Scenario
 

@@ -19,7 +19,7 @@ from core import theory as T
 from core import theory_figures as TF
 from core.config import FIELDS, RunConfig
 from core.engine import train
-from core.probes import COL
+from core.records import COL
 from core.registry import ACTIVATIONS, INITIALIZERS
 
 from .session import server_limits
