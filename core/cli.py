@@ -26,7 +26,7 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):  # noqa: D401 - argparse's hook
         message = message[0].upper() + message[1:]
-        raise UsageError(f"{message.rstrip('.')} (see `python -m core {self.prog.split()[-1]} --help`).")
+        raise UsageError(f"{message.rstrip('.')} (see `{self.prog} --help`).")
 
 
 def _choices(name: str) -> str:
@@ -194,6 +194,11 @@ def cmd_theory(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _one_line(text: str) -> str:
+    """The sentence with control characters an argument brought in (a carriage return...) escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -203,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         return cmd_run(ns) if ns.command == "run" else cmd_theory(ns)
     except (UsageError, ConfigError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_one_line(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted.", file=sys.stderr)

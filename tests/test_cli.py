@@ -201,3 +201,14 @@ def test_python_m_core_without_numba_gives_the_same_table(tmp_path):
     ours = train(theirs.config)
     np.testing.assert_array_equal(theirs.steps, ours.steps)
     np.testing.assert_allclose(theirs.stats, ours.stats, rtol=1e-4, atol=1e-12)
+
+
+def test_an_argument_with_a_control_character_still_gets_one_line(capsys):
+    """Found by the CLI fuzz test: a carriage return in an argument split the sentence in two,
+    and the top-level parser pointed at `python -m core core --help`."""
+    assert main(["run", "\r", "--out", "0"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "\r" not in err and "\\r" in err, err
+    assert "`python -m core --help`" in err
+    assert main(["run", "--depth", "3"]) == 2
+    assert "`python -m core run --help`" in capsys.readouterr().err
