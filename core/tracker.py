@@ -86,16 +86,14 @@ class WeightTracker:
             w_var, _ = moments_per_tensor(weights, self.buffers)
         if self._updated_to != step or step == 0:
             return w_var, np.full(L, math.nan)
-        update = self.update_tensors(step)
-        if self.kind == "sgd":
-            lr = self.optimizer.param_groups[0]["lr"]
+        lr = self.optimizer.param_groups[0]["lr"]
+        if self.kind == "sgd":  # ΔW = -lr·∂L/∂W of the previous step
             known = self._grad_var is not None and self._grad_var[0] == step - 1
             d_var = self._grad_var[1] * lr * lr if known else np.full(L, math.nan)
-        elif update is not None:
-            tensors, scale = update
+        elif self.kind == "momentum":  # ΔW = -lr·(momentum buffer), `update_tensors`
             if update_var is None:
-                update_var, _ = moments_per_tensor(tensors, self.buffers)
-            d_var = update_var * scale * scale
+                update_var, _ = moments_per_tensor(self.update_tensors(step)[0], self.buffers)
+            d_var = update_var * lr * lr
         elif kernels.usable(weights) and kernels.usable(self._prev) and all(w.dim() == 2 for w in weights):
             d_var = np.empty(L)
             out = np.empty((2, 2))
