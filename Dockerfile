@@ -21,7 +21,7 @@ COPY . .
 RUN useradd --create-home --uid 10001 lab && chown -R lab:lab /app
 USER lab
 # Compile the statistics kernels once, into a cache the app user owns.
-RUN python -c "import core.kernels as k; k.warm_up()"
+RUN python -c "import core.measure.kernels as k; k.warm_up()"
 
 EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \

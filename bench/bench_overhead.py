@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from core.config import RunConfig  # noqa: E402
-from core.engine import Trainer, set_training_threads  # noqa: E402
+from core.schema import RunConfig  # noqa: E402
+from core.run.engine import Trainer, set_training_threads  # noqa: E402
 
 CASES = [
     ("20 layers x 256, batch 256, tanh", dict(depth=20, width=256, batch_size=256, activation="tanh"), 1.10),

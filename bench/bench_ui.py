@@ -231,8 +231,8 @@ def main() -> None:
     t_start = time.perf_counter()
     baseline = None
     if not args.no_baseline:  # before the server starts: the same run with no page watching
-        from core.config import RunConfig
-        from core.engine import train
+        from core.schema import RunConfig
+        from core.run.engine import train
         cfg, _ = RunConfig.from_query({k: str(v) for k, v in BIG.items()})
         t = time.perf_counter()
         train(cfg)

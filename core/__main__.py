@@ -1,6 +1,6 @@
-"""`python -m core`: the command line (see core/cli.py)."""
+"""`python -m core`: the command line (see core/io/cli.py)."""
 import sys
 
-from .cli import main
+from core.io.cli import main
 
 sys.exit(main())

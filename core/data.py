@@ -12,8 +12,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from .config import RunConfig
-from .registry import DATASETS
+from core.schema import RunConfig
+from core.registry import DATASETS
 
 N_TEST = 512  # held out from the generated sets
 

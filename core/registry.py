@@ -3,7 +3,7 @@
 The CLI choices, the URL values, the dashboard's select boxes and the tests all
 come from these dicts, so adding an activation, an initializer, a dataset or an
 optimizer is one entry here (plus, for an initializer, its function in
-`core.init`).
+`core.models.init`).
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import RunConfig
+from core.schema import RunConfig
 
 
 @dataclass(frozen=True)

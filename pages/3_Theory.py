@@ -12,7 +12,7 @@ from ui.nav import nav  # noqa: E402
 
 nav()
 
-from core import theory_figures as TF  # noqa: E402
+from core.figures import theory as TF  # noqa: E402
 from core.registry import ACTIVATIONS  # noqa: E402
 from ui import theory as TH  # noqa: E402
 from ui.links import page_link  # noqa: E402

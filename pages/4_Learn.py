@@ -12,7 +12,7 @@ from ui.nav import nav  # noqa: E402
 
 nav()
 
-from core.codegen import keras_code, pytorch_code  # noqa: E402
+from core.io.codegen import keras_code, pytorch_code  # noqa: E402
 from core.scenarios import SCENARIOS  # noqa: E402
 from ui import learn as L  # noqa: E402
 from ui.links import page_link  # noqa: E402

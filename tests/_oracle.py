@@ -3,7 +3,7 @@
 A manual layer-by-layer forward pass (x @ W.T + b, the BatchNorm formula, φ written out
 from its definition), gradients from `torch.autograd.grad` on the same loss, and every
 statistic computed over all entries in float64 with plain numpy — none of it goes through
-`core.probes`, `core.kernels` or the network's own forward.
+`core.measure.probes`, `core.measure.kernels` or the network's own forward.
 """
 from __future__ import annotations
 

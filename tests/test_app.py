@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.config import RunConfig
+from core.schema import RunConfig
 from core.scenarios import SCENARIOS
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,7 +7,7 @@ what a visitor sees and gets:
   first page request on the fresh server sets every widget; Run draws the
   variance-by-layer chart with one point per layer; changing a widget
   mid-run leaves the run going to its last step; the CSV download equals
-  `core.export.to_csv(core.engine.train(cfg))` for the link's config; a
+  `core.io.export.to_csv(core.run.engine.train(cfg))` for the link's config; a
   screenshot of every page lands in test-artifacts/;
 * many users (issue 5): four browser sessions at once, each running its own
   setting against the server's cap on concurrent runs; all finish, and each
@@ -32,7 +32,7 @@ import pytest
 
 from browser_util import (PLOT, ROOT, AppServer, button, charts, chromium_available, full_page_screenshot, http_get,
                           launch_chromium, press, run_status, variance_chart, wait_for_app, wait_until)
-from core.config import RunConfig
+from core.schema import RunConfig
 from core.registry import ACTIVATIONS, DATASETS, INITIALIZERS
 
 pytestmark = pytest.mark.browser
@@ -62,8 +62,8 @@ def link_config(query: dict) -> RunConfig:
 
 def expected_csv(cfg: RunConfig) -> bytes:
     """The same config trained alone, in this process (same seed → same table)."""
-    from core.engine import train
-    from core.export import to_csv
+    from core.run.engine import train
+    from core.io.export import to_csv
     return to_csv(train(cfg))
 
 

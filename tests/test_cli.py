@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.cli import main
-from core.config import RunConfig
-from core.engine import train
-from core.export import layers_equal, result_from_json
+from core.io.cli import main
+from core.schema import RunConfig
+from core.run.engine import train
+from core.io.export import layers_equal, result_from_json
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI_COLUMNS = ["step", "layer", "preact_mean", "preact_var", "act_mean", "act_var", "grad_preact_var", "grad_act_var",

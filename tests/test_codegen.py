@@ -1,15 +1,15 @@
-"""core.codegen: the generated code is the artifact people copy, so it is executed and measured.
+"""core.io.codegen: the generated code is the artifact people copy, so it is executed and measured.
 
 PyTorch: every initializer (with and without a σ_w multiplier), BatchNorm on
 and off, uneven widths - the snippet runs, builds the same network as
-core.model.build_network (layers, shapes, parameter count) and each hidden
-weight's standard deviation matches core.init.weight_std within sampling error.
+core.models.mlp.build_network (layers, shapes, parameter count) and each hidden
+weight's standard deviation matches core.models.init.weight_std within sampling error.
 
 Keras (TensorFlow is not installed): every snippet compiles, names the right
 initializer, and - executed against a small recording stand-in for
 `tensorflow` - builds the same layer sequence, with kernel initializers whose
 implied standard deviation (Keras' documented formulas) again matches
-core.init.weight_std.
+core.models.init.weight_std.
 """
 from __future__ import annotations
 
@@ -25,10 +25,10 @@ import pytest
 import torch
 from torch import nn
 
-from core.codegen import keras_code, pytorch_code
-from core.config import RunConfig
-from core.init import bias_std, weight_std
-from core.model import build_network
+from core.io.codegen import keras_code, pytorch_code
+from core.schema import RunConfig
+from core.models.init import bias_std, weight_std
+from core.models.mlp import build_network
 from core.registry import ACTIVATIONS, INITIALIZERS
 
 ALL_INITS = list(INITIALIZERS)
@@ -368,5 +368,5 @@ def test_pytorch_whole_snippet_runs_for_every_initializer(init):
 
 
 def test_codegen_is_plain_python():
-    src = (Path(__file__).resolve().parent.parent / "core" / "codegen.py").read_text()
+    src = (Path(__file__).resolve().parent.parent / "core" / "io" / "codegen.py").read_text()
     assert "streamlit" not in src

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from core.config import RunConfig
+from core.schema import RunConfig
 from core.data import N_TEST, BatchSampler, load_data
-from core.engine import Trainer
+from core.run.engine import Trainer
 from core.registry import DATASETS
 
 

@@ -7,10 +7,10 @@ import re
 import numpy as np
 import pytest
 
-from core.config import RunConfig
-from core.diagnosis import DEAD, DECADES, SATURATED, Diagnosis, diagnose
-from core.engine import train
-from core.probes import COL
+from core.schema import RunConfig
+from core.io.diagnosis import DEAD, DECADES, SATURATED, Diagnosis, diagnose
+from core.run.engine import train
+from core.measure.probes import COL
 
 G = dict(dataset="gaussian", batch_size=64, width=64)
 
@@ -79,7 +79,7 @@ def test_diverged_run_is_the_verdict_with_its_step_and_layer():
     assert (f.step, f.layer) == (result.divergence.step, result.divergence.layer)
     assert_names_layer_and_step(f)
     # severity order: the most severe first
-    from core.diagnosis import SEVERITY
+    from core.io.diagnosis import SEVERITY
     sev = [SEVERITY[f.kind] for f in d.findings]
     assert sev == sorted(sev, reverse=True)
 

@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from _oracle import manual_step, next_batch
-from core.config import RunConfig
-from core.engine import History, Record, Run, RunSlots, Trainer, layer_table, run_training, train
-from core.export import layers_equal
-from core.probes import COL, STAT_COLUMNS
+from core.schema import RunConfig
+from core.run.engine import History, Record, Run, RunSlots, Trainer, layer_table, run_training, train
+from core.io.export import layers_equal
+from core.measure.probes import COL, STAT_COLUMNS
 from core.registry import ACTIVATIONS, INITIALIZERS
 
 # The required columns of CLI.md's per-layer table, in its order.
@@ -401,7 +401,7 @@ def test_run_slots_cap_concurrency_and_queue_in_order():
 
 
 def test_a_failing_run_reports_failure_instead_of_dying_silently(monkeypatch):
-    import core.engine as engine
+    import core.run.engine as engine
 
     def boom(self, *a, **k):
         raise RuntimeError("kaboom")

@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.config import RunConfig
-from core.engine import Divergence, RunResult, train
-from core.export import (LAYER_COLUMNS, MAX_IMPORT_BYTES, ImportErrorForPeople, export_bytes, layers_equal,
+from core.schema import RunConfig
+from core.run.engine import Divergence, RunResult, train
+from core.io.export import (LAYER_COLUMNS, MAX_IMPORT_BYTES, ImportErrorForPeople, export_bytes, layers_equal,
                          result_from_json, to_csv, to_json, to_parquet, write_table)
-from core.probes import COL, STAT_COLUMNS
+from core.measure.probes import COL, STAT_COLUMNS
 
 CLI_COLUMNS = ["step", "layer", "preact_mean", "preact_var", "act_mean", "act_var", "grad_preact_var", "grad_act_var",
                "weight_var", "weight_grad_var", "update_ratio", "saturation", "dead_units", "loss"]

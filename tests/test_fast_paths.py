@@ -15,10 +15,12 @@ import pytest
 import torch
 
 from _oracle import moments, next_batch, oracle_stats
-from core import engine, kernels, probes
-from core.config import RunConfig
-from core.engine import Trainer
-from core.probes import COL, STAT_COLUMNS, StepProbe
+from core.run import engine
+from core.measure import kernels
+from core.measure import probes
+from core.schema import RunConfig
+from core.run.engine import Trainer
+from core.measure.probes import COL, STAT_COLUMNS, StepProbe
 from core.registry import ACTIVATIONS
 
 needs_numba = pytest.mark.skipif(not kernels.AVAILABLE, reason="Numba is not available here")
@@ -172,9 +174,9 @@ def test_this_process_loaded_the_kernels_from_numbas_cache():
 SAME_TABLE_IN_TWO_PROCESSES = """
 import subprocess, sys
 import numpy as np
-from core.config import RunConfig
-from core.engine import train
-from core.export import result_from_json
+from core.schema import RunConfig
+from core.run.engine import train
+from core.io.export import result_from_json
 cfg = RunConfig(depth=6, width=32, activation="relu", init="kaiming_normal", steps=30, seed=3, dataset="moons")
 ours = train(cfg)
 p = subprocess.run([sys.executable, "-m", "core", "run", *cfg.to_cli_args(), "--out", "t.json"],

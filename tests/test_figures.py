@@ -1,4 +1,4 @@
-"""core.figures: the Explore charts, built from a real small run and from edge cases.
+"""core.figures.runs: the Explore charts, built from a real small run and from edge cases.
 
 Checks what a reader of the charts relies on: one point per layer, log axes
 where variances span decades, gaps (not exceptions, not fake numbers) for
@@ -17,9 +17,9 @@ import plotly.io as pio
 import pytest
 
 from core import figures as F
-from core.config import RunConfig
-from core.engine import STEP_COLUMNS, Run
-from core.probes import COL, STAT_COLUMNS
+from core.schema import RunConfig
+from core.run.engine import STEP_COLUMNS, Run
+from core.measure.probes import COL, STAT_COLUMNS
 from core.theory import predicted_profile
 
 CFG = RunConfig(depth=5, width=32, activation="tanh", init="xavier_normal", steps=12, batch_size=32, eval_every=4)
@@ -266,7 +266,7 @@ def test_compare_overlay(snap):
 
 
 def test_figures_module_does_not_import_streamlit():
-    code = "import sys, core.figures; sys.exit(1 if 'streamlit' in sys.modules else 0)"
+    code = "import sys, core.figures.runs; sys.exit(1 if 'streamlit' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code], cwd=".").returncode == 0
 
 

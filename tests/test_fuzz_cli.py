@@ -5,11 +5,11 @@ import contextlib
 import numpy as np
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-import core.engine
-from core import cli
-from core.config import FIELDS
-from core.engine import RunResult
-from core.probes import STAT_COLUMNS
+import core.run.engine
+from core.io import cli
+from core.schema import FIELDS
+from core.run.engine import RunResult
+from core.measure.probes import STAT_COLUMNS
 
 FLAGS = ["--" + n.replace("_", "-") for n in FIELDS] + ["--no-bias", "--no-batchnorm", "--out", "--threads",
                                                        "--quiet", "--json", "--q0", "--help-me", "-x", "--"]
@@ -43,7 +43,7 @@ def run_cli(argv):
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(command=st.sampled_from(["run", "theory", "bogus"]), argv=ARGV)
 def test_random_arguments_never_crash(command, argv, monkeypatch, tmp_path):
-    monkeypatch.setattr(core.engine, "train", fake_train)
+    monkeypatch.setattr(core.run.engine, "train", fake_train)
     monkeypatch.chdir(tmp_path)
     code, out, err = run_cli([command, *argv])
     assert code in (0, 2), (code, err)

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
-from core.config import FIELDS, ConfigError
+from core.schema import FIELDS, ConfigError
 from core.limits import HARD
 from core.registry import ACTIVATIONS, DATASETS, INITIALIZERS, OPTIMIZERS
 

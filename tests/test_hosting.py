@@ -41,7 +41,7 @@ def test_bad_limit_environment_variable_is_one_sentence(value):
 
 
 def test_limit_violation_names_the_field_and_the_variable():
-    from core.config import RunConfig
+    from core.schema import RunConfig
 
     lim = Limits(max_depth=10, max_steps=100, max_work=10**12)
     field, sentence = lim.violation(RunConfig(depth=11))

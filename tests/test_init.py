@@ -13,15 +13,15 @@ import torch
 from scipy import stats as sps
 from torch import nn
 
-from core.config import RunConfig
+from core.schema import RunConfig
 from core.data import load_data
-from core.init import INIT_FUNCTIONS, bias_std, lsuv_, weight_std
-from core.model import build_network
+from core.models.init import INIT_FUNCTIONS, bias_std, lsuv_, weight_std
+from core.models.mlp import build_network
 from core.registry import INITIALIZERS
 
 FAN_IN, FAN_OUT = 256, 2048  # rectangular, so fan_in, fan_out and their mean all differ; 524,288 weights
 
-# The published formulas, written out here independently of core.init.weight_std:
+# The published formulas, written out here independently of core.models.init.weight_std:
 # (std of one weight before the σ_w multiplier, distribution, bias rule)
 R2 = math.sqrt(2.0)
 EXPECTED = {

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from core.config import RunConfig
-from core.engine import Trainer, train
-from core.probes import COL
+from core.schema import RunConfig
+from core.run.engine import Trainer, train
+from core.measure.probes import COL
 
 SEEDS = range(4)
 WIDTH = 256

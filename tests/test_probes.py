@@ -10,11 +10,12 @@ import pytest
 import torch
 
 from _oracle import PHI, flat_counts, manual_step, moments, next_batch, oracle_stats
-from core import kernels, probes
-from core.config import RunConfig
-from core.engine import Trainer
-from core.model import build_network
-from core.probes import COL, STAT_COLUMNS, LayerProbe
+from core.measure import kernels
+from core.measure import probes
+from core.schema import RunConfig
+from core.run.engine import Trainer
+from core.models.mlp import build_network
+from core.measure.probes import COL, STAT_COLUMNS, LayerProbe
 from core.registry import ACTIVATIONS, phi_prime_max
 
 ALL_ACTIVATIONS = list(ACTIVATIONS)
@@ -343,7 +344,10 @@ def test_layer_probe_equals_manual_forward_and_autograd(batchnorm):
     assert hooks_left(modules) == 0
     for l, (out, grad) in enumerate(probe):
         torch.testing.assert_close(out, t["h"][l], rtol=1e-5, atol=1e-6)
-        torch.testing.assert_close(grad, t["grad_h"][l], rtol=1e-4, atol=1e-9)
+        # float32 against float64: BatchNorm's backward cancels, so entries near 0 get an absolute
+        # tolerance on the tensor's own scale (1 part in 10⁵ of its largest entry)
+        scale = float(t["grad_h"][l].abs().max())
+        torch.testing.assert_close(grad, t["grad_h"][l], rtol=1e-4, atol=1e-5 * scale)
 
 
 def test_layer_probe_removes_its_hooks_when_the_block_raises():

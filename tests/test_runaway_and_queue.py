@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.export import layers_equal
+from core.io.export import layers_equal
 from core.scenarios import SCENARIOS
 from ui.downloads import export_files
 from ui.saved import SavedRun, open_run_file

@@ -1,7 +1,7 @@
 """Saved runs that reload: a JSON export opened again in Explore and Compare.
 
 `ui.saved.open_run_file` turns uploaded bytes into what the page shows (a
-SavedRun, or a Refused with core.export's one sentence); the pages are driven
+SavedRun, or a Refused with core.io.export's one sentence); the pages are driven
 with AppTest, whose `file_uploader(...).set_value((name, bytes, mime))`
 uploads a file in this Streamlit version (1.67), so the real upload path
 (widget → callback → session state → charts) is what is tested.
@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
 from core import figures as F
-from core.config import RunConfig
-from core.engine import train
-from core.export import MAX_IMPORT_BYTES, ImportErrorForPeople, layers_equal, result_from_json, to_json
+from core.schema import RunConfig
+from core.run.engine import train
+from core.io.export import MAX_IMPORT_BYTES, ImportErrorForPeople, layers_equal, result_from_json, to_json
 from ui.markdown import escape_markdown
 from ui.saved import Refused, SavedRun, open_run_file
 

@@ -2,7 +2,7 @@
 
 The page reads A and B from the URL (A under the plain names, B under `b_`
 names, `ui.share.compare_from_query`), draws both sets of controls in sidebar
-tabs, runs both as background `core.engine.Run`s (`ui.session`, keys
+tabs, runs both as background `core.run.engine.Run`s (`ui.session`, keys
 `compare_a` / `compare_b`) and shows them in one fragment that polls while
 either trains: progress, verdicts, the overlaid variance-by-layer chart, the
 layer × step heatmaps with shared colour limits, and loss / accuracy.
@@ -22,9 +22,9 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from core import figures as F
-from core.config import FIELDS, RunConfig
-from core.diagnosis import diagnose
-from core.engine import Snapshot
+from core.schema import FIELDS, RunConfig
+from core.io.diagnosis import diagnose
+from core.run.engine import Snapshot
 
 from .live import chart, memo, show_verdict
 from .saved import SavedRun, opened, saved_run_box, saved_status, showing_saved

@@ -6,9 +6,9 @@ from typing import Callable
 
 import streamlit as st
 
-from core.config import RunConfig
-from core.engine import Snapshot
-from core.export import export_bytes
+from core.schema import RunConfig
+from core.run.engine import Snapshot
+from core.io.export import export_bytes
 
 MIME = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet", "json": "application/json"}
 
@@ -51,10 +51,10 @@ def download_buttons(snap: Snapshot | None, key: str) -> None:
 
 
 def code_snippets(cfg: RunConfig, key: str) -> bool:
-    """PyTorch and Keras code for `cfg` (from core.codegen); shows nothing and
+    """PyTorch and Keras code for `cfg` (from core.io.codegen); shows nothing and
     returns False while that module is not there."""
     try:
-        from core import codegen
+        from core.io import codegen
     except ImportError:
         return False
     tabs = st.tabs(["PyTorch", "Keras"])

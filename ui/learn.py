@@ -2,7 +2,7 @@
 
 Every measured chart is a real network at initialization (`train` with
 steps=0: one forward and backward pass on one batch), width 256 unless the
-scenario says otherwise; the theory chart iterates `core.theory`. All cached
+scenario says otherwise; the theory chart iterates `core.theory.meanfield`. All cached
 with `st.cache_data`, so the page opens in about a second once warm.
 """
 from __future__ import annotations
@@ -15,10 +15,10 @@ import streamlit as st
 import torch
 
 from core import theory as T
-from core.config import RunConfig
-from core.engine import train
+from core.schema import RunConfig
+from core.run.engine import train
 from core.figures import TEMPLATE
-from core.records import COL
+from core.measure.records import COL
 from core.registry import ACTIVATIONS
 from core.scenarios import SCENARIOS, Scenario
 

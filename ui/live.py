@@ -15,9 +15,9 @@ from typing import Any, Callable, Sequence
 import streamlit as st
 
 from core import figures as F
-from core.config import RunConfig
-from core.diagnosis import SEVERITY, diagnose
-from core.engine import Snapshot
+from core.schema import RunConfig
+from core.io.diagnosis import SEVERITY, diagnose
+from core.run.engine import Snapshot
 
 from .session import current_run, status_line
 

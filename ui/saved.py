@@ -15,7 +15,7 @@ Per page slot `key` (the same key as the slot's live run: "explore",
   the live one. Opening a file sets it; starting a run
   (`ui.session.start_run`) clears it; two buttons switch back and forth.
 
-A saved run is turned into a `core.engine.Snapshot` (`SavedRun.snapshot()`),
+A saved run is turned into a `core.run.engine.Snapshot` (`SavedRun.snapshot()`),
 so the verdict, the charts and the downloads are drawn by the same code as a
 live run's.
 """
@@ -26,9 +26,9 @@ from typing import Callable
 
 import streamlit as st
 
-from core.diagnosis import diagnose
-from core.engine import RunResult, Snapshot
-from core.export import MAX_IMPORT_BYTES, ImportErrorForPeople, result_from_json
+from core.io.diagnosis import diagnose
+from core.run.engine import RunResult, Snapshot
+from core.io.export import MAX_IMPORT_BYTES, ImportErrorForPeople, result_from_json
 
 from .live import memo_for, show_detail_charts, show_main_charts, show_verdict
 from .markdown import escape_markdown

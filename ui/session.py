@@ -1,6 +1,6 @@
 """One training run per page and session, and the buttons that drive it.
 
-The run is a `core.engine.Run` (a background thread) kept in
+The run is a `core.run.engine.Run` (a background thread) kept in
 `st.session_state[f"{key}__run"]`. It owns its RunConfig: changing a widget
 reruns the script but never touches the run; the new settings apply when the
 user presses Run again. Server-wide, `run_slots()` caps concurrent training
@@ -14,8 +14,8 @@ import time
 
 import streamlit as st
 
-from core.config import FIELDS, RunConfig
-from core.engine import Run, RunSlots, Snapshot
+from core.schema import FIELDS, RunConfig
+from core.run.engine import Run, RunSlots, Snapshot
 from core.limits import Limits
 
 HEARTBEAT_SECONDS = 30.0  # a run nobody polled for this long is stopped (closed tab)
@@ -46,7 +46,7 @@ def warm_up_engine() -> threading.Thread:
     presses does not pay several seconds of start-up."""
     def work():
         try:
-            from core.engine import train
+            from core.run.engine import train
             # The Trainer compiles (or loads) the statistics kernels itself (kernels.warm_up) when it records.
             train(RunConfig(depth=2, width=8, steps=1, batch_size=8, eval_every=1))
         except Exception:

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from core.config import FIELDS, ConfigError, RunConfig
+from core.schema import FIELDS, ConfigError, RunConfig
 
 from .markdown import escape_markdown
 

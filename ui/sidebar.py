@@ -15,7 +15,7 @@ from typing import Any
 
 import streamlit as st
 
-from core.config import FIELDS, ConfigError, RunConfig
+from core.schema import FIELDS, ConfigError, RunConfig
 from core.limits import HARD
 from core.registry import ACTIVATIONS, DATASETS, INITIALIZERS, OPTIMIZERS
 

@@ -16,10 +16,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import theory as T
-from core import theory_figures as TF
-from core.config import FIELDS, RunConfig
-from core.engine import train
-from core.records import COL
+from core.figures import theory as TF
+from core.schema import FIELDS, RunConfig
+from core.run.engine import train
+from core.measure.records import COL
 from core.registry import ACTIVATIONS, INITIALIZERS
 
 from .session import server_limits
@@ -108,7 +108,7 @@ def sidebar(defaults: RunConfig) -> RunConfig:
 class Numbers:
     sigma_w2: float          # effective σ_w² of a square hidden layer
     sigma_b2: float
-    summary: dict            # core.theory.summary at (σ_w, σ_b) = √ of the above
+    summary: dict            # core.theory.meanfield.summary at (σ_w, σ_b) = √ of the above
     source: str              # where σ_w², σ_b² come from, in words
 
 

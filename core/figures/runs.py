@@ -4,13 +4,13 @@ No Streamlit here: the pages lay these out, a notebook can call them too.
 
 Inputs are the arrays a `Snapshot` or `RunResult` carries:
   `stats` (records, layers, len(STAT_COLUMNS)) float64, columns in
-  `core.probes.STAT_COLUMNS`; `steps` (records, 4) with columns
-  step, loss, train_accuracy, test_accuracy (`core.engine.STEP_COLUMNS`);
+  `core.measure.probes.STAT_COLUMNS`; `steps` (records, 4) with columns
+  step, loss, train_accuracy, test_accuracy (`core.run.engine.STEP_COLUMNS`);
   `hist` the latest per-layer histograms ({'act' | 'grad_preact' | 'preact':
   [(edges, counts), ...], 'step': int}).
 
 The figures are sent to the browser several times a second while a run
-trains, so they are kept small (see `core.plotting`, their shared palette,
+trains, so they are kept small (see `core.figures.style`, their shared palette,
 template and helpers). Lines are SVG `Scatter`, not `Scattergl`: with
 at most ~10 lines of 200 points, SVG draws in ~20 ms, while each WebGL
 chart costs 200-300 ms to mount in a browser without a GPU (measured in
@@ -26,12 +26,12 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
-from .plotting import (  # noqa: F401  (the public ones are re-exported: figures.NAMES, figures.TEMPLATE, ...)
+from core.figures.style import (  # noqa: F401  (the public ones are re-exported: figures.NAMES, figures.TEMPLATE, ...)
     COLOURS, HEALTHY_UPDATE_RATIO, HEATMAP_SPAN, MAX_POINTS, MAX_RIDGES, NAMES, TEMPLATE, THEORY_LABEL, _check,
     _empty, _f32, _gap_note, _layers, _layout, _log10, _log_ready, _note, _ranges, _record_axes, _record_index,
     _step_ticks, _subtitle, log_ticks, sample_indices,
 )
-from .records import COL
+from core.measure.records import COL
 
 # -- 1. variance by layer --------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ layer's tensors, or a whole record's, in place: no copies and one dispatch.
 The callers check that every tensor is contiguous float32 on the CPU first
 (`usable`), since a kernel trusts the shape it is given.
 
-Without Numba (or for tensors the kernels can't read) `core.reductions` falls
+Without Numba (or for tensors the kernels can't read) `core.measure.reductions` falls
 back to equivalent PyTorch code; `AVAILABLE` says which. Every process loads
 the compiled kernels from Numba's cache (see the end of this file).
 """
@@ -517,7 +517,7 @@ SLOPES = {"identity": 1, "relu": 2, "leaky_relu": 3, "tanh": 4, "sigmoid": 5}
 
 def slope_args(activation) -> tuple[int, np.float32] | None:
     """(dmode, dslope) for the pair kernel, or None if φ' can't be had from a."""
-    from .registry import LEAKY_SLOPE
+    from core.registry import LEAKY_SLOPE
 
     code = SLOPES.get(getattr(activation, "slope_from_output", None) or "")
     return None if code is None else (code, np.float32(LEAKY_SLOPE))
@@ -601,7 +601,7 @@ def _fill_cache() -> None:
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "GFL_KERNELS_CHILD": "1"}
     try:
-        subprocess.run([sys.executable, "-c", "import core.kernels as k; k.warm_up()"], cwd=root, env=env,
+        subprocess.run([sys.executable, "-c", "import core.measure.kernels as k; k.warm_up()"], cwd=root, env=env,
                        timeout=600, capture_output=True, check=False)
     except (OSError, subprocess.SubprocessError):  # pragma: no cover - then this process compiles, as before
         pass

@@ -2,13 +2,13 @@
 
 `pytorch_code(cfg)` and `keras_code(cfg)` return a complete, self-contained
 script: the network (input → [Linear (→ BatchNorm) → φ] × depth →
-Linear(classes)), every hidden layer initialized as `core.init` does it —
+Linear(classes)), every hidden layer initialized as `core.models.init` does it —
 written with `torch.nn.init` / `tf.keras.initializers` calls, not with this
 project's helpers — the optimizer with its learning rate, and one training
 step on a random batch so the script runs as it is. A comment carries the
 settings as URL query parameters and as a `python -m core run` command.
 
-The PyTorch snippet is held to `core.init.weight_std` by the tests (they
+The PyTorch snippet is held to `core.models.init.weight_std` by the tests (they
 execute it); the Keras one is checked for syntax and initializer names only
 (TensorFlow is not a dependency).
 """
@@ -17,8 +17,8 @@ from __future__ import annotations
 import shlex
 from urllib.parse import urlencode
 
-from .config import RunConfig
-from .registry import ACTIVATIONS, DATASETS, INITIALIZERS, OPTIMIZERS
+from core.schema import RunConfig
+from core.registry import ACTIVATIONS, DATASETS, INITIALIZERS, OPTIMIZERS
 
 __all__ = ["pytorch_code", "keras_code", "share_comment"]
 

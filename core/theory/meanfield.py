@@ -27,11 +27,11 @@ N(0, q^l) across units, and
 
 Numerics: the Gaussian expectations (quadrature rules, closed forms for the
 ReLU family, the Mehler expansion of the correlation kernel) live in
-`core.quadrature`; `quadrature_rule` and `gaussian_moments` are re-exported
+`core.theory.quadrature`; `quadrature_rule` and `gaussian_moments` are re-exported
 here. The measured Jacobian spectrum (`jacobian_singular_values`) lives in
-`core.jacobian`, and the per-layer predictions for a configured network
+`core.theory.jacobian`, and the per-layer predictions for a configured network
 (`predicted_profile`, `profile_table`, `effective_sigma2`, ...) in
-`core.predictions`; both are re-exported here too.
+`core.theory.predictions`; the package `core.theory` gathers all three.
 
 Conventions
 -----------
@@ -62,16 +62,13 @@ from typing import Any
 import numpy as np
 from scipy.optimize import brentq
 
-from .jacobian import jacobian_singular_values
-from .quadrature import (_HOMOGENEOUS, _as_array, _check_activation, _homog_kernel, _kernel, _mehler, _moments, _out,
+from core.theory.quadrature import (_HOMOGENEOUS, _as_array, _check_activation, _homog_kernel, _kernel, _mehler, _moments, _out,
                          gaussian_moments, quadrature_rule)
-from .quadrature import MEHLER_TERMS, QUAD_CUTOFF, QUAD_HALF_NODES, _dphi_t  # noqa: F401  (re-exported; tests use T._dphi_t)
 
 __all__ = [
     "quadrature_rule", "gaussian_moments", "variance_map", "variance_map_slope", "q_path", "fixed_point", "chi1",
     "critical_sigma_w2", "correlation_map", "correlation_fixed_point", "depth_scales", "phase",
-    "gradient_profile", "effective_sigma2", "predicted_profile", "summary", "profile_table", "phase_diagram",
-    "critical_line", "jacobian_singular_values", "jacobian_theory_mean",
+    "summary", "phase_diagram", "critical_line",
 ]
 
 # -- numerical settings ------------------------------------------------------------------------------
@@ -527,7 +524,7 @@ def summary(activation: str, sigma_w: float, sigma_b: float, depth: int | None =
         "note": notes[ph],
     }
     if depth is not None:
-        from .predictions import profile_table
+        from core.theory.predictions import profile_table
 
         t = profile_table(activation, sigma_w, sigma_b, int(depth), q0)
         with np.errstate(over="ignore"):
@@ -577,16 +574,3 @@ def critical_line(diagram: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarra
             t = -h[j] / (h[j + 1] - h[j])
             xs[i] = w[j] + t * (w[j + 1] - w[j])
     return xs, bb.copy()
-
-
-# The predictions for a configured network live in core.predictions, which builds on this module;
-# they are importable from here as well (looked up on first use, so either module can be imported first).
-_PREDICTIONS = ("effective_sigma2", "gradient_profile", "jacobian_theory_mean", "predicted_profile", "profile_table")
-
-
-def __getattr__(name: str):
-    if name in _PREDICTIONS:
-        from . import predictions
-
-        return getattr(predictions, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

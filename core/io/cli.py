@@ -13,8 +13,8 @@ import sys
 import time
 from typing import Sequence
 
-from .config import FIELDS, ConfigError, RunConfig
-from .registry import ACTIVATIONS, DATASETS, INITIALIZERS, OPTIMIZERS
+from core.schema import FIELDS, ConfigError, RunConfig
+from core.registry import ACTIVATIONS, DATASETS, INITIALIZERS, OPTIMIZERS
 
 
 class UsageError(Exception):
@@ -139,8 +139,8 @@ def _check_memory(cfg: RunConfig) -> None:
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
-    from .engine import train
-    from .export import write_table
+    from core.run.engine import train
+    from core.io.export import write_table
 
     cfg = _config_from_args(ns)
     threads = _int_opt("threads", ns.threads, 1, 256)
@@ -164,7 +164,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
 
 
 def cmd_theory(ns: argparse.Namespace) -> int:
-    from . import theory
+    from core import theory
 
     if ns.activation not in ACTIVATIONS:
         raise ConfigError("activation", f"Invalid activation {ns.activation!r}: must be one of {', '.join(ACTIVATIONS)}.")

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from . import kernels
-from .reductions import moments_per_tensor
+from core.measure import kernels
+from core.measure.reductions import moments_per_tensor
 
 Tensor = torch.Tensor
 

@@ -3,8 +3,8 @@
 Dynamical isometry (Pennington et al., 2017): at initialization, the spectrum
 of J = ∂a^L/∂x says whether signals and gradients keep their size through
 depth; mean-field theory predicts its mean squared value
-(`core.theory.jacobian_theory_mean`), this module measures the whole spectrum
-of the network `core.model.build_network` builds. Re-exported by `core.theory`.
+(`core.theory.meanfield.jacobian_theory_mean`), this module measures the whole spectrum
+of the network `core.models.mlp.build_network` builds. Re-exported by `core.theory.meanfield`.
 
 J. Pennington, S. Schoenholz, S. Ganguli, "Resurrecting the sigmoid in deep
 learning through dynamical isometry", NeurIPS 2017.
@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from .quadrature import _dphi_t
-from .registry import ACTIVATIONS
+from core.theory.quadrature import _dphi_t
+from core.registry import ACTIVATIONS
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .config import RunConfig
+    from core.schema import RunConfig
 
 __all__ = ["jacobian_singular_values"]
 
@@ -30,7 +30,7 @@ def jacobian_singular_values(cfg: "RunConfig", n_inputs: int = 1, seed: int | No
     """Singular values of J = ∂a^L/∂x at initialization, in float64 (Pennington et al., 2017).
 
     J = D_L W_L ··· D_1 W_1 (D_l = diag φ'(h^l)): from the input to the last
-    hidden layer's activations, for the network `core.model.build_network(cfg)`
+    hidden layer's activations, for the network `core.models.mlp.build_network(cfg)`
     builds (same seed, same weights), converted to float64, at `n_inputs`
     points x ~ N(0, I) drawn with `seed` (default cfg.seed + 1); the singular
     values of all points are concatenated, each point's sorted descending.
@@ -45,7 +45,7 @@ def jacobian_singular_values(cfg: "RunConfig", n_inputs: int = 1, seed: int | No
     supported (ValueError): at initialization its Jacobian depends on the
     whole batch. Cost: depth · width² · input size, plus one SVD per point.
     """
-    from .model import build_network
+    from core.models.mlp import build_network
 
     if cfg.batchnorm:
         raise ValueError("The Jacobian spectrum is defined here for networks without BatchNorm; turn BatchNorm off.")

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import ConfigError, RunConfig
-from .limits import HARD
-from .diagnosis import Diagnosis, diagnose
-from .engine import LAYER_COLUMNS, STEP_COLUMNS, Divergence, RunResult, layer_table
-from .records import STAT_COLUMNS
+from core.schema import ConfigError, RunConfig
+from core.limits import HARD
+from core.io.diagnosis import Diagnosis, diagnose
+from core.run.engine import LAYER_COLUMNS, STEP_COLUMNS, Divergence, RunResult, layer_table
+from core.measure.records import STAT_COLUMNS
 
 FORMATS = ("csv", "parquet", "json")
 MAX_IMPORT_BYTES = 50 * 1024 * 1024  # a 100-layer × 5,000-record run is ~40 MB of JSON

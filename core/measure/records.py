@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from . import kernels
-from .reductions import moments_per_tensor, preact_statistics
+from core.measure import kernels
+from core.measure.reductions import moments_per_tensor, preact_statistics
 
 Tensor = torch.Tensor
 

@@ -1,10 +1,10 @@
 """The mean-field theory's per-layer predictions for a configured network.
 
-Built on `core.theory` (the variance map, its slope, χ₁): the q^l path from
+Built on `core.theory.meanfield` (the variance map, its slope, χ₁): the q^l path from
 each layer's effective σ_w² (`effective_sigma2`, from the initializer's
 published std), the relative gradient second moments back down, the table
 `python -m core theory` writes, and the mean squared singular value of the
-input-output Jacobian. The names are importable from `core.theory` too.
+input-output Jacobian. The names are importable from `core.theory.meanfield` too.
 """
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .init import bias_std, weight_std
-from .quadrature import _as_array, _check_activation
-from .registry import INITIALIZERS
-from .theory import _chi1_flat, _dphi2, q_path
+from core.models.init import bias_std, weight_std
+from core.theory.quadrature import _as_array, _check_activation
+from core.registry import INITIALIZERS
+from core.theory.meanfield import _chi1_flat, _dphi2, q_path
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .config import RunConfig
+    from core.schema import RunConfig
 
 
 # -- per-layer predictions ---------------------------------------------------------------------------
@@ -56,7 +56,7 @@ def effective_sigma2(init_name: str, fan_in: int, fan_out: int, sigma_w: float =
 
     The mean-field theory sees an initializer only through these two numbers
     (uniform draws and orthogonal matrices included: orthogonal gives
-    fan_in/max(fan_in, fan_out)). From `core.init.weight_std`/`bias_std`.
+    fan_in/max(fan_in, fan_out)). From `core.models.init.weight_std`/`bias_std`.
     None for data-driven LSUV; zeros gives (0, 0).
     """
     if init_name not in INITIALIZERS:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .records import COL
+from core.measure.records import COL
 
 # Three decades of change across the network is where training visibly stalls
 # (SGD's step in the first layer is 1,000× smaller than in the last).

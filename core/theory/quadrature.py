@@ -1,9 +1,9 @@
-"""Gaussian expectations of activations: the numerical core of `core.theory`.
+"""Gaussian expectations of activations: the numerical core of `core.theory.meanfield`.
 
 For z ~ N(0, 1), u = √q z, this module computes V(q) = E[φ(u)²], V'(q) and
 D(q) = E[φ'(u)²] (`gaussian_moments`), and the two-point kernel
 E[φ(u₁)φ(u₂)] of two inputs with correlation c (`_mehler`/`_kernel`, and
-`_homog_kernel` for the ReLU family). The mean-field maps in `core.theory`
+`_homog_kernel` for the ReLU family). The mean-field maps in `core.theory.meanfield`
 are built from these.
 
 Numerics
@@ -37,7 +37,7 @@ import torch
 from numpy.polynomial.hermite_e import hermegauss
 from numpy.polynomial.legendre import leggauss
 
-from .registry import ACTIVATIONS, LEAKY_SLOPE
+from core.registry import ACTIVATIONS, LEAKY_SLOPE
 
 __all__ = ["quadrature_rule", "gaussian_moments"]
 

@@ -3,7 +3,7 @@ over all its entries, and the flat-region counts of pre-activations.
 
 Two implementations give the same numbers:
 
-* fused one-pass Numba kernels (`core.kernels`) for contiguous float32 CPU
+* fused one-pass Numba kernels (`core.measure.kernels`) for contiguous float32 CPU
   tensors: each tensor is read once for its sum, sum of squares and
   flat-region counts;
 * PyTorch (any device, and without Numba): float64-accumulated sums and
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from . import kernels
+from core.measure import kernels
 
 Tensor = torch.Tensor
 

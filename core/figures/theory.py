@@ -1,7 +1,7 @@
 """Plotly figures of the mean-field theory (pure functions: numbers in, `go.Figure` out).
 
 No Streamlit here; the Theory page puts these on screen. All figures use the
-light `plotly_white` template. See `core.theory` for the formulas.
+light `plotly_white` template. See `core.theory.meanfield` for the formulas.
 """
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 
-from . import theory as T
-from .plotting import log_ticks
-from .registry import ACTIVATIONS
+from core import theory as T
+from core.figures.style import log_ticks
+from core.registry import ACTIVATIONS
 
 TEMPLATE = "plotly_white"
 _INK = "#222222"

@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .registry import INITIALIZERS
+from core.registry import INITIALIZERS
 
 InitFn = Callable[[nn.Linear, "RunConfig", torch.Generator], None]  # noqa: F821
 

@@ -6,9 +6,9 @@ import math
 import torch
 from torch import nn
 
-from .config import RunConfig
-from .init import INIT_FUNCTIONS, lsuv_
-from .registry import ACTIVATIONS
+from core.schema import RunConfig
+from core.models.init import INIT_FUNCTIONS, lsuv_
+from core.registry import ACTIVATIONS
 
 
 class MLP(nn.Module):

@@ -12,8 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
-from .limits import HARD
-from .registry import ACTIVATIONS, DATASETS, INITIALIZERS, OPTIMIZERS, options_text
+from core.limits import HARD
+from core.registry import ACTIVATIONS, DATASETS, INITIALIZERS, OPTIMIZERS, options_text
 
 
 class ConfigError(ValueError):

@@ -26,14 +26,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import RunConfig
-from .data import BatchSampler, load_data
-from .model import build_network
-from . import kernels
-from .probes import StepProbe, histograms
-from .records import COL, STAT_COLUMNS, first_nonfinite_layer
-from .tracker import WeightTracker
-from .registry import OPTIMIZERS
+from core.schema import RunConfig
+from core.data import BatchSampler, load_data
+from core.models.mlp import build_network
+from core.measure import kernels
+from core.measure.probes import StepProbe, histograms
+from core.measure.records import COL, STAT_COLUMNS, first_nonfinite_layer
+from core.measure.tracker import WeightTracker
+from core.registry import OPTIMIZERS
 
 STEP_COLUMNS = ("step", "loss", "train_accuracy", "test_accuracy")
 # The per-layer table's columns: CLI.md's required ones in its order, then ours.

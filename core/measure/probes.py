@@ -1,13 +1,13 @@
 """Per-layer statistics, reduced where the tensors are, moved to the host once per record.
 
 `StepProbe` measures a recorded step while it runs (see its docstring) into
-a moments table; `core.tracker.WeightTracker` adds Var(W) and Var(ΔW), and
-`core.records.assemble` makes the record of them: one float64 (layers ×
+a moments table; `core.measure.tracker.WeightTracker` adds Var(W) and Var(ΔW), and
+`core.measure.records.assemble` makes the record of them: one float64 (layers ×
 columns) array, never a tensor kept past its step, so memory stays flat
 however long the run. The names of those modules are importable from here too.
 
 The reductions themselves (fused kernels, or PyTorch without Numba) are in
-`core.kernels` and `core.reductions`.
+`core.measure.kernels` and `core.measure.reductions`.
 
 `LayerProbe` is the same measurement done the textbook way, with hooks inside
 a `with` block; the tests use it as an independent check and notebooks can use
@@ -22,23 +22,23 @@ from functools import partial
 import numpy as np
 import torch
 
-from . import kernels
-from .reductions import (  # noqa: F401  (re-exported: the probes' reductions)
+from core.measure import kernels
+from core.measure.reductions import (  # noqa: F401  (re-exported: the probes' reductions)
     SMALL, flat_fractions, moments_per_tensor, preact_statistics, var_mean_per_tensor,
 )
 
-from .records import (  # noqa: F401  (re-exported: a record's columns and assembly)
+from core.measure.records import (  # noqa: F401  (re-exported: a record's columns and assembly)
     BACKWARD_COLUMNS, COL, FORWARD_COLUMNS, M_A, M_COLUMNS, M_DEAD, M_GA, M_GH, M_GW, M_H, M_SAT, M_W, M_X,
     STAT_COLUMNS, assemble, first_nonfinite_layer, layer_statistics, reduce_by_kind,
 )
-from .tracker import WeightTracker  # noqa: F401  (re-exported)
+from core.measure.tracker import WeightTracker  # noqa: F401  (re-exported)
 
 Tensor = torch.Tensor
 
 
 def slope_times(activation, a: Tensor, grad_a: Tensor) -> Tensor:
     """∂L/∂h = ∂L/∂a · φ'(h), with φ' from a = φ(h) (`Activation.slope_from_output`)."""
-    from .registry import LEAKY_SLOPE
+    from core.registry import LEAKY_SLOPE
 
     kind = activation.slope_from_output
     if kind == "identity":

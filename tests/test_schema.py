@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import cli
-from core.config import FIELDS, ConfigError, RunConfig
+from core.io import cli
+from core.schema import FIELDS, ConfigError, RunConfig
 from core.limits import HARD
 from core.registry import ACTIVATIONS, DATASETS, INITIALIZERS, OPTIMIZERS
 
@@ -141,7 +141,7 @@ def test_widths_override_depth_and_width():
 
 
 def test_parameter_count_matches_torch():
-    from core.model import build_network
+    from core.models.mlp import build_network
 
     for cfg in [RunConfig(depth=3, width=8, dataset="moons", batch_size=16),
                 RunConfig(widths=(5, 9), dataset="gaussian", input_dim=4, bias=False, batchnorm=True, batch_size=16)]:

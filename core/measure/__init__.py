@@ -1,0 +1,1 @@
+"""Measuring a step: hooks, fused kernels, reductions and the record they make."""

@@ -1,0 +1,1 @@
+"""The training loop, the run record and the background run."""

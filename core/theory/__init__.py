@@ -1,0 +1,26 @@
+"""Theory beside measurement: mean-field signal propagation for wide networks.
+
+* `quadrature`: Gaussian expectations of an activation (the numerical core);
+* `meanfield`: the variance and correlation maps, fixed points, χ₁, depth
+  scales, the phase diagram;
+* `predictions`: per-layer predictions for a configured network;
+* `jacobian`: the measured input-output Jacobian spectrum at initialization.
+
+`from core import theory as T` gives all of their public names.
+"""
+from core.theory.quadrature import gaussian_moments, quadrature_rule
+from core.theory.meanfield import (
+    chi1, correlation_fixed_point, correlation_map, critical_line, critical_sigma_w2, depth_scales, fixed_point,
+    phase, phase_diagram, q_path, summary, variance_map, variance_map_slope,
+)
+from core.theory.predictions import (
+    effective_sigma2, gradient_profile, jacobian_theory_mean, predicted_profile, profile_table,
+)
+from core.theory.jacobian import jacobian_singular_values
+
+__all__ = [
+    "quadrature_rule", "gaussian_moments", "variance_map", "variance_map_slope", "q_path", "fixed_point", "chi1",
+    "critical_sigma_w2", "correlation_map", "correlation_fixed_point", "depth_scales", "phase", "summary",
+    "phase_diagram", "critical_line", "gradient_profile", "effective_sigma2", "predicted_profile", "profile_table",
+    "jacobian_singular_values", "jacobian_theory_mean",
+]
