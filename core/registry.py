@@ -56,6 +56,12 @@ class Activation:
             return h <= self.flat_below
         return torch.zeros_like(h, dtype=torch.bool)
 
+    @property
+    def module_class(self) -> type:
+        """The torch.nn class that `module_code` builds (nn.ReLU for "nn.ReLU()"):
+        how `watch(model)` recognizes this activation in someone else's network."""
+        return getattr(torch.nn, self.module_code.split("(")[0].removeprefix("nn."))
+
     def __repr__(self) -> str:
         return f"Activation({self.name!r}: {self.label})"
 
@@ -229,6 +235,12 @@ OPTIMIZERS: dict[str, Optimizer] = {
 }
 
 
+def activation_of_module(module) -> Activation | None:
+    """The entry whose `module_class` is exactly `module`'s class (a subclass may
+    compute another φ), or None."""
+    return next((a for a in ACTIVATIONS.values() if type(module) is a.module_class), None)
+
+
 def options_text(registry: dict) -> str:
     """'a, b or c' for error messages."""
     names = list(registry)
@@ -243,4 +255,4 @@ def phi_prime_max(act: Activation) -> float:
 
 
 __all__ = ["ACTIVATIONS", "INITIALIZERS", "DATASETS", "OPTIMIZERS", "Activation", "Initializer", "Dataset",
-           "Optimizer", "options_text", "SELU_ALPHA", "SELU_SCALE", "LEAKY_SLOPE"]
+           "Optimizer", "activation_of_module", "options_text", "SELU_ALPHA", "SELU_SCALE", "LEAKY_SLOPE"]
