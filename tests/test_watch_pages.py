@@ -1,0 +1,120 @@
+"""A watch(model) run in the dashboard: its saved JSON opens in Explore (AppTest,
+through the real uploader), and Explore's "Follow a run" draws a store."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from streamlit.testing.v1 import AppTest
+from torch import nn
+
+from core import watch
+from core.watch import view
+from ui.follow import SavedWatch
+from ui.saved import Refused, open_run_file
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPLORE = str(ROOT / "pages" / "1_Explore.py")
+TIMEOUT = 60
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.enc = nn.Sequential(nn.Linear(5, 12), nn.Tanh(), nn.Linear(12, 12), nn.ReLU())
+        self.head = nn.Linear(12, 3)
+
+    def forward(self, x):
+        return self.head(self.enc(x))
+
+
+def train(live=None, steps=6):
+    torch.manual_seed(0)
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(32, 5), torch.randint(0, 3, (32,))
+    with watch(model, live=live) as w:
+        for _ in range(steps):
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss)
+    return w
+
+
+@pytest.fixture(scope="module")
+def saved_file(tmp_path_factory) -> bytes:
+    return train().save(tmp_path_factory.mktemp("w") / "mine.json").read_bytes()
+
+
+def charts(at: AppTest) -> dict[str, dict]:
+    return {el.proto.id.rsplit("-", 1)[-1]: json.loads(el.proto.spec) for el in at.get("plotly_chart")}
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def test_the_saved_file_round_trips_and_maps_onto_the_run_charts(saved_file):
+    w = train()
+    run = view.from_json(saved_file)
+    stats, steps = w.arrays()
+    assert np.array_equal(run.stats, stats, equal_nan=True) and np.array_equal(run.steps, steps)
+    assert run.table().equals(w.table())
+    # the by-layer charts' forward series is the output's variance, the backward one ∂L/∂output's
+    from core.measure.records import COL
+
+    assert np.array_equal(run.run_stats[..., COL["preact_var"]], stats[..., 1], equal_nan=True)
+    assert np.array_equal(run.run_stats[..., COL["grad_preact_var"]], stats[..., 2], equal_nan=True)
+    assert np.isnan(run.run_stats[..., COL["act_var"]]).all()
+    fig = view.figures(run)["variance"].to_plotly_json()
+    assert fig["layout"]["xaxis"]["ticktext"] == ["enc.0", "enc.2", "head"]
+    assert {t["name"] for t in fig["data"]} == {"at step 0 (faint)", "Var(output)", "Var(∂L/∂output)"}
+
+
+def test_open_run_file_tells_a_watch_file_from_a_broken_one(saved_file):
+    assert isinstance(open_run_file(saved_file, "mine.json"), SavedWatch)
+    broken = saved_file.replace(b'"rows": [', b'"rows": [{"step": 99}, ', 1)
+    refused = open_run_file(broken, "broken.json")
+    assert isinstance(refused, Refused) and "rows" in refused.sentence
+
+
+def test_the_saved_json_opens_in_explore(saved_file):
+    at = AppTest.from_file(EXPLORE, default_timeout=TIMEOUT).run()
+    at = at.file_uploader(key="explore__file").set_value(("mine.json", saved_file, "application/json")).run()
+    assert not at.exception
+    assert "mine" in texts(at.info) and "saved run" in texts(at.info)
+    figs = charts(at)
+    assert {"explore__watch_variance", "explore__watch_heat_forward", "explore__watch_heat_backward",
+            "explore__watch_loss", "explore__watch_update", "explore__watch_saturation"} <= set(figs)
+    assert figs["explore__watch_variance"]["layout"]["xaxis"]["ticktext"] == ["enc.0", "enc.2", "head"]
+    verdicts = texts([*at.success, *at.warning, *at.error])
+    assert "Healthy" in verdicts or "Health check" in verdicts
+    assert {"CSV", "PARQUET", "JSON"} <= {str(b.proto.label) for b in at.get("download_button")}
+    at.button(key="explore__close_saved").click().run()
+    assert not at.exception and "explore__watch_variance" not in charts(at)
+
+
+def test_follow_a_run_lists_the_stores_and_draws_the_chosen_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("GFL_RUNS_DIR", str(tmp_path))
+    at = AppTest.from_file(EXPLORE, default_timeout=TIMEOUT).run()
+    at.segmented_control(key="explore__mode").set_value("Follow a run").run()
+    assert not at.exception
+    assert "No run in" in texts(at.info)
+    train(live=str(tmp_path / "first"), steps=3)
+    train(live=str(tmp_path / "second"), steps=4)
+    at.run()
+    assert not at.exception
+    box = at.selectbox(key="explore__follow_run")
+    assert set(box.options) == {"first", "second"}
+    box.set_value("first").run()
+    assert not at.exception
+    assert "first" in texts(at.info) and "finished" in texts(at.info) and "3 records" in texts(at.info)
+    figs = charts(at)
+    assert {"explore__watch_variance", "explore__watch_heat_forward", "explore__watch_loss"} <= set(figs)
+    assert "explore__fig_variance" not in figs  # the sidebar's network is not drawn in this mode
