@@ -118,3 +118,21 @@ def test_follow_a_run_lists_the_stores_and_draws_the_chosen_one(tmp_path, monkey
     figs = charts(at)
     assert {"explore__watch_variance", "explore__watch_heat_forward", "explore__watch_loss"} <= set(figs)
     assert "explore__fig_variance" not in figs  # the sidebar's network is not drawn in this mode
+
+
+def test_the_saved_json_opens_in_compare_beside_a_lab_run(saved_file):
+    from core.io.export import to_json
+    from core.run.engine import train as train_lab
+    from core.schema import RunConfig
+
+    lab = to_json(train_lab(RunConfig(depth=3, width=8, steps=2, batch_size=16)))
+    at = AppTest.from_file(str(ROOT / "pages" / "2_Compare.py"), default_timeout=TIMEOUT).run()
+    at = at.file_uploader(key="compare_a__file").set_value(("mine.json", saved_file, "application/json")).run()
+    at = at.file_uploader(key="compare_b__file").set_value(("lab.json", lab, "application/json")).run()
+    assert not at.exception
+    assert "watch(model) run of Net: 3 layers" in texts(at.markdown)
+    figs = charts(at)
+    assert {"compare__fig_variance", "compare__fig_heat_preact_var_A", "compare__fig_heat_preact_var_B",
+            "compare__fig_loss"} <= set(figs)
+    names = {t["name"] for t in figs["compare__fig_variance"]["data"]}
+    assert any(n.startswith("A:") for n in names) and any(n.startswith("B:") for n in names)

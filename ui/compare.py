@@ -27,6 +27,7 @@ from core.io.diagnosis import diagnose
 from core.run.engine import Snapshot
 
 from .live import chart, memo, show_verdict
+from .follow import SavedWatch
 from .saved import SavedRun, opened, saved_run_box, saved_status, showing_saved
 from .session import current_run, is_live, server_limits, start_run, status_line, stop_run
 from .sidebar import config_controls, set_widgets, widget_values
@@ -101,6 +102,8 @@ def settings_diff(a: RunConfig, b: RunConfig) -> pd.DataFrame:
 
 def describe(cfg: RunConfig) -> str:
     """'20 × 128 tanh, xavier_normal, BatchNorm, digits, 300 steps of sgd (lr 0.05), seed 0'."""
+    if not isinstance(cfg, RunConfig):  # a watch(model) run opened from a file: its WatchSetting's summary
+        return str(cfg)
     shape = f"{cfg.depth} × {cfg.width}" if cfg.widths is None else "widths " + ",".join(map(str, cfg.widths))
     init = cfg.init + (f" (σ_w = {cfg.sigma_w:g})" if cfg.sigma_w != 1.0 else "")
     return (f"{shape} {cfg.activation}, {init}{', BatchNorm' if cfg.batchnorm else ''}, {cfg.dataset}, "
@@ -189,7 +192,8 @@ def _sources() -> dict[str, object]:
 
 def shown() -> dict[str, tuple[Snapshot | None, SavedRun | None]]:
     """For A and B: the snapshot on screen and, when it comes from a file, the SavedRun."""
-    return {label: (src.snapshot() if src is not None else None, src if isinstance(src, SavedRun) else None)
+    return {label: (src.snapshot() if src is not None else None,
+                    src if isinstance(src, (SavedRun, SavedWatch)) else None)
             for label, src in _sources().items()}
 
 

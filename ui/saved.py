@@ -228,8 +228,11 @@ def saved_run_box(key: str, *, settings_prefix: str, sidebar_cfg=None, label: st
     return shown
 
 
-def saved_status(saved: SavedRun) -> None:
+def saved_status(saved: SavedRun | SavedWatch) -> None:
     """One line on what is shown, then how the run ended (as for a live run)."""
+    if isinstance(saved, SavedWatch):
+        status_box(saved.run, "saved run")
+        return
     snap = saved.snapshot()
     r = saved.result
     words = {"finished": "finished", "stopped": "stopped", "diverged": "diverged"}.get(r.status, r.status)

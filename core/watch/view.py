@@ -47,9 +47,14 @@ class WatchFileError(ValueError):
 
 @dataclass(frozen=True)
 class WatchSetting:
-    """What the verdict needs to know of a watched network: the activation most of its layers feed."""
+    """What stands for a watched network where a page shows a run's settings:
+    the activation most of its layers feed (the verdict's advice), and a summary."""
 
     activation: str
+    summary: str = "a watch(model) run"
+
+    def __str__(self) -> str:
+        return self.summary
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,7 +83,9 @@ class WatchRun:
     @property
     def config(self) -> WatchSetting:
         seen = Counter(a for a in self.activations if a)
-        return WatchSetting(seen.most_common(1)[0][0] if seen else "linear")
+        shown = ", ".join(self.names[:3]) + (", …" if len(self.names) > 3 else "")
+        return WatchSetting(seen.most_common(1)[0][0] if seen else "linear",
+                            f"watch(model) run of {self.model or 'a model'}: {len(self.names)} layers ({shown})")
 
     def table(self):
         return watch_table(self.stats, self.steps, self.names)
