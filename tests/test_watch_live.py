@@ -130,3 +130,15 @@ def test_a_file_that_is_not_a_store_gets_one_sentence(tmp_path):
         read_store(bad)
     with pytest.raises(ValueError, match="no run store"):
         read_store(tmp_path / "missing.sqlite")
+
+
+def test_the_example_script_trains_saves_and_says_how_to_open_it(tmp_path):
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / "watch_my_model.py"), "--steps", "6",
+                          "--runs-dir", str(tmp_path), "--name", "ex"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "Follow a run" in out.stdout and "Open a saved run" in out.stdout
+    run = view.from_json((tmp_path / "ex.json").read_bytes())
+    assert len(run.steps) == 6 and run.names[0] == "stem" and run.names[-1] == "head"
+    state = read_store(tmp_path / "ex.sqlite")
+    assert state.meta["status"] == "finished" and np.array_equal(state.stats, run.stats, equal_nan=True)
