@@ -413,3 +413,29 @@ def test_memory_stays_flat_over_many_records():
         tracemalloc.stop()
     per_record = (b - a) / 200
     assert per_record < 2_000  # a few numbers per layer, no tensors
+
+
+# -- the package ------------------------------------------------------------------------------------
+
+def test_importing_core_watch_loads_no_torch_and_stays_callable():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys; import core.watch; assert 'torch' not in sys.modules, 'torch imported'; "
+            "import core.watch.view; from core import watch; assert callable(watch); print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent,
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_every_activation_names_the_torch_module_it_is():
+    from core.registry import activation_of_module
+
+    for a in ACTIVATIONS.values():
+        module = a.module_class()
+        assert isinstance(module, nn.Module)
+        assert activation_of_module(module) is a
+        x = torch.linspace(-4, 4, 101)
+        assert torch.allclose(module(x), a.fn(x))  # the module computes the entry's φ
+    assert activation_of_module(nn.Linear(2, 2)) is None

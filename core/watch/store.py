@@ -26,7 +26,6 @@ NULL, which would merge "non-finite" with "not measured").
 from __future__ import annotations
 
 import json
-import math
 import os
 import sqlite3
 import time
@@ -182,9 +181,11 @@ def list_runs(folder) -> list[tuple[str, Path]]:
     if not folder.is_dir():
         return []
     found = [p for p in folder.glob("*" + SUFFIX) if p.is_file()]
-    found.sort(key=lambda p: -p.stat().st_mtime)
+
+    def written(p: Path) -> float:  # a live run's records land in its -wal file first
+        wal = Path(f"{p}-wal")
+        return max(p.stat().st_mtime, wal.stat().st_mtime if wal.exists() else 0.0)
+
+    found.sort(key=lambda p: -written(p))
     return [(p.name[: -len(SUFFIX)], p) for p in found]
 
-
-def nan_safe(v) -> float:
-    return math.nan if v is None else float(v)
