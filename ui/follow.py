@@ -27,7 +27,7 @@ from .markdown import escape_markdown
 
 TRAIN, FOLLOW = "Train a network", "Follow a run"
 RUNS_ENV = "GFL_RUNS_DIR"
-REFRESH_SECONDS = 1.0
+REFRESH_SECONDS = 2.0  # each refresh remounts the charts in the browser: more often left them blank on a busy machine
 SNIPPET = """from core import watch
 with watch(model, live="runs/my_run") as w:      # every Linear, Conv, RNN/LSTM/GRU module
     for x, y in batches:

@@ -252,9 +252,10 @@ def _label_layers(fig, names, axis: str) -> None:
     if L > 40:  # every other name would overlap: thin them, keep the first and last
         shown = np.unique(np.linspace(1, L, 40).round().astype(int))
     text = [names[i - 1] for i in shown]
-    kw = dict(tickmode="array", tickvals=shown.tolist(), ticktext=text)
+    kw = dict(tickmode="array", tickvals=shown.tolist(), ticktext=text, automargin=True)  # room for long paths
     if axis == "x":
-        fig.update_xaxes(**kw, tickangle=-40 if max(map(len, text)) > 6 or L > 8 else 0, title_text="layer (forward order)")
+        fig.update_xaxes(**kw, tickangle=-40 if max(map(len, text)) > 6 or L > 8 else 0, title_text="layer (forward order)",
+                         title_standoff=6)
     else:
         fig.update_yaxes(**kw, title_text="")
 
@@ -345,6 +346,7 @@ def figures(run: WatchRun) -> dict:
         fig = F.fig_saturation(stats, steps)
         _drop_unmeasured(fig)
         _relabel(fig)
+        fig.layout.title.text = fig.layout.title.text.replace("Saturation and dead units", "Saturation")
         if len(steps):
             _label_layers(fig, run.names, "x")
         out["saturation"] = fig
