@@ -355,7 +355,7 @@ def test_nonfinite_values_are_kept_and_the_first_is_reported():
     torch.manual_seed(7)
     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
     x, y = torch.randn(16, 4), torch.randint(0, 2, (16,))
-    with watch(model) as w:
+    with watch(model) as w, pytest.warns(RuntimeWarning, match="step 1 in layer 2"):
         for s in range(3):
             if s == 1:
                 with torch.no_grad():

@@ -38,7 +38,8 @@ from .sidebar import set_widgets
 
 UPLOAD_HELP = (
     "A run saved from this app: the **JSON** download under *Take it with you*, or the file "
-    "`python -m core --out run.json` writes. It opens with the same charts, verdict and downloads as a live run; "
+    "`python -m core --out run.json` writes, or a `watch(model)` run's `w.save(\"run.json\")`. "
+    "It opens with the same charts, verdict and downloads as a live run; "
     f"**Use these settings** then puts its settings in the sidebar so that **Run** replays it. "
     f"At most {MAX_IMPORT_BYTES // 2**20} MB."
 )

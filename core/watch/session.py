@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -371,6 +372,8 @@ class Watch:
         if self.first_nonfinite is None:
             self.first_nonfinite = _first_nonfinite(record, measured, self._step, loss_value if loss is not None
                                                     else 0.0, self.names)
+            if self.first_nonfinite is not None:  # said once, as it happens; the records go on
+                warnings.warn(self.first_nonfinite.sentence(), RuntimeWarning, stacklevel=3)
         if self._store is not None:
             self._store.append(self._step, loss_value, record)
 
