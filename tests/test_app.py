@@ -202,10 +202,10 @@ def test_step_starts_paused_and_takes_one_step(stop_runs):
     at.button(key="explore__btn_step").click().run()
     run = the_run(at)
     snap = run.snapshot()
-    assert snap.status == "paused" and snap.step == 1 and len(snap.steps) == 1
+    assert snap.status == "paused" and snap.steps_taken == 1 and len(snap.steps) == 1
     assert not at.exception
     at.button(key="explore__btn_step").click().run()
-    assert the_run(at) is run and run.snapshot().step == 2
+    assert the_run(at) is run and run.snapshot().steps_taken == 2
 
 
 def test_over_the_server_limit_is_refused_with_a_sentence(stop_runs):

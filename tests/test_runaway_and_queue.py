@@ -130,8 +130,8 @@ def test_an_exploding_run_says_where_and_keeps_what_it_recorded(sessions, name):
     assert not np.isfinite(snap.stats).all()
     # and the JSON opens again as the same run
     reopened = open_run_file(files["json"][1](), files["json"][0])
-    assert isinstance(reopened, SavedRun) and layers_equal(reopened.result, snap.result())
-    assert reopened.result.divergence == dv
+    assert isinstance(reopened, SavedRun) and layers_equal(reopened.record, snap)
+    assert reopened.record.divergence == dv
 
 
 def test_the_wall_clock_cap_stops_a_long_run_with_a_sentence(sessions, server_env):
@@ -144,7 +144,7 @@ def test_the_wall_clock_cap_stops_a_long_run_with_a_sentence(sessions, server_en
     wait_until(lambda: run.status in TERMINAL, 30)
     at.run()
     assert not at.exception
-    assert run.status == "stopped" and run.snapshot().step < 5000
+    assert run.status == "stopped" and run.snapshot().steps_taken < 5000
     assert "this server caps a run at 0.5 seconds" in texts(at.warning)
     assert "Stopped" in at.get("progress")[0].proto.text
     assert len(charts(at)) >= 4 and {"CSV", "JSON"} <= {str(b.proto.label) for b in at.get("download_button")}
