@@ -168,7 +168,7 @@ def test_a_short_run_completes_and_plots_every_layer(stop_runs):
         x = np.frombuffer(base64.b64decode(t["x"]["bdata"]), dtype=t["x"]["dtype"])
         y = np.frombuffer(base64.b64decode(t["y"]["bdata"]), dtype=t["y"]["dtype"])
         assert list(x) == [1, 2, 3] and len(y) == 3
-    assert "Finished" in at.get("progress")[0].proto.text and "step 6 / 6" in at.get("progress")[0].proto.text
+    assert "Finished" in at.get("progress")[0].proto.text and "6 / 6 steps taken" in at.get("progress")[0].proto.text
     # the verdict comes before the charts; the downloads are offered
     kinds = [type(e).__name__ for e in at.main]
     verdict = next(i for i, k in enumerate(kinds) if k in ("Success", "Warning", "Error"))

@@ -180,5 +180,5 @@ def test_a_queued_run_shows_its_place_then_both_finish(sessions, server_env):
     second.run()
     for at in (first, second):
         assert not at.exception
-        assert "Finished" in at.get("progress")[0].proto.text and "step 20 / 20" in at.get("progress")[0].proto.text
+        assert "Finished" in at.get("progress")[0].proto.text and "20 / 20 steps taken" in at.get("progress")[0].proto.text
     assert run1.slots.active == 0 and run1.slots.waiting == 0
