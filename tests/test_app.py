@@ -22,7 +22,6 @@ ROOT = Path(__file__).resolve().parent.parent
 EXPLORE = str(ROOT / "pages" / "1_Explore.py")
 TIMEOUT = 60  # the first run imports torch
 TINY = {"depth": "3", "width": "16", "steps": "6", "batch_size": "16", "eval_every": "3"}
-TERMINAL = ("finished", "stopped", "diverged", "failed")
 
 
 def explore(**query) -> AppTest:
@@ -39,7 +38,7 @@ def the_run(at: AppTest):
 def wait_until_done(at: AppTest, seconds: float = 60) -> None:
     run = the_run(at)
     end = time.monotonic() + seconds
-    while run.status not in TERMINAL and time.monotonic() < end:
+    while not run.status.ended and time.monotonic() < end:
         time.sleep(0.1)
     at.run()
 

@@ -32,7 +32,6 @@ from ui.session import run_slots, server_limits
 ROOT = Path(__file__).resolve().parent.parent
 EXPLORE = str(ROOT / "pages" / "1_Explore.py")
 TIMEOUT = 60
-TERMINAL = ("finished", "stopped", "diverged", "failed")
 
 
 @pytest.fixture
@@ -101,7 +100,7 @@ def test_an_exploding_run_says_where_and_keeps_what_it_recorded(sessions, name):
     at = explore(sessions, EXPLODING[name])
     at.button(key="explore__btn_run").click().run()
     run = the_run(at)
-    wait_until(lambda: run.status in TERMINAL)
+    wait_until(lambda: run.status.ended)
     at.run()
     assert not at.exception
     snap = run.snapshot()
@@ -141,7 +140,7 @@ def test_the_wall_clock_cap_stops_a_long_run_with_a_sentence(sessions, server_en
                             "eval_every": "0"})
     at.button(key="explore__btn_run").click().run()
     run = the_run(at)
-    wait_until(lambda: run.status in TERMINAL, 30)
+    wait_until(lambda: run.status.ended, 30)
     at.run()
     assert not at.exception
     assert run.status == "stopped" and run.snapshot().steps_taken < 5000

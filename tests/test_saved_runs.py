@@ -24,6 +24,7 @@ from core.schema import RunConfig
 from core.run.engine import train
 from core.io.export import (MAX_IMPORT_BYTES, ImportErrorForPeople, layers_equal, read_saved_run, result_from_json,
                             to_json, to_parquet)
+from core.limits import SAVED_RUN_MAX_MB
 from ui.markdown import escape_markdown
 from ui.saved import Refused, SavedRun, open_run_file
 
@@ -228,8 +229,28 @@ def stop_runs():
 def test_explore_uploader_has_a_label_and_help():
     at = explore()
     up = at.file_uploader(key="explore__file")
-    assert "saved run" in up.label.lower() and ".json" in up.label
-    assert "JSON" in up.help and "Use these settings" in up.help
+    assert "saved run" in up.label.lower() and ".json" in up.label and ".parquet" in up.label
+    assert "JSON" in up.help and "Parquet" in up.help and "Use these settings" in up.help
+    assert up.proto.max_upload_size_mb == SAVED_RUN_MAX_MB and f"{SAVED_RUN_MAX_MB} MB" in up.help
+
+
+def test_explore_opens_the_parquet_download_with_the_json_ones_words(small_run, small_file, stop_runs):
+    pages = []
+    for name, data in (("run.parquet", to_parquet(small_run)), ("run.json", small_file)):
+        at = upload(explore(), "explore__file", name, data)
+        stop_runs.append(at)
+        assert not at.exception and "Saved run" in texts(at.info)
+        pages.append(texts(at.info).replace(name, "NAME"))
+    assert pages[0] == pages[1]
+    assert "7 records, last at step 6 · 6 / 6 steps taken" in pages[0]
+
+
+def test_explore_notes_a_finished_file_whose_records_stop_short(small_file):
+    doc = _doc(small_file)
+    doc["steps"], doc["layers"] = doc["steps"][:4], doc["layers"][:4 * SMALL.depth]
+    at = upload(explore(), "explore__file", "cut.json", _bytes(doc))
+    assert not at.exception and "Saved run" in texts(at.info)
+    assert "records stop at step 3" in texts(at.warning)
 
 
 def test_explore_shows_an_uploaded_run_like_a_live_one(small_file, stop_runs):
