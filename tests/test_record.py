@@ -305,3 +305,59 @@ def test_an_unwatched_run_stops_within_its_heartbeat_and_one_check(state):
     finally:
         run.stop()
         run.join(10)
+
+
+def _parquet_of(df, meta: dict | None = None) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    if meta is not None:
+        table = table.replace_schema_metadata(meta)
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    return buf.getvalue()
+
+
+def test_hostile_parquet_files_are_refused_with_one_sentence(finished_run):
+    import pyarrow.parquet as pq
+
+    good = to_parquet(finished_run)
+    meta = dict(pq.read_schema(io.BytesIO(good)).metadata)
+    df = finished_run.layers
+    text_cells = df.astype({"preact_var": str})
+    files = {
+        "magic only": b"PAR1",
+        "random after the magic": b"PAR1" + bytes(range(256)) * 8,
+        "truncated": good[: len(good) // 2],
+        "no run settings (pandas' own file)": _parquet_of(df),
+        "settings not JSON": _parquet_of(df, {**meta, b"gradient_flow_lab.run": b"{nope"}),
+        "a column of text": _parquet_of(text_cells, meta),
+        "a column missing": _parquet_of(df.drop(columns=["saturation"]), meta),
+        "rows out of order": _parquet_of(df.iloc[::-1], meta),
+        "more rows than the run can have": _parquet_of(df.loc[df.index.repeat(40)], meta),
+        "too large": b"PAR1" + b"\0" * SAVED_RUN_MAX_BYTES,
+    }
+    for what, data in files.items():
+        with pytest.raises(ImportErrorForPeople) as e:
+            read_saved_run(data)
+        sentence = str(e.value)
+        assert sentence and "\n" not in sentence and len(sentence) < 400, (what, sentence)
+
+
+def test_a_damaged_parquet_file_opens_or_is_refused_never_raises(finished_run):
+    good = to_parquet(finished_run)
+    rng = np.random.default_rng(3)
+    opened = refused = 0
+    for _ in range(300):
+        data = bytearray(good)
+        for i in rng.integers(0, len(data), size=int(rng.integers(1, 4))):
+            data[i] = int(rng.integers(0, 256))
+        try:
+            back = read_saved_run(bytes(data))
+        except ImportErrorForPeople:
+            refused += 1
+        else:
+            opened += 1
+            assert back.stats.shape == (back.records, 3, len(STAT_COLUMNS))
+    assert refused > 0

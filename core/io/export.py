@@ -37,6 +37,8 @@ FORMAT_NAME = "gradient-flow-lab/run"
 FORMAT_VERSION = 1
 _PARQUET_META = b"gradient_flow_lab.run"  # the record's JSON header (format, config, status, ...) in the Parquet file
 MAX_IMPORT_BYTES = SAVED_RUN_MAX_BYTES  # the one limit (core.limits); kept under its old name for callers
+# What a compact file may decode to: a few times the largest file (the server's largest run decodes to ~68 MB).
+_MAX_DECODED_BYTES = 4 * SAVED_RUN_MAX_BYTES
 
 
 class ImportErrorForPeople(ValueError):
@@ -317,18 +319,19 @@ def result_from_parquet(data: bytes) -> RunRecord:
     missing = [c for c in LAYER_COLUMNS if c not in names]
     if missing:
         raise ImportErrorForPeople(f"The run file's table has no {missing[0]!r} column.")
+    for name in LAYER_COLUMNS:  # checked on the schema, before anything is decompressed
+        kind = pf.schema_arrow.field(name).type
+        ints = name in ("step", "layer")
+        if not (pa.types.is_integer(kind) if ints else (pa.types.is_floating(kind) or pa.types.is_null(kind))):
+            raise ImportErrorForPeople(f"The run file's {name!r} column holds {kind}; expected "
+                                       f"{'integers' if ints else 'numbers'}.")
+    rows = pf.metadata.num_rows
+    most = min((cfg.steps + 1) * L, _MAX_DECODED_BYTES // (8 * len(LAYER_COLUMNS)))
+    if rows > most:  # a small file that decompresses to gigabytes is refused before it does
+        raise ImportErrorForPeople(f"The run file's table has {rows:,} rows; a run of {cfg.steps:,} steps × {L} layers "
+                                   f"opened here has at most {most:,}.")
     try:
-        table = pf.read(columns=list(LAYER_COLUMNS))
-        for name in LAYER_COLUMNS:
-            kind = table.schema.field(name).type
-            ok = pa.types.is_integer(kind) if name in ("step", "layer") else (
-                pa.types.is_floating(kind) or pa.types.is_null(kind))
-            if not ok:
-                raise ImportErrorForPeople(f"The run file's {name!r} column holds {kind}; expected "
-                                           f"{'integers' if name in ('step', 'layer') else 'numbers'}.")
-        df = table.to_pandas()
-    except ImportErrorForPeople:
-        raise
+        df = pf.read(columns=list(LAYER_COLUMNS)).to_pandas()
     except (pa.ArrowException, OSError, ValueError) as e:
         raise ImportErrorForPeople(f"The run file's table cannot be read ({str(e)[:80]}).") from None
     try:
