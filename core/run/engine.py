@@ -234,7 +234,7 @@ def train(cfg: RunConfig, progress: Callable[[int, int], None] | None = None, th
             recorder.append(rec)
         if progress is not None:
             progress(trainer.step, cfg.steps)
-    stats, steps = recorder.view()
+    stats, steps = (a.copy() for a in recorder.view())  # once, at the end: exact size, not the recorder's headroom
     dv = trainer.divergence
     return RunRecord(cfg, stats, steps, RunStatus.DIVERGED if dv else RunStatus.FINISHED, dv,
                      time.perf_counter() - t0, dv.sentence() if dv else "", steps_taken=trainer.step)
