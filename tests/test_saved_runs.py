@@ -336,7 +336,7 @@ def test_compare_opens_a_and_b_from_files(small_file):
     b_cfg = SMALL.replace(depth=4, activation="tanh", init="xavier_normal")
     b_file = to_json(train(b_cfg))
     at = AppTest.from_file(COMPARE, default_timeout=TIMEOUT).run()
-    assert [u.label for u in at.file_uploader] == ["Saved run for A (.json)", "Saved run for B (.json)"]
+    assert [u.label for u in at.file_uploader] == ["Saved run for A (.parquet or .json)", "Saved run for B (.parquet or .json)"]
     upload(at, "compare_a__file", "a.json", small_file)
     upload(at, "compare_b__file", "b.json", b_file)
     assert not at.exception

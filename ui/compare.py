@@ -176,7 +176,7 @@ def saved_boxes(a: RunConfig, b: RunConfig) -> None:
     for col, label, cfg in zip(cols, ("A", "B"), (a, b)):
         with col:
             saved_run_box(KEYS[label], settings_prefix=KEYS[label], sidebar_cfg=cfg,
-                          label=f"Saved run for {label} (.json)", after_use=_after_use_a if label == "A" else None)
+                          label=f"Saved run for {label} (.parquet or .json)", after_use=_after_use_a if label == "A" else None)
 
 
 def any_opened() -> bool:
