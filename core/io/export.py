@@ -6,8 +6,9 @@ and divergence in the file's metadata) or the JSON export (CLI.md's
 config/layers/steps/diagnosis document); `read_saved_run` opens either as a
 `RunRecord`, or refuses it with one sentence. Both are held to one size limit,
 `core.limits.SAVED_RUN_MAX_MB`: the Parquet file of the largest run the server
-permits (100 layers × 5,001 records) is ~43 MB even for incompressible values,
-its JSON ~275 MB (gzip'd JSON ~71 MB and 20 s to write).
+permits (100 layers × 5,001 records) is 43.5 MB even for incompressible values,
+its JSON 270 MB, gzip'd JSON 70.7 MB and ~1 minute to write
+(bench/bench_saved_run.py).
 
 Non-finite values are written as they are: `inf`, `-inf`, `nan` in CSV, the
 same strings in JSON (which has no number for them), IEEE values in Parquet.
