@@ -62,7 +62,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import brentq
 
-from core.theory.quadrature import (_HOMOGENEOUS, _as_array, _check_activation, _homog_kernel, _kernel, _mehler, _moments, _out,
+from core.theory.quadrature import (homogeneous_slope, _as_array, _check_activation, _homog_kernel, _kernel, _mehler, _moments, _out,
                          gaussian_moments, quadrature_rule)
 
 __all__ = [
@@ -140,8 +140,8 @@ def _solve_fixed_point(activation: str, sw2: np.ndarray, sb2: np.ndarray, q0: np
     n = sw2.size
     out = np.full(n, np.nan)
     slope = np.full(n, np.nan)
-    if activation in _HOMOGENEOUS:
-        s = _HOMOGENEOUS[activation]
+    s = homogeneous_slope(activation)
+    if s is not None:
         a = sw2 * (1 + s * s) / 2  # slope of the (linear) map
         crit = np.abs(a - 1) <= CRITICAL_TOL
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -301,8 +301,8 @@ def critical_sigma_w2(activation: str, sigma_b2: float, q_init: float = 1.0) -> 
     """
     _check_activation(activation)
     sb2 = float(sigma_b2)
-    if activation in _HOMOGENEOUS:
-        s = _HOMOGENEOUS[activation]
+    s = homogeneous_slope(activation)
+    if s is not None:
         return 2.0 / (1 + s * s) if sb2 == 0 else None
     grid = np.logspace(-2, 4, 61)
     h = chi1(activation, grid, sb2, q_init=q_init) - 1.0
@@ -344,8 +344,8 @@ def correlation_map(activation: str, sigma_w2, sigma_b2, c, q=None, q_init=1.0):
     else:
         qs = np.broadcast_to(_as_array(q), shape).reshape(-1).astype(float)
     qn = sw2 * _moments(activation, qs)["V"] + sb2
-    if activation in _HOMOGENEOUS:
-        P = qs * _homog_kernel(_HOMOGENEOUS[activation], ca)
+    if homogeneous_slope(activation) is not None:
+        P = qs * _homog_kernel(homogeneous_slope(activation), ca)
     else:
         P = np.full(qs.size, np.nan)
         ok = np.isfinite(qs)
@@ -369,7 +369,7 @@ def _c_star_flat(activation, sw2, sb2, qs, chi):
     todo = np.flatnonzero((chi > 1 + CRITICAL_TOL) & np.isfinite(qs) & (qs > 0))
     if todo.size == 0:
         return c_star, chi_c
-    if activation in _HOMOGENEOUS:  # χ₁ > 1 implies q* = ∞ (or 0) for these: nothing to solve
+    if homogeneous_slope(activation) is not None:  # χ₁ > 1 implies q* = ∞ (or 0) for these: nothing to solve
         return c_star, chi_c
     S, Sb, Q = sw2[todo], sb2[todo], qs[todo]
     b, tail = _mehler(activation, Q)
