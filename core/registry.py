@@ -133,8 +133,10 @@ def _sigmoid_derivative(h: Tensor) -> Tensor:
 
 _HE = "kaiming_normal"
 _XAVIER = "xavier_normal"
-_HE_WHY = "its factor 2 in Var(W) = 2/fan_in makes up for the half of the signal a ReLU-like unit zeroes."
-_XAVIER_WHY = "Var(W) = 2/(fan_in+fan_out) keeps the variance of a unit with slope 1 at 0 the same forward and backward."
+_HE_WHY = ("its factor 2 in Var(W) = 2/fan_in makes up for the half of the signal a ReLU-like unit zeroes "
+           "(He et al., 2015).")
+_XAVIER_WHY = ("Var(W) = 2/(fan_in+fan_out) keeps the variance of a unit with slope 1 at 0 the same forward and "
+               "backward (Glorot & Bengio, 2010).")
 _LEAKY_WHY = "a slope of 0.01 for h < 0 keeps a gradient flowing through units that are off."
 
 ACTIVATIONS: dict[str, Activation] = {
@@ -157,19 +159,19 @@ ACTIVATIONS: dict[str, Activation] = {
             "tanh", "Tanh", "φ(h) = tanh(h). Zero-centred, slope 1 at the origin, saturates for |h| ≳ 2.",
             torch.tanh, None, 1.818, "tanh", "tanh", "nn.Tanh()", "tanh",
             derivative=lambda h: 1.0 - torch.tanh(h).square(), output_range=(-1.0, 1.0),
-            advice=Advice(_XAVIER, "Glorot & Bengio (2010): " + _XAVIER_WHY),
+            advice=Advice(_XAVIER, _XAVIER_WHY),
         ),
         Activation(
             "relu", "ReLU", "φ(h) = max(0, h). Never saturates for h > 0 but is exactly flat for h < 0: halves the variance, hence He's factor 2.",
             F.relu, 0.0, None, "relu", "relu", "nn.ReLU()", "relu",
             derivative=lambda h: (h > 0).to(h.dtype), homogeneous_slope=0.0,
-            advice=Advice(_HE, "He et al. (2015): " + _HE_WHY, dead="leaky_relu", dead_why=_LEAKY_WHY),
+            advice=Advice(_HE, _HE_WHY, dead="leaky_relu", dead_why=_LEAKY_WHY),
         ),
         Activation(
             "leaky_relu", "Leaky ReLU (0.01)", "φ(h) = h for h > 0, 0.01·h otherwise. A small slope keeps units from dying completely.",
             lambda h: F.leaky_relu(h, LEAKY_SLOPE), 0.0, None, "leaky_relu", "leaky_relu", "nn.LeakyReLU(0.01)", "leaky_relu",
             derivative=lambda h: torch.where(h > 0, torch.ones_like(h), torch.full_like(h, LEAKY_SLOPE)),
-            homogeneous_slope=LEAKY_SLOPE, advice=Advice(_HE, "He et al. (2015): " + _HE_WHY),
+            homogeneous_slope=LEAKY_SLOPE, advice=Advice(_HE, _HE_WHY),
             # Keras' "leaky_relu" string means slope 0.2; the lab's (PyTorch's default) is 0.01.
             keras_layer="tf.keras.layers.LeakyReLU(negative_slope=0.01)",
             keras_note="slope 0.01 as in PyTorch (Keras 2: alpha=0.01)",
@@ -178,7 +180,7 @@ ACTIVATIONS: dict[str, Activation] = {
             "elu", "ELU", "φ(h) = h for h > 0, e^h − 1 otherwise. Smooth, with negative outputs that pull the mean toward 0.",
             F.elu, -2.303, None, "linear", "elu", "nn.ELU()",
             derivative=lambda h: torch.where(h > 0, torch.ones_like(h), torch.exp(torch.clamp(h, max=0.0))),
-            advice=Advice(_HE, "He et al. (2015): " + _HE_WHY),
+            advice=Advice(_HE, _HE_WHY),
         ),
         Activation(
             "selu", "SELU", "Scaled ELU (λ≈1.0507, α≈1.6733). With LeCun normal weights it drives activations to mean 0, variance 1: self-normalizing.",
@@ -191,19 +193,19 @@ ACTIVATIONS: dict[str, Activation] = {
         Activation(
             "gelu", "GELU", "φ(h) = h·Φ(h), the Gaussian-weighted ReLU used in Transformers.",
             F.gelu, -1.728, None, "linear", "gelu", "nn.GELU()",
-            derivative=_gelu_derivative, advice=Advice(_HE, "He et al. (2015): " + _HE_WHY),
+            derivative=_gelu_derivative, advice=Advice(_HE, _HE_WHY),
         ),
         Activation(
             "silu", "SiLU / Swish", "φ(h) = h·sigmoid(h). Smooth and non-monotonic, like GELU.",
             F.silu, -0.883, None, "linear", "silu", "nn.SiLU()",
-            derivative=_silu_derivative, advice=Advice(_HE, "He et al. (2015): " + _HE_WHY),
+            derivative=_silu_derivative, advice=Advice(_HE, _HE_WHY),
         ),
         Activation(
             "softplus", "Softplus", "φ(h) = log(1 + e^h), a smooth ReLU; its slope is sigmoid(h).",
             F.softplus, -2.197, None, "linear", "softplus", "nn.Softplus()",
             # torch's softplus is h itself beyond h > 20 (slope 1; sigmoid is within 2e-9 of it there)
             derivative=lambda h: torch.where(h > 20.0, torch.ones_like(h), torch.sigmoid(h)),
-            advice=Advice(_HE, "He et al. (2015): " + _HE_WHY),
+            advice=Advice(_HE, _HE_WHY),
         ),
     ]
 }
