@@ -10,6 +10,7 @@ that people can check against the charts.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -117,10 +118,16 @@ def _switch_activation(cfg: RunConfig, to: str | None, why: str) -> Suggestion |
 
 def _critical_sigma_w(cfg: RunConfig) -> float | None:
     """σ_w at the edge of chaos for this activation and σ_b (mean-field theory), 3 digits; None if there is none."""
+    sb = cfg.sigma_b if cfg.bias else 0.0
+    return _critical_sigma_w_of(ACTIVATIONS[cfg.activation], sb * sb)
+
+
+@lru_cache(maxsize=256)
+def _critical_sigma_w_of(act, sigma_b2: float) -> float | None:
+    # keyed by the entry, not its name: an entry registered again under the same name is a new key
     from core.theory.meanfield import critical_sigma_w2  # the theory is needed only for σ_w advice
 
-    sb = cfg.sigma_b if cfg.bias else 0.0
-    crit = critical_sigma_w2(cfg.activation, sb * sb)
+    crit = critical_sigma_w2(act.name, sigma_b2)
     return None if crit is None or not math.isfinite(crit) else round(math.sqrt(crit), 3)
 
 
