@@ -300,8 +300,9 @@ class Initializer:
     the published std), "intrinsic" (it is the scheme's own parameter:
     normal, uniform) or "ignored" (zeros; LSUV rescales from data).
     `bias` is how biases start (`BiasInit`). `calibrate(net, x)` (LSUV)
-    rescales the built network from a data batch. `orthogonal`: the weight
-    is a scaled (semi-)orthogonal matrix.
+    rescales the built network from a data batch; `starts_as` names the
+    scheme it draws before that (the theory can only show that starting
+    point). `orthogonal`: the weight is a scaled (semi-)orthogonal matrix.
 
     Code: `torch_code` are the torch.nn.init lines for one hidden nn.Linear
     `m` (`{g}` is where the gain argument ", gain=SIGMA_W" goes when
@@ -331,6 +332,7 @@ class Initializer:
     bias: BiasInit = ZERO_BIAS
     sigma_w: str = "multiplier"
     calibrate: Callable | None = field(default=None, repr=False)
+    starts_as: str | None = None
     orthogonal: bool = False
 
     @property
@@ -540,7 +542,7 @@ INITIALIZERS: dict[str, Initializer] = {
             keras_helper=_KERAS_LSUV,
             keras_after=("# Calibrate on a batch of real training inputs (the lab uses the first 512).",
                          "lsuv(model, tf.random.normal((512, IN_FEATURES)))"),
-            sigma_w="ignored", calibrate=init_blocks.lsuv_, orthogonal=True,
+            sigma_w="ignored", calibrate=init_blocks.lsuv_, starts_as="orthogonal", orthogonal=True,
         ),
     ]
 }
