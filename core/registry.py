@@ -557,16 +557,21 @@ class Dataset:
     input_dim: int | None  # None: set by the config (gaussian)
     classes: int
     train_size: int = 2048  # examples in the training split (the rest of 2,560, or of digits' 1,797, are held out)
+    input_note: str = ""    # what an input is, for the code snippet's IN_FEATURES comment ("" = the label)
 
 
 DATASETS: dict[str, Dataset] = {
     d.name: d
     for d in [
-        Dataset("gaussian", "Gaussian noise", "Inputs N(0, I) with random class labels: the setting the theory assumes. Input size set by input_dim.", None, 10),
-        Dataset("spirals", "Spirals (2-D)", "Three interleaved spiral arms: a 2-D toy problem that needs depth.", 2, 3),
-        Dataset("moons", "Moons (2-D)", "Two interleaving half circles (scikit-learn's make_moons).", 2, 2),
-        Dataset("circles", "Circles (2-D)", "A circle inside a circle (scikit-learn's make_circles).", 2, 2),
-        Dataset("digits", "Digits (8×8)", "The 1,797 handwritten digits that ship with scikit-learn: 64 pixels, 10 classes.", 64, 10, 1438),
+        Dataset("gaussian", "Gaussian noise", "Inputs N(0, I) with random class labels: the setting the theory assumes. Input size set by input_dim.", None, 10,
+                input_note="inputs x ~ N(0, I)"),
+        Dataset("spirals", "Spirals (2-D)", "Three interleaved spiral arms: a 2-D toy problem that needs depth.", 2, 3,
+                input_note="2-D points (spirals)"),
+        Dataset("moons", "Moons (2-D)", "Two interleaving half circles (scikit-learn's make_moons).", 2, 2, input_note="2-D points (moons)"),
+        Dataset("circles", "Circles (2-D)", "A circle inside a circle (scikit-learn's make_circles).", 2, 2,
+                input_note="2-D points (circles)"),
+        Dataset("digits", "Digits (8×8)", "The 1,797 handwritten digits that ship with scikit-learn: 64 pixels, 10 classes.", 64, 10, 1438,
+                input_note="the 8×8 = 64 pixels of scikit-learn's digits"),
     ]
 }
 
@@ -578,17 +583,22 @@ class Optimizer:
     help: str
     make: Callable[..., torch.optim.Optimizer] = field(repr=False)
     code: str  # how the snippet writes it, with {lr}
+    keras_code: str = ""  # the same in Keras, with {lr}
+    keras_note: str = ""  # a comment after it
 
 
 OPTIMIZERS: dict[str, Optimizer] = {
     o.name: o
     for o in [
         Optimizer("sgd", "SGD", "Plain stochastic gradient descent: each step moves by lr × gradient, so vanishing gradients show directly.",
-                  lambda p, lr: torch.optim.SGD(p, lr=lr), "torch.optim.SGD(model.parameters(), lr={lr})"),
+                  lambda p, lr: torch.optim.SGD(p, lr=lr), "torch.optim.SGD(model.parameters(), lr={lr})",
+                  keras_code="tf.keras.optimizers.SGD(learning_rate={lr})"),
         Optimizer("momentum", "SGD + momentum 0.9", "SGD with heavy-ball momentum 0.9.",
-                  lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9), "torch.optim.SGD(model.parameters(), lr={lr}, momentum=0.9)"),
+                  lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9), "torch.optim.SGD(model.parameters(), lr={lr}, momentum=0.9)",
+                  keras_code="tf.keras.optimizers.SGD(learning_rate={lr}, momentum=0.9)"),
         Optimizer("adam", "Adam", "Adam (β = 0.9, 0.999): rescales each parameter's step, which hides much of a vanishing gradient.",
-                  lambda p, lr: torch.optim.Adam(p, lr=lr), "torch.optim.Adam(model.parameters(), lr={lr})"),
+                  lambda p, lr: torch.optim.Adam(p, lr=lr), "torch.optim.Adam(model.parameters(), lr={lr})",
+                  keras_code="tf.keras.optimizers.Adam(learning_rate={lr}, epsilon=1e-8)", keras_note="PyTorch's epsilon"),
     ]
 }
 

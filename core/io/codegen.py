@@ -22,16 +22,6 @@ from core.registry import ACTIVATIONS, DATASETS, INITIALIZERS, OPTIMIZERS, ZERO_
 
 __all__ = ["pytorch_code", "keras_code", "share_comment"]
 
-# What the input of each dataset is, for the IN_FEATURES comment.
-_INPUT_NOTE = {
-    "gaussian": "inputs x ~ N(0, I)",
-    "spirals": "2-D points (spirals)",
-    "moons": "2-D points (moons)",
-    "circles": "2-D points (circles)",
-    "digits": "the 8×8 = 64 pixels of scikit-learn's digits",
-}
-
-
 def _num(x: float) -> str:
     """A float as Python source, short: 1.0, 0.05, 2.5e-05."""
     return repr(float(x))
@@ -121,7 +111,7 @@ def pytorch_code(cfg: RunConfig, share_url: str | None = None) -> str:
     act = ACTIVATIONS[cfg.activation]
     ds = DATASETS[cfg.dataset]
     consts = [
-        f"IN_FEATURES = {cfg.features}  # {_INPUT_NOTE.get(cfg.dataset, ds.label)}",
+        f"IN_FEATURES = {cfg.features}  # {ds.input_note or ds.label}",
         f"WIDTHS = {_widths_expr(cfg)}  # hidden layers",
         f"CLASSES = {cfg.classes}",
     ]
@@ -190,13 +180,6 @@ def _keras_bias(cfg: RunConfig) -> str:
     return bias.keras_code
 
 
-_KERAS_OPTIMIZER = {  # (expression, comment)
-    "sgd": ("tf.keras.optimizers.SGD(learning_rate={lr})", ""),
-    "momentum": ("tf.keras.optimizers.SGD(learning_rate={lr}, momentum=0.9)", ""),
-    "adam": ("tf.keras.optimizers.Adam(learning_rate={lr}, epsilon=1e-8)", "  # PyTorch's epsilon"),
-}
-
-
 def keras_code(cfg: RunConfig, share_url: str | None = None) -> str:
     """The same network in TensorFlow/Keras: a tf.keras.Sequential of Dense layers.
 
@@ -208,11 +191,12 @@ def keras_code(cfg: RunConfig, share_url: str | None = None) -> str:
     """
     ini = INITIALIZERS[cfg.init]
     kernel, comments = ini.keras_kernel(cfg.sigma_w)
-    opt, opt_comment = _KERAS_OPTIMIZER[cfg.optimizer]
+    optimizer = OPTIMIZERS[cfg.optimizer]
+    opt, opt_comment = optimizer.keras_code, f"  # {optimizer.keras_note}" if optimizer.keras_note else ""
     bias = _keras_bias(cfg) if cfg.bias else None
     uses_fan_in = "fan_in)" in kernel or (bias is not None and "fan_in)" in bias)
     consts = [
-        f"IN_FEATURES = {cfg.features}  # {_INPUT_NOTE.get(cfg.dataset, DATASETS[cfg.dataset].label)}",
+        f"IN_FEATURES = {cfg.features}  # {DATASETS[cfg.dataset].input_note or DATASETS[cfg.dataset].label}",
         f"WIDTHS = {_widths_expr(cfg)}  # hidden layers",
         f"CLASSES = {cfg.classes}",
     ]
