@@ -163,3 +163,19 @@ def test_code_generation_executes(plugin, monkeypatch):
     acts = [l for l in rec["model"].layers if type(l).__name__ == "Activation"]
     assert acts and all(a.args == ("hard_tanh",) for a in acts)
     assert 'Activation("hard_tanh")' in keras_code(cfg) and "nn.Hardtanh()" in pytorch_code(cfg)
+
+
+def test_an_entry_registered_again_is_not_served_from_the_theory_caches(monkeypatch):
+    """The theory caches per entry, not per name: the same name with another φ gives its own numbers."""
+    monkeypatch.setitem(ACTIVATIONS, ACT, HARDTANH)
+    first = T.summary(ACT, 1.5, 0.2, depth=3)
+    m_first = T.gaussian_moments(ACT, 0.0)  # the q → 0 limits (cached constants)
+    grid_first = T.fixed_point(ACT, 1.5 ** 2, 0.2 ** 2)
+    half = Activation(ACT, "Half hardtanh", "0.5 · clamp(h, -1, 1)", lambda h: 0.5 * F.hardtanh(h), None, 1.0, "linear",
+                      "linear", "nn.Identity()", derivative=lambda h: 0.5 * ((h > -1) & (h < 1)).to(h.dtype),
+                      advice=HARDTANH.advice)
+    monkeypatch.setitem(ACTIVATIONS, ACT, half)
+    second = T.summary(ACT, 1.5, 0.2, depth=3)
+    assert second["q_star"] < first["q_star"]  # φ halved: a smaller fixed point
+    assert T.fixed_point(ACT, 1.5 ** 2, 0.2 ** 2) < grid_first
+    assert T.gaussian_moments(ACT, 0.0)["dphi2"] == pytest.approx(0.25 * m_first["dphi2"], rel=1e-12)

@@ -62,8 +62,9 @@ from typing import Any
 import numpy as np
 from scipy.optimize import brentq
 
-from core.theory.quadrature import (homogeneous_slope, _as_array, _check_activation, _homog_kernel, _kernel, _mehler, _moments, _out,
-                         gaussian_moments, quadrature_rule)
+from core.registry import ACTIVATIONS
+from core.theory.quadrature import (_as_array, _check_activation, _homog_kernel, _kernel, _mehler, _moments, _out,
+                                    gaussian_moments, homogeneous_slope, quadrature_rule)
 
 __all__ = [
     "quadrature_rule", "gaussian_moments", "variance_map", "variance_map_slope", "q_path", "fixed_point", "chi1",
@@ -225,10 +226,15 @@ def _solve_fixed_point(activation: str, sw2: np.ndarray, sb2: np.ndarray, q0: np
     return out, np.where(sw2 == 0, 0.0, slope)
 
 
-@lru_cache(maxsize=None)
 def _grid_table(activation: str) -> np.ndarray:
-    """E[φ(√q z)²] on the solver's q grid (read-only, cached per activation)."""
-    V = _moments(activation, _Q_GRID)["V"]
+    """E[φ(√q z)²] on the solver's q grid (read-only, cached per activation entry)."""
+    return _grid_table_of(ACTIVATIONS[activation])
+
+
+@lru_cache(maxsize=None)
+def _grid_table_of(act) -> np.ndarray:
+    # keyed by the entry, not the name: an entry registered again under its name gets its own table
+    V = _moments(act.name, _Q_GRID)["V"]
     V.flags.writeable = False
     return V
 

@@ -115,13 +115,19 @@ def homogeneous_slope(activation: str) -> float | None:
     return ACTIVATIONS[activation].homogeneous_slope
 
 
-@lru_cache(maxsize=None)
 def _constants(activation: str) -> dict[str, float]:
     """The q → 0 and q → ∞ limits of E[φ²], dE[φ²]/dq and E[φ'²].
 
     At q → 0 the one-sided derivatives at 0± are averaged (z > 0 and z < 0
     are equally likely), which matters for kinked φ (SELU: φ'(0±) = λ, λα).
     """
+    return _constants_of(ACTIVATIONS[activation])
+
+
+@lru_cache(maxsize=None)
+def _constants_of(act) -> dict[str, float]:
+    # keyed by the entry, not the name: an entry registered again under its name gets its own limits
+    activation = act.name
     eps = 1e-12
     with torch.enable_grad():
         h = torch.tensor([-eps, eps], dtype=torch.float64, requires_grad=True)
