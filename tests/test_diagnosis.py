@@ -205,8 +205,10 @@ def test_no_suggestion_is_what_is_already_set(settings):
                 assert new != cfg, (profile, s)  # ... that differs from the current one
                 for k, v in s.changes.items():
                     assert _current(new, k) == v
-                if "init" in s.changes:
-                    assert s.changes["init"] != cfg.init
+                if "init" in s.changes:  # another scheme, not the same one under another name
+                    w = cfg.width
+                    assert INITIALIZERS[s.changes["init"]].weight_std(w, w) != INITIALIZERS[cfg.init].weight_std(w, w) \
+                        or INITIALIZERS[cfg.init].sigma_w == "intrinsic", (profile, s)
                 if cfg.batchnorm:
                     assert s.changes.get("batchnorm") is not True
                 assert s.label.lower() in f.advice.lower() and s.why in f.advice
@@ -247,7 +249,9 @@ def test_cli_relu_he_run_does_not_advise_he(tmp_path):
     ("gradients vanish", dict(activation="relu", init="xavier_normal"), {"init": "kaiming_normal"}),
     ("gradients vanish", dict(activation="relu", init="kaiming_normal", sigma_w=0.5), {"sigma_w": 1.0}),
     ("gradients vanish", dict(activation="sigmoid", init="xavier_normal"), {"activation": "tanh"}),
-    ("gradients vanish", dict(activation="selu", init="xavier_normal"), {"init": "lecun_normal"}),
+    ("gradients vanish", dict(activation="relu", init="kaiming_uniform", sigma_w=0.5), {"sigma_w": 1.0}),
+    ("gradients vanish", dict(activation="tanh", init="orthogonal"), {"batchnorm": True}),
+    ("activations explode", dict(activation="selu", init="kaiming_normal"), {"init": "lecun_normal"}),
     ("gradients vanish", dict(activation="tanh", init="normal", sigma_w=0.4), {"sigma_w": 1.0}),
     ("activations explode", dict(activation="relu", init="kaiming_normal"), {"sigma_w": 0.8}),
     ("activations explode", dict(activation="relu", init="kaiming_normal", sigma_w=1.5), {"sigma_w": 1.0}),

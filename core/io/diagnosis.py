@@ -91,10 +91,30 @@ def _init_label(name: str) -> str:
     return INITIALIZERS[name].label
 
 
+def _same_scheme(init: str, other: str, activation_cfg: RunConfig) -> bool:
+    """Whether two initializers are the same scheme to the signal: equal Var(W) at σ_w = 1 on a square
+    layer of this network (He uniform is He normal; LeCun normal and orthogonal are Xavier there).
+    The mean-field theory sees an initializer only through that number; σ_w's own parameter
+    (normal/uniform) and data-driven schemes are never the same as a fixed one."""
+    if init == other:
+        return True
+    a, b = INITIALIZERS[init], INITIALIZERS[other]
+    if "intrinsic" in (a.sigma_w, b.sigma_w):
+        return False
+    width = activation_cfg.hidden_widths[len(activation_cfg.hidden_widths) // 2]
+    sa, sb = a.weight_std(width, width), b.weight_std(width, width)
+    return sa is not None and sb is not None and math.isclose(sa, sb, rel_tol=1e-9)
+
+
+def _suited(cfg: RunConfig) -> bool:
+    """The current initializer is (the same scheme as) the one made for the activation."""
+    return _same_scheme(cfg.init, ACTIVATIONS[cfg.activation].advice.init, cfg)
+
+
 def _switch_init(cfg: RunConfig, extra: dict | None = None) -> Suggestion | None:
     """The initializer made for this activation, at its published scale (σ_w = 1)."""
     advice = ACTIVATIONS[cfg.activation].advice
-    if advice.init == cfg.init:
+    if _suited(cfg):
         return None
     changes = {"init": advice.init, **(extra or {})}
     label = f"Switch to {_init_label(advice.init)} initialization"
@@ -110,7 +130,7 @@ def _switch_activation(cfg: RunConfig, to: str | None, why: str) -> Suggestion |
     changes = {"activation": to}
     target_init = ACTIVATIONS[to].advice.init
     label = f"Switch to {ACTIVATIONS[to].label}"
-    if target_init != cfg.init:
+    if not _same_scheme(cfg.init, target_init, cfg):
         changes["init"] = target_init
         label += f" with {_init_label(target_init)} initialization"
     return Suggestion(label, changes, why)
@@ -143,12 +163,12 @@ def _sigma_w(cfg: RunConfig, direction: int) -> Suggestion | None:
                               f"where mean-field theory says the signal neither vanishes nor explodes with depth.")
     if ini.sigma_w == "ignored":
         return None
-    if ini.sigma_w == "multiplier" and cfg.init == ACTIVATIONS[cfg.activation].advice.init and \
+    if ini.sigma_w == "multiplier" and _suited(cfg) and \
             direction * (1.0 - cfg.sigma_w) > 0:
         return Suggestion("Set σ_w back to 1", {"sigma_w": 1.0},
                           f"σ_w = {cfg.sigma_w:g} moves {ini.label} away from its published scale, which is made for "
                           f"{ACTIVATIONS[cfg.activation].label}.")
-    if direction < 0 and (ini.sigma_w == "intrinsic" or cfg.init == ACTIVATIONS[cfg.activation].advice.init):
+    if direction < 0 and (ini.sigma_w == "intrinsic" or _suited(cfg)):
         smaller = round(cfg.sigma_w * 0.8, 3)
         if smaller > 0:
             return Suggestion(f"Lower σ_w to {smaller:g}", {"sigma_w": smaller},
@@ -199,7 +219,7 @@ def _suggest(cfg: RunConfig, kind: str, where: str = "", step: int = 0) -> tuple
             # BatchNorm without skips makes gradients grow with depth itself (Yang et al., 2019)
             why = ("without skip connections, BatchNorm's own backward pass makes gradients grow with depth "
                    "(Yang et al., 2019)")
-            if act.advice.init == cfg.init:
+            if _suited(cfg):
                 out.append(Suggestion("Turn BatchNorm off", {"batchnorm": False},
                                       f"{why}; {ini.label} keeps the scale of {act.label} without it."))
             else:
