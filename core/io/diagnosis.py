@@ -3,9 +3,9 @@
 `diagnose(result)` reads the recorded statistics (at initialization and at the
 latest step) and returns findings, each naming the layer and the step, with
 what to try as `Suggestion`s: changes of the settings (data a button can
-apply), read from the settings and the registry entries' advice, never what
-is already set, the nearest change first. The thresholds are deliberately round numbers
-that people can check against the charts.
+apply), worked out from the settings and the registry entries' `advice`,
+never what is already set, the nearest change first. The thresholds are
+deliberately round numbers that people can check against the charts.
 """
 from __future__ import annotations
 
