@@ -14,7 +14,8 @@ from enum import StrEnum
 from typing import Any, Callable, Iterable, Mapping
 
 from core.limits import HARD
-from core.registry import ACTIVATIONS, DATASETS, INITIALIZERS, OPTIMIZERS, options_text
+from core.registry import (ACTIVATIONS, DATASETS, DEFAULT_ACTIVATION, DEFAULT_INIT, INITIALIZERS, OPTIMIZERS,
+                           options_text)
 
 
 class ConfigError(ValueError):
@@ -77,8 +78,8 @@ class RunConfig:
     width: int = 128                        # wide enough for mean-field theory to hold within ~10%
     widths: tuple[int, ...] | None = None   # per-layer widths; overrides depth/width when given
     input_dim: int | None = None            # only for `gaussian`; None = the first hidden width
-    activation: str = "tanh"
-    init: str = "xavier_normal"
+    activation: str = DEFAULT_ACTIVATION
+    init: str = DEFAULT_INIT
     sigma_w: float = 1.0                    # σ_w of `normal`/`uniform`; a multiplier of the std otherwise
     sigma_b: float = 0.0                    # σ_b of `normal`/`uniform` (biases start at 0 elsewhere)
     bias: bool = True

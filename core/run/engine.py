@@ -32,7 +32,7 @@ from core.measure import kernels
 from core.measure.probes import StepProbe, histograms
 from core.measure.records import COL, STAT_COLUMNS, first_nonfinite_layer
 from core.measure.tracker import WeightTracker
-from core.registry import OPTIMIZERS
+from core.registry import ACTIVATIONS, OPTIMIZERS
 from core.run.record import Recorder, RunRecord
 
 
@@ -119,7 +119,7 @@ class Trainer:
         self.tracker = WeightTracker([lin.weight for lin in self.net.linears], self.opt, cfg.optimizer)
         self.probe = StepProbe(self.net.activation, self.tracker.weights,
                                entries=cfg.batch_size * min(cfg.hidden_widths))
-        self.hist_range = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}.get(cfg.activation)
+        self.hist_range = ACTIVATIONS[cfg.activation].output_range
         self.step = 0  # optimizer steps taken
         self.divergence: Divergence | None = None
         self.done = False
