@@ -62,15 +62,10 @@ class SavedWatch:
     size: int
     run: view.WatchRun
 
-    def snapshot(self):
-        """The run as a Snapshot in the run table's columns (`view.AS_RUN`), for the pages that
-        draw saved runs side by side (Compare); its config is the run's `WatchSetting`."""
-        from core.run.engine import Snapshot
-
-        r = self.run
-        status = {"running": "stopped"}.get(r.status, r.status)
-        return Snapshot(r.config, status, r.last_step, r.run_stats, r.run_steps, None,
-                        r.first_nonfinite.sentence() if r.first_nonfinite else "", 0.0, version=r.version)
+    def snapshot(self) -> view.RunView:
+        """The run in the run table's columns (`view.AS_RUN`), for the pages that draw saved
+        runs side by side (Compare); its config is the run's `WatchSetting`."""
+        return view.as_run_view(self.run)
 
 
 def open_watch_file(data: bytes, name: str, file_id: str = ""):

@@ -359,19 +359,53 @@ def figures(run: WatchRun) -> dict:
     return out
 
 
+# What to try, for a network that is not one of the lab's (the lab's own advice changes its settings).
+WATCH_ADVICE = {
+    "vanishing": "Check the initialization of the layers below (He for ReLU, Xavier for tanh), add normalization or "
+                 "skip connections, or shorten the path from the loss to the first layers.",
+    "exploding": "Scale the initial weights down (He / Xavier for the activation), add normalization, or clip "
+                 "gradients; with skips, scale each residual branch (e.g. by 1/√depth).",
+    "saturated": "Shrink the weights feeding that layer or normalize its input, so its outputs stay in the "
+                 "activation's linear range.",
+    "dead": "Use He initialization with zero biases, a smaller learning rate, or leaky ReLU / ELU.",
+    "slow": "Raise the learning rate, or fix a vanishing gradient first.",
+    "fast": "Lower the learning rate.",
+}
+
+
+@dataclass(frozen=True, eq=False)
+class RunView:
+    """A watched run in the run table's columns (`AS_RUN`): what the verdict and
+    Compare read of a run (config, stats, steps, divergence, version)."""
+
+    config: WatchSetting
+    stats: np.ndarray
+    steps: np.ndarray
+    status: str
+    version: int
+    divergence: None = None
+
+    @property
+    def records(self) -> int:
+        return len(self.steps)
+
+
+def as_run_view(run: WatchRun) -> RunView:
+    return RunView(run.config, run.run_stats, run.run_steps, run.status, run.version)
+
+
 def diagnosis(run: WatchRun):
     """The lab's verdict on the mapped statistics (where it applies: the
-    forward and backward spread, saturation, update sizes)."""
-    from core.io.diagnosis import diagnose
+    forward and backward spread, saturation, update sizes), with advice for
+    a network of one's own."""
+    from dataclasses import replace
 
-    class _View:
-        config = run.config
-        stats = run.run_stats
-        steps = run.run_steps
-        divergence = None
+    from core.io.diagnosis import Diagnosis, diagnose
 
-    return diagnose(_View)
+    d = diagnose(as_run_view(run))
+    findings = tuple(replace(f, advice=WATCH_ADVICE.get(f.kind, f.advice)) for f in d.findings)
+    return Diagnosis(d.verdict, d.headline, findings)
 
 
-__all__ = ["AS_RUN", "FORMAT", "WatchRun", "WatchFileError", "from_watch", "from_json", "from_store", "to_json_dict",
-           "save_json", "figures", "diagnosis", "is_watch_document"]
+__all__ = ["AS_RUN", "FORMAT", "WatchRun", "WatchFileError", "RunView", "from_watch", "from_json", "from_store",
+           "to_json_dict", "save_json", "figures", "diagnosis", "as_run_view", "is_watch_document"]
