@@ -136,3 +136,21 @@ def test_the_saved_json_opens_in_compare_beside_a_lab_run(saved_file):
             "compare__fig_loss"} <= set(figs)
     names = {t["name"] for t in figs["compare__fig_variance"]["data"]}
     assert any(n.startswith("A:") for n in names) and any(n.startswith("B:") for n in names)
+
+
+def test_the_verdict_reads_the_mapped_columns_and_advises_for_a_network_of_ones_own():
+    torch.manual_seed(0)
+    layers = []
+    for _ in range(12):
+        layers += [nn.Linear(32, 32), nn.Sigmoid()]
+    model = nn.Sequential(*layers, nn.Linear(32, 2))  # deep sigmoid at PyTorch's default init: gradients vanish
+    x, y = torch.randn(64, 32), torch.randint(0, 2, (64,))
+    with watch(model) as w:
+        F.cross_entropy(model(x), y).backward()
+        w.step()
+    g = w.table()["grad_out_var"].to_numpy()
+    assert np.log10(g[0] / g[-1]) < -3  # the oracle: three decades lost between the last layer and the first
+    d = view.diagnosis(view.from_watch(w))
+    assert d.verdict == "vanishing"
+    finding = next(f for f in d.findings if f.kind == "vanishing")
+    assert finding.advice == view.WATCH_ADVICE["vanishing"] and finding.suggestions == ()

@@ -19,7 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+import torch
+
 from core.measure.records import COL as RUN_COL, STAT_COLUMNS as RUN_COLUMNS
+from core.registry import activation_of_module
 from core.watch.session import COL, STAT_COLUMNS, NonFinite, watch_table
 
 FORMAT = "gradient-flow-lab/watch"
@@ -39,6 +42,10 @@ AS_RUN = {
 _RUN_IDX = np.array([RUN_COL[c] for c in AS_RUN])
 _WATCH_IDX = np.array([COL[c] for c in AS_RUN.values()])
 NOT_MEASURED = tuple(c for c in RUN_COLUMNS if c not in AS_RUN)
+
+
+# what a layer that feeds no activation module passes its output through
+_IDENTITY = activation_of_module(torch.nn.Identity()).name
 
 
 class WatchFileError(ValueError):
@@ -84,7 +91,7 @@ class WatchRun:
     def config(self) -> WatchSetting:
         seen = Counter(a for a in self.activations if a)
         shown = ", ".join(self.names[:3]) + (", …" if len(self.names) > 3 else "")
-        return WatchSetting(seen.most_common(1)[0][0] if seen else "linear",
+        return WatchSetting(seen.most_common(1)[0][0] if seen else _IDENTITY,
                             f"watch(model) run of {self.model or 'a model'}: {len(self.names)} layers ({shown})")
 
     def table(self):
