@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 
 import numpy as np
 
@@ -29,7 +30,21 @@ FAST_UPDATE = 1e-1
 
 MAX_SUGGESTIONS = 3  # the nearest few; more reads as a shrug
 
-SEVERITY = {"diverged": 3, "exploding": 2, "vanishing": 2, "saturated": 1, "dead": 1, "slow": 1, "fast": 1}
+class Kind(StrEnum):
+    """What a finding is about (its value is the word the JSON carries)."""
+
+    DIVERGED = "diverged"
+    EXPLODING = "exploding"
+    VANISHING = "vanishing"
+    SATURATED = "saturated"
+    DEAD = "dead"
+    SLOW = "slow"
+    FAST = "fast"
+
+
+SEVERITY = {Kind.DIVERGED: 3, Kind.EXPLODING: 2, Kind.VANISHING: 2, Kind.SATURATED: 1, Kind.DEAD: 1, Kind.SLOW: 1,
+            Kind.FAST: 1}
+HEALTHY = "healthy"  # the verdict when there is no finding
 
 
 @dataclass(frozen=True)
@@ -209,14 +224,14 @@ def _suggest(cfg: RunConfig, kind: str, where: str = "", step: int = 0) -> tuple
     act = ACTIVATIONS[cfg.activation]
     ini = INITIALIZERS[cfg.init]
     out: list[Suggestion | None] = []
-    if kind == "vanishing":
+    if kind == Kind.VANISHING:
         if ini.sigma_w == "intrinsic":
             out += [_sigma_w(cfg, +1), _switch_init(cfg)]
         else:
             out += [_switch_init(cfg), _sigma_w(cfg, +1)]
         out += [_switch_activation(cfg, act.advice.vanishing, act.advice.vanishing_why), _batchnorm_on(cfg),
                 _fewer_layers(cfg)]
-    elif kind == "exploding":
+    elif kind == Kind.EXPLODING:
         if cfg.batchnorm and where == "backward":
             # BatchNorm without skips makes gradients grow with depth itself (Yang et al., 2019)
             why = ("without skip connections, BatchNorm's own backward pass makes gradients grow with depth "
@@ -236,10 +251,10 @@ def _suggest(cfg: RunConfig, kind: str, where: str = "", step: int = 0) -> tuple
             else:
                 out += [_switch_init(cfg), _sigma_w(cfg, -1)]
             out += [_batchnorm_on(cfg), _fewer_layers(cfg)]
-    elif kind == "saturated":
+    elif kind == Kind.SATURATED:
         out += [_sigma_w(cfg, -1) if ini.sigma_w == "intrinsic" or cfg.sigma_w > 1.0 else None,
                 _switch_init(cfg), _batchnorm_on(cfg)]
-    elif kind == "dead":
+    elif kind == Kind.DEAD:
         if ini.uses_sigma_b and cfg.bias and cfg.sigma_b > 0:
             out.append(Suggestion("Start the biases at 0", {"sigma_b": 0.0},
                                   f"a bias of spread σ_b = {cfg.sigma_b:g} pushes whole units onto the flat side of "
@@ -247,13 +262,13 @@ def _suggest(cfg: RunConfig, kind: str, where: str = "", step: int = 0) -> tuple
         out += [_switch_init(cfg), _switch_activation(cfg, act.advice.dead, act.advice.dead_why), _batchnorm_on(cfg)]
         if step > 0:
             out.append(_lr(cfg, 0.1, "large steps can push a unit's pre-activations onto the flat side for good."))
-    elif kind == "diverged":
+    elif kind == Kind.DIVERGED:
         out += [_lr(cfg, 0.1, "a step too large for the curvature sends the weights to infinity."),
                 _sigma_w(cfg, -1), _batchnorm_on(cfg)]
-    elif kind == "slow":
+    elif kind == Kind.SLOW:
         if cfg.lr * 10 <= 1000:
             out.append(_lr(cfg, 10, "at this rate each step changes the weights by a tiny fraction of their size."))
-    elif kind == "fast":
+    elif kind == Kind.FAST:
         out.append(_lr(cfg, 0.1, "each step changes the weights by more than a tenth of their size."))
     seen: list[dict] = []
     kept: list[Suggestion] = []
@@ -302,20 +317,20 @@ def _at(stats: np.ndarray, steps: np.ndarray, i: int, cfg) -> list[Finding]:
         if g[0] == 0 and math.isfinite(g[-1]):
             # no gradient at all reaches layer 1 (e.g. zero weights): no ratio, but the most vanished of all
             out.append(_finding(
-                "vanishing", s, 1,
+                Kind.VANISHING, s, 1,
                 f"Gradients vanish: at step {s}, ∂L/∂h in layer 1 is exactly zero, so the first layer does not learn at all.",
                 cfg, "backward",
             ))
         elif d < -DECADES:
             out.append(_finding(
-                "vanishing", s, 1,
+                Kind.VANISHING, s, 1,
                 f"Gradients vanish: at step {s}, the variance of ∂L/∂h in layer 1 is 10^{d:.1f} of that in layer {L}, "
                 f"so the first layers barely learn.",
                 cfg, "backward",
             ))
         elif d > DECADES:
             out.append(_finding(
-                "exploding", s, 1,
+                Kind.EXPLODING, s, 1,
                 f"Gradients explode: at step {s}, the variance of ∂L/∂h in layer 1 is 10^{d:.1f} times that in layer {L}.",
                 cfg, "backward",
             ))
@@ -323,20 +338,20 @@ def _at(stats: np.ndarray, steps: np.ndarray, i: int, cfg) -> list[Finding]:
         dq = _decades(q[-1], q[0])
         if q[-1] == 0 and math.isfinite(q[0]):
             out.append(_finding(
-                "vanishing", s, L,
+                Kind.VANISHING, s, L,
                 f"Activations vanish: at step {s}, all pre-activations of layer {L} are equal (variance exactly zero), "
                 f"so the signal carries nothing.",
                 cfg, "forward",
             ))
         elif dq < -DECADES:
             out.append(_finding(
-                "vanishing", s, L,
+                Kind.VANISHING, s, L,
                 f"Activations vanish: at step {s}, the pre-activation variance of layer {L} is 10^{dq:.1f} of layer 1's.",
                 cfg, "forward",
             ))
         elif dq > DECADES:
             out.append(_finding(
-                "exploding", s, L,
+                Kind.EXPLODING, s, L,
                 f"Activations explode: at step {s}, the pre-activation variance of layer {L} is 10^{dq:.1f} times layer 1's.",
                 cfg, "forward",
             ))
@@ -344,7 +359,7 @@ def _at(stats: np.ndarray, steps: np.ndarray, i: int, cfg) -> list[Finding]:
     if np.nanmax(sat, initial=0) > SATURATED and ACTIVATIONS[cfg.activation].saturates:
         worst = int(np.nanargmax(sat))
         out.append(_finding(
-            "saturated", s, worst + 1,
+            Kind.SATURATED, s, worst + 1,
             f"Saturated: at step {s}, {sat[worst]:.0%} of layer {worst + 1}'s pre-activations sit in {cfg.activation}'s "
             f"flat region, where its slope is under a tenth of its peak.",
             cfg,
@@ -353,7 +368,7 @@ def _at(stats: np.ndarray, steps: np.ndarray, i: int, cfg) -> list[Finding]:
     if np.nanmax(dead, initial=0) > DEAD:
         worst = int(np.nanargmax(dead))
         out.append(_finding(
-            "dead", s, worst + 1,
+            Kind.DEAD, s, worst + 1,
             f"Dead units: at step {s}, {dead[worst]:.0%} of layer {worst + 1}'s units are flat for every example in the batch "
             f"and get no gradient.",
             cfg,
@@ -368,7 +383,7 @@ def diagnose(result) -> Diagnosis:
     findings: list[Finding] = []
     if result.divergence is not None:
         dv = result.divergence
-        findings.append(_finding("diverged", dv.step, dv.layer, dv.sentence() + " Training stopped there.", cfg))
+        findings.append(_finding(Kind.DIVERGED, dv.step, dv.layer, dv.sentence() + " Training stopped there.", cfg))
     if len(steps):
         seen = set()
         for i in sorted({0, len(steps) - 1}):
@@ -382,16 +397,16 @@ def diagnose(result) -> Diagnosis:
             med = float(np.median(upd))
             s = int(steps[-1, 0])
             if med < SLOW_UPDATE:
-                findings.append(_finding("slow", s, None, f"Updates are tiny: the median update:data ratio at step {s} is {med:.1e} (about 1e-3 is healthy).",
+                findings.append(_finding(Kind.SLOW, s, None, f"Updates are tiny: the median update:data ratio at step {s} is {med:.1e} (about 1e-3 is healthy).",
                                          cfg, fallback="Fix a vanishing gradient first."))
             elif med > FAST_UPDATE:
-                findings.append(_finding("fast", s, None, f"Updates are huge: the median update:data ratio at step {s} is {med:.1e} (about 1e-3 is healthy).",
+                findings.append(_finding(Kind.FAST, s, None, f"Updates are huge: the median update:data ratio at step {s} is {med:.1e} (about 1e-3 is healthy).",
                                          cfg))
     findings.sort(key=lambda f: -SEVERITY[f.kind])
     if not findings:
         if not len(steps):
             return Diagnosis("pending", "Nothing recorded yet.", ())
-        return Diagnosis("healthy", "Healthy: activations and gradients stay within three decades of scale across the "
+        return Diagnosis(HEALTHY, "Healthy: activations and gradients stay within three decades of scale across the "
                                     "layers, forward and backward, and no layer is mostly saturated or dead.", ())
     top = findings[0]
     return Diagnosis(top.kind, top.sentence, tuple(findings))
