@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from core.schema import RunStatus
 from core.watch import view
 from core.watch.store import StoreError, StoreState, list_runs, read_store
 
@@ -97,12 +98,12 @@ def watch_file_box(item: SavedWatch, key: str, shown: bool, set_show, close) -> 
 # -- drawing a watched run ---------------------------------------------------------------------------
 
 def status_box(run: view.WatchRun, where: str) -> None:
-    words = {"running": "training now", "finished": "finished", "failed": "stopped by an error",
-             "stopped": "its script stopped without closing the run"}.get(run.status, run.status)
+    words = {RunStatus.RUNNING: "training now", RunStatus.FINISHED: "finished", RunStatus.FAILED: "stopped by an error",
+             RunStatus.STOPPED: "its script stopped without closing the run"}.get(run.status, str(run.status))
     st.info(f"**{escape_markdown(run.name)}** · {escape_markdown(where)} · {words} · step {run.last_step:,} · "
             f"{len(run.steps):,} records × {len(run.names)} layers"
             + (f" · {escape_markdown(run.model)}" if run.model else ""),
-            icon=":material/monitoring:" if run.status == "running" else ":material/folder_open:")
+            icon=":material/monitoring:" if run.status is RunStatus.RUNNING else ":material/folder_open:")
     if run.message:
         st.caption(f"The script ended with {escape_markdown(run.message)}")
 
@@ -192,7 +193,7 @@ def _draw_follow(key: str, path: Path, polling: bool) -> None:
         st.error(escape_markdown(str(e)))
         return
     run = view.from_store(state)
-    if polling and run.status != "running":
+    if polling and run.status is not RunStatus.RUNNING:
         st.rerun()  # once: the page redraws without polling
     status_box(run, f"following {path}")
     show_watch_run(run, key)

@@ -47,6 +47,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from core.registry import activation_of_module
+from core.schema import RunStatus
 from core.watch.moments import FLAT, MEAN, Moments, pooled
 
 # The record's numeric columns, in the table's order (CLI.md "Watching your own model"; more may follow).
@@ -209,7 +210,7 @@ class Watch:
         self._last_out = None
         if self._store is not None:
             why = "" if exc_type is None else f"{exc_type.__name__}: {str(exc)[:200]}"
-            self._store.close("finished" if exc_type is None else "failed", why)
+            self._store.close(RunStatus.FINISHED if exc_type is None else RunStatus.FAILED, why)
             self._store = None
 
     def __len__(self) -> int:

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.schema import RunStatus
+
 FORMAT = "gradient-flow-lab/watch-store"
 VERSION = 1
 SUFFIX = ".sqlite"
@@ -73,7 +75,7 @@ class Writer:
         self.columns = STAT_COLUMNS
         self._layers_written = False
         self._meta({"format": FORMAT, "version": VERSION, "columns": list(STAT_COLUMNS),
-                    "model": type(watch.model).__name__, "every": watch.every, "status": "running", "message": "",
+                    "model": type(watch.model).__name__, "every": watch.every, "status": RunStatus.RUNNING, "message": "",
                     "pid": os.getpid(), "started": time.time(), "updated": time.time(), "layers": [],
                     "activations": [], "first_nonfinite": None})
 
@@ -94,7 +96,7 @@ class Writer:
         self.con.execute("INSERT OR REPLACE INTO records VALUES (?, ?, ?)", (int(step), now, data))
         self.con.execute("COMMIT")
 
-    def close(self, status: str, message: str = "") -> None:
+    def close(self, status: RunStatus, message: str = "") -> None:
         try:
             self._meta({"status": status, "message": message, "updated": time.time()})
             self.con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -119,7 +121,7 @@ class StoreState:
     def live(self) -> bool:
         """Still being written: status running and its writer alive (or heard from lately)."""
         m = self.meta
-        if m.get("status") != "running":
+        if m.get("status") != RunStatus.RUNNING:
             return False
         if time.time() - float(m.get("updated") or 0) < STALE_SECONDS and _pid_alive(m.get("pid")):
             return True

@@ -23,6 +23,7 @@ import torch
 
 from core.measure.records import COL as RUN_COL, STAT_COLUMNS as RUN_COLUMNS
 from core.registry import activation_of_module
+from core.schema import RunStatus
 from core.watch.session import COL, STAT_COLUMNS, NonFinite, watch_table
 
 FORMAT = "gradient-flow-lab/watch"
@@ -73,7 +74,7 @@ class WatchRun:
     activations: tuple[str | None, ...]
     stats: np.ndarray          # (records, layers, len(STAT_COLUMNS)) in watch columns
     steps: np.ndarray          # (records, 2): step, loss
-    status: str                # running, finished, failed, stopped (its writer is gone)
+    status: RunStatus          # running, finished, failed, stopped (its writer is gone)
     message: str = ""
     first_nonfinite: NonFinite | None = None
     model: str = ""
@@ -125,7 +126,8 @@ class WatchRun:
 def from_watch(w, name: str = "watch") -> WatchRun:
     stats, steps = w.arrays()
     return WatchRun(name, tuple(w.names), tuple(w.activations), stats, steps,
-                    "running" if w._inside else "finished", "", w.first_nonfinite, type(w.model).__name__, w.every)
+                    RunStatus.RUNNING if w._inside else RunStatus.FINISHED, "", w.first_nonfinite, type(w.model).__name__,
+                    w.every)
 
 
 def _num_out(v: float):
@@ -225,13 +227,22 @@ def from_json(data: bytes | str | dict, name: str = "saved watch run") -> WatchR
             first = NonFinite(int(nf["step"]), int(nf["layer"]), str(nf["name"]), str(nf["column"]))
         except (KeyError, TypeError, ValueError):
             raise WatchFileError('The watch run\'s "first_nonfinite" is malformed.') from None
-    status = doc.get("status") if doc.get("status") in ("finished", "failed", "stopped", "running") else "finished"
-    if status == "running":
-        status = "stopped"  # saved while it ran: nothing more will come
+    status = _status(doc.get("status"), RunStatus.FINISHED)
+    if status.live:
+        status = RunStatus.STOPPED  # saved while it ran: nothing more will come
     return WatchRun(name, tuple(l["name"] for l in layers),
                     tuple(l.get("activation") if isinstance(l.get("activation"), str) else None for l in layers),
                     stats, step_arr, status, "", first, str(doc.get("model") or ""),
                     int(doc["every"]) if isinstance(doc.get("every"), int) else 1)
+
+
+def _status(word, default: RunStatus) -> RunStatus:
+    """A status read from a file; anything else than finished, stopped, failed or running is `default`."""
+    try:
+        status = RunStatus(word)
+    except ValueError:
+        return default
+    return status if status in (RunStatus.FINISHED, RunStatus.STOPPED, RunStatus.FAILED, RunStatus.RUNNING) else default
 
 
 def from_store(state) -> WatchRun:
@@ -239,13 +250,13 @@ def from_store(state) -> WatchRun:
     m = state.meta
     nf = m.get("first_nonfinite")
     first = NonFinite(*nf) if isinstance(nf, list) and len(nf) == 4 else None
-    status = m.get("status", "running")
-    if status == "running" and not state.live:
-        status = "stopped"
+    status = _status(m.get("status"), RunStatus.STOPPED)
+    if status.live and not state.live:
+        status = RunStatus.STOPPED  # its writer is gone without closing it
     names = tuple(m.get("layers") or ())
     acts = tuple(m.get("activations") or (None,) * len(names))
     return WatchRun(state.path.name.removesuffix(".sqlite"), names, acts[: len(names)] + (None,) * (
-        len(names) - len(acts)), state.stats, state.steps, "running" if state.live else status,
+        len(names) - len(acts)), state.stats, state.steps, RunStatus.RUNNING if state.live else status,
         str(m.get("message") or ""), first, str(m.get("model") or ""), int(m.get("every") or 1))
 
 
