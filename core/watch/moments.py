@@ -79,11 +79,13 @@ class Moments:
 
     def finish(self) -> np.ndarray:
         """The table of this step, (rows, 3): var, mean, flat fraction (NaN: not measured)."""
-        if self._pending:
-            rows = [r for r, _ in self._pending]
-            values = torch.stack([v for _, v in self._pending]).cpu().numpy()  # the one transfer
-            self.table[rows, :3] = values
-            self._pending.clear()
+        by_device: dict[torch.device, list[tuple[int, Tensor]]] = {}
+        for row, v in self._pending:  # a model split over devices: one transfer per device
+            by_device.setdefault(v.device, []).append((row, v))
+        for pending in by_device.values():
+            values = torch.stack([v for _, v in pending]).cpu().numpy()  # the one transfer
+            self.table[[r for r, _ in pending], :3] = values
+        self._pending.clear()
         return self.table[: self.rows, :3]
 
     def clear(self) -> None:
