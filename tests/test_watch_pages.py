@@ -138,7 +138,7 @@ def test_the_saved_json_opens_in_compare_beside_a_lab_run(saved_file):
     assert any(n.startswith("A:") for n in names) and any(n.startswith("B:") for n in names)
 
 
-def test_the_verdict_reads_the_mapped_columns_and_advises_for_a_network_of_ones_own():
+def deep_sigmoid():
     torch.manual_seed(0)
     layers = []
     for _ in range(12):
@@ -148,9 +148,23 @@ def test_the_verdict_reads_the_mapped_columns_and_advises_for_a_network_of_ones_
     with watch(model) as w:
         F.cross_entropy(model(x), y).backward()
         w.step()
+    return w
+
+
+def test_the_verdict_reads_the_mapped_columns_and_advises_for_a_network_of_ones_own():
+    w = deep_sigmoid()
     g = w.table()["grad_out_var"].to_numpy()
     assert np.log10(g[0] / g[-1]) < -3  # the oracle: three decades lost between the last layer and the first
     d = view.diagnosis(view.from_watch(w))
     assert d.verdict == "vanishing"
     finding = next(f for f in d.findings if f.kind == "vanishing")
     assert finding.advice == view.WATCH_ADVICE["vanishing"] and finding.suggestions == ()
+
+
+def test_compare_gives_a_watched_run_the_advice_for_a_network_of_ones_own(tmp_path):
+    data = deep_sigmoid().save(tmp_path / "deep.json").read_bytes()
+    at = AppTest.from_file(str(ROOT / "pages" / "2_Compare.py"), default_timeout=TIMEOUT).run()
+    at = at.file_uploader(key="compare_a__file").set_value(("deep.json", data, "application/json")).run()
+    assert not at.exception
+    verdicts = texts([*at.warning, *at.error])
+    assert "Gradients vanish" in verdicts and view.WATCH_ADVICE["vanishing"][:40] in verdicts

@@ -23,7 +23,6 @@ from plotly.subplots import make_subplots
 
 from core import figures as F
 from core.schema import FIELDS, RunConfig
-from core.io.diagnosis import diagnose
 from core.run.record import RunRecord as Snapshot
 from core.schema import RunStatus
 
@@ -271,7 +270,8 @@ def show_pair(snaps: Mapping[str, Snapshot | None], saved: Mapping[str, SavedRun
             elif snap is not None:
                 status_line(snap)
             if snap is not None:
-                show_verdict(snap, cached(f"diagnosis_{label}", lambda: diagnose(snap)))
+                # a RunRecord, or a watch run's RunView (its verdict has its own advice)
+                show_verdict(snap, cached(f"diagnosis_{label}", lambda: snap.diagnosis))
     recorded = {label: s for label, s in snaps.items() if s is not None and len(s.steps)}
     if not recorded:
         st.caption("Building the networks and taking the first records…")

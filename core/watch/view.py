@@ -15,6 +15,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -407,22 +408,27 @@ class RunView:
     def records(self) -> int:
         return len(self.steps)
 
+    @cached_property
+    def diagnosis(self):
+        """The lab's verdict on the mapped statistics (where it applies: the
+        forward and backward spread, saturation, update sizes), with advice for
+        a network of one's own (as `RunRecord.diagnosis` is a lab run's)."""
+        from dataclasses import replace
+
+        from core.io.diagnosis import Diagnosis, diagnose
+
+        d = diagnose(self)
+        findings = tuple(replace(f, advice=WATCH_ADVICE.get(f.kind, f.advice)) for f in d.findings)
+        return Diagnosis(d.verdict, d.headline, findings)
+
 
 def as_run_view(run: WatchRun) -> RunView:
     return RunView(run.config, run.run_stats, run.run_steps, run.status, run.version)
 
 
 def diagnosis(run: WatchRun):
-    """The lab's verdict on the mapped statistics (where it applies: the
-    forward and backward spread, saturation, update sizes), with advice for
-    a network of one's own."""
-    from dataclasses import replace
-
-    from core.io.diagnosis import Diagnosis, diagnose
-
-    d = diagnose(as_run_view(run))
-    findings = tuple(replace(f, advice=WATCH_ADVICE.get(f.kind, f.advice)) for f in d.findings)
-    return Diagnosis(d.verdict, d.headline, findings)
+    """`RunView.diagnosis` of `run`."""
+    return as_run_view(run).diagnosis
 
 
 __all__ = ["AS_RUN", "FORMAT", "WatchRun", "WatchFileError", "RunView", "from_watch", "from_json", "from_store",
