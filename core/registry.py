@@ -630,5 +630,5 @@ def phi_prime_max(act: Activation) -> float:
 
 __all__ = ["ACTIVATIONS", "INITIALIZERS", "DATASETS", "OPTIMIZERS", "Activation", "Advice", "Initializer", "BiasInit",
            "Dataset", "Optimizer", "options_text", "SELU_ALPHA", "SELU_SCALE", "LEAKY_SLOPE", "DEFAULT_ACTIVATION",
-           "activation_of_module", "DEFAULT_INIT", "ZERO_BIAS", "NORMAL_BIAS", "UNIFORM_BIAS", "TORCH_DEFAULT_BIAS", "keras_fixed",
-           "keras_variance_scaling"]
+           "DEFAULT_INIT", "ZERO_BIAS", "NORMAL_BIAS", "UNIFORM_BIAS", "TORCH_DEFAULT_BIAS", "keras_fixed",
+           "keras_variance_scaling", "activation_of_module"]
