@@ -10,6 +10,8 @@ from core.schema import RunConfig
 from core.run.engine import Snapshot
 from core.io.export import export_bytes
 
+from .state import SlotKeys
+
 MIME = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet", "json": "application/json"}
 
 
@@ -41,7 +43,7 @@ def download_buttons(snap: Snapshot | None, key: str) -> None:
     for col, (fmt, (name, make)) in zip(cols, files.items()):
         col.download_button(
             fmt.upper(), icon=":material/download:", data=make, file_name=name,
-            mime=MIME[fmt], key=f"{key}__dl_{fmt}", on_click="ignore", width="stretch",
+            mime=MIME[fmt], key=SlotKeys(key).control(f"dl_{fmt}"), on_click="ignore", width="stretch",
             help={"csv": "One row per recorded step and layer (the CLI's table).",
                   "parquet": "The same table, typed, with the config in the file's metadata.",
                   "json": "Config, per-layer rows, per-step rows and the diagnosis: the file the CLI writes, "
@@ -71,5 +73,5 @@ def code_snippets(cfg: RunConfig, key: str) -> bool:
                 continue
             st.code(code, language="python")
             st.download_button(f"{file_stem(cfg)}_{ext}.py", icon=":material/download:", data=code, file_name=f"{file_stem(cfg)}_{ext}.py",
-                               mime="text/x-python", key=f"{key}__dl_code_{ext}", on_click="ignore")
+                               mime="text/x-python", key=SlotKeys(key).control(f"dl_code_{ext}"), on_click="ignore")
     return True

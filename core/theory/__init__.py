@@ -21,7 +21,7 @@ from core.theory.predictions import (
 from core.theory.predictions import SettingSummary, gradient_window, setting_summary
 from core.theory.jacobian import jacobian_singular_values
 from core.theory.jacobian import JACOBIAN_MAX_COST, jacobian_at_init, jacobian_cost, jacobian_inputs
-from core.theory.measured import measure_at_init, measured_profile, slope_curves
+from core.theory.measured import at_init_config, measure_at_init, measured_profile, slope_curves
 from core.theory.explain import gradient_sentence, limitations, pow10, ratio_text
 
 __all__ = [
@@ -30,6 +30,6 @@ __all__ = [
     "phase_diagram", "critical_line", "gradient_profile", "effective_sigma2", "predicted_profile", "profile_table",
     "jacobian_singular_values", "jacobian_theory_mean",
     "SettingSummary", "setting_summary", "gradient_window", "JACOBIAN_MAX_COST", "jacobian_cost", "jacobian_inputs",
-    "jacobian_at_init", "measure_at_init", "measured_profile", "slope_curves", "gradient_sentence", "limitations",
-    "pow10", "ratio_text",
+    "jacobian_at_init", "at_init_config", "measure_at_init", "measured_profile", "slope_curves", "gradient_sentence",
+    "limitations", "pow10", "ratio_text",
 ]

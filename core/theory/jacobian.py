@@ -23,7 +23,8 @@ from core.registry import ACTIVATIONS
 if TYPE_CHECKING:  # pragma: no cover
     from core.schema import RunConfig
 
-__all__ = ["jacobian_singular_values", "jacobian_cost", "jacobian_inputs", "jacobian_at_init", "JACOBIAN_MAX_COST"]
+__all__ = ["jacobian_singular_values", "jacobian_cost", "jacobian_inputs", "jacobian_at_init",
+           "JACOBIAN_MAX_COST"]
 
 JACOBIAN_MAX_COST = 3e9  # depth · width² · inputs: a few seconds of float64 at most
 
@@ -99,7 +100,8 @@ def jacobian_inputs(cfg: "RunConfig", max_cost: float = JACOBIAN_MAX_COST) -> in
     return n
 
 
-def jacobian_at_init(cfg: "RunConfig", max_cost: float = JACOBIAN_MAX_COST) -> tuple[np.ndarray, float | None] | str:
+def jacobian_at_init(cfg: "RunConfig", max_cost: float = JACOBIAN_MAX_COST
+                     ) -> tuple[np.ndarray, float | None] | str:
     """The singular values of ∂a^L/∂x at initialization (`jacobian_inputs(cfg)` points) and the theory's
     mean squared value (`jacobian_theory_mean`), or a sentence on why they are not computed."""
     from core.theory.predictions import jacobian_theory_mean

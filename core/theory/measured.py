@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from core.schema import RunConfig
 
 
-def at_init(cfg: "RunConfig") -> "RunConfig":
+def at_init_config(cfg: "RunConfig") -> "RunConfig":
     """`cfg` reduced to its network at initialization: no training step, step 0 recorded, no evaluation."""
     return cfg.replace(steps=0, record_every=1, eval_every=0)
 
@@ -30,7 +30,7 @@ def measure_at_init(cfg: "RunConfig") -> np.ndarray:
     """Step 0 of `cfg`'s network: (layers, len(STAT_COLUMNS)) float64, columns as `core.measure.records.COL`."""
     from core.run.engine import train  # the engine loads the statistics kernels: only when measuring
 
-    result = train(at_init(cfg))
+    result = train(at_init_config(cfg))
     if not len(result.steps):
         raise RuntimeError("The network produced no record at step 0.")
     return np.asarray(result.stats[0], dtype=np.float64)
@@ -62,4 +62,4 @@ def slope_curves(names: Sequence[str], lo: float = -6.0, hi: float = 6.0, n: int
     return h.detach().numpy(), out
 
 
-__all__ = ["at_init", "measure_at_init", "measured_profile", "slope_curves"]
+__all__ = ["at_init_config", "measure_at_init", "measured_profile", "slope_curves"]
