@@ -276,8 +276,10 @@ class RunConfig:
         of SGD (lr 0.05, seed 0)'."""
         ini = INITIALIZERS[self.init]
         init = ini.label
-        if self.sigma_w != 1.0 or ini.uses_sigma_b:
-            init += f" (σ_w = {self.sigma_w:g}" + (f", σ_b = {self.sigma_b:g})" if ini.uses_sigma_b else ")")
+        if ini.uses_sigma_b:  # its label names them: "Normal (σ_w, σ_b) = (2.5, 0)"
+            init += f" = ({self.sigma_w:g}, {self.sigma_b:g})"
+        elif self.sigma_w != 1.0:
+            init += f" (σ_w = {self.sigma_w:g})"
         widths = FIELDS["widths"].format(self.hidden_widths) if self.widths is not None else str(self.width)
         bn = ["BatchNorm"] if self.batchnorm else []
         act, data = ACTIVATIONS[self.activation].label, DATASETS[self.dataset].label

@@ -367,7 +367,8 @@ def test_describe_uses_the_registries_labels_long_and_short():
     long, short = cfg.describe(), cfg.describe(short=True)
     for text in (long, short):
         assert ACTIVATIONS["relu"].label in text and INITIALIZERS["normal"].label in text and "BatchNorm" in text
-        assert "σ_w = 1.5" in text and "200 steps" in text and "seed 0" in text
+        assert "(σ_w, σ_b) = (1.5, 0)" in text and "200 steps" in text and "seed 0" in text
+    assert "He/Kaiming normal (σ_w = 2)" in cfg.replace(init="kaiming_normal", sigma_w=2.0).describe()
     assert long.startswith("20 hidden layers of 128 units") and short.startswith("20 × 128 · ")
     assert "BatchNorm" not in RunConfig().describe()
 

@@ -11,12 +11,11 @@ from typing import Mapping
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from core.figures.runs import heatmap_zrange
 from core.figures.style import (
     COLOURS, HEATMAP_SPAN, NAMES, RUN_COLOURS, add_note, apply_layout, as_f32, check_arrays, for_log_axis, gap_note,
-    layer_axis, log_ticks, record_index, sample_indices,
+    layer_axes, layer_axis, log_ticks, record_index, sample_indices, two_panels,
 )
 from core.measure.records import COL
 
@@ -38,8 +37,7 @@ def fig_variance_compare(runs: Mapping[str, tuple[np.ndarray, np.ndarray]], *, r
     label ("A", "B") to (stats, steps). Forward Var(h) left, Var(∂L/∂h) right;
     runs differ by line style, quantities by colour."""
     dashes = ["solid", "dash", "dot", "dashdot"]
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.09, subplot_titles=(
-        "Forward: Var(h)", "Backward: Var(∂L/∂h)"))
+    fig = two_panels("Forward: Var(h)", "Backward: Var(∂L/∂h)")
     notes: dict[int, list] = {1: [], 2: []}
     for k, (label, (stats, steps)) in enumerate(runs.items()):
         stats, steps = np.asarray(stats), np.asarray(steps)
@@ -60,7 +58,7 @@ def fig_variance_compare(runs: Mapping[str, tuple[np.ndarray, np.ndarray]], *, r
             notes[col].append(gap_note(stats[i, :, COL[c]], f"{label}: {NAMES[c]}"))
     for col, lines in notes.items():
         add_note(fig, lines, panel=col)
-    fig.update_xaxes(title_text="layer (1 = next to the input)")
+    layer_axes(fig)
     for col, c in ((1, "preact_var"), (2, "grad_preact_var")):
         fig.update_yaxes(**log_ticks(*[np.asarray(st)[..., COL[c]] for st, _ in runs.values()]), row=1, col=col)
     fig.update_yaxes(title_text="variance (log scale)", row=1, col=1)
@@ -71,8 +69,7 @@ def fig_loss_compare(runs: Mapping[str, np.ndarray], *, height: int = 340) -> go
     """Training loss (left, log scale when it spans more than a decade) and
     held-out accuracy (right) of several runs; `runs` maps a label to its
     `steps` table. Each run has its colour (`RUN_COLOURS`)."""
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=("Training loss (batch)",
-                                                                                 "Held-out accuracy"))
+    fig = two_panels("Training loss (batch)", "Held-out accuracy")
     all_loss = []
     for label, steps in runs.items():
         steps = np.asarray(steps)

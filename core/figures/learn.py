@@ -10,9 +10,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from core.figures.style import MUTED, SERIES_COLOURS, apply_layout, as_f32
-
-LAYER_AXIS = "layer (1 = next to the input)"
+from core.figures.style import LAYER_AXIS, MUTED, SERIES_COLOURS, apply_layout, as_f32
 
 
 def fig_lines(series: Mapping[str, Sequence[float]], *, title: str, x_title: str = LAYER_AXIS, y_title: str = "",

@@ -23,12 +23,11 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
-from plotly.subplots import make_subplots
 
 from core.figures.style import (
-    COLOURS, HEALTHY_UPDATE_RATIO, HEATMAP_SPAN, MAX_POINTS, MAX_RIDGES, NAMES, THEORY_LABEL, add_note, apply_layout,
-    as_f32, check_arrays, empty_figure, for_log_axis, gap_note, layer_axis, log10_or_gap, log_ticks, ranges_text,
-    record_axes, sample_indices, step_ticks, title_with_note,
+    COLOURS, HEALTHY_UPDATE_RATIO, HEATMAP_SPAN, LAYER_AXIS, MAX_POINTS, MAX_RIDGES, NAMES, THEORY_LABEL, add_note,
+    apply_layout, as_f32, check_arrays, empty_figure, for_log_axis, gap_note, layer_axes, layer_axis, log10_or_gap,
+    log_ticks, ranges_text, record_axes, sample_indices, step_ticks, title_with_note, two_panels,
 )
 from core.measure.records import COL
 
@@ -61,8 +60,7 @@ def fig_variance_by_layer(stats: np.ndarray, steps: np.ndarray, *, record: int =
     if len(steps) == 0:
         return empty_figure(title, "Nothing recorded yet: press Run.", height)
     i, step, L, x = record_axes(stats, steps, record)
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.09, subplot_titles=(
-        "Forward: activations", "Backward: gradients ∂L/∂h"))
+    fig = two_panels("Forward", "Backward: ∂L/∂h")
     panels = {1: ("preact_var", "act_var"), 2: ("grad_preact_var",)}
     notes: dict[int, list] = {1: [], 2: []}
     for col, columns in panels.items():
@@ -93,7 +91,7 @@ def fig_variance_by_layer(stats: np.ndarray, steps: np.ndarray, *, record: int =
                            font=dict(size=11, color="#666666"))
     for col, lines in notes.items():
         add_note(fig, lines, panel=col)
-    fig.update_xaxes(title_text="layer (1 = next to the input)", range=[0.5, L + 0.5] if L < 3 else None)
+    layer_axes(fig, L)
     for col, columns in panels.items():
         shown = [stats[i, :, COL[c]] for c in columns] + ([stats[0, :, COL[c]] for c in columns] if ghost else [])
         shown.append(q if col == 1 else grad)
@@ -113,15 +111,14 @@ def fig_theory_profile(theory, *, height: int = 380) -> go.Figure:
     x = np.asarray(theory["layer"], dtype=np.int32)
     q = np.asarray(theory["q"], dtype=np.float64)
     g = np.asarray(theory["grad_rel"], dtype=np.float64)
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.09, subplot_titles=(
-        "Forward: predicted Var(h)", "Backward: predicted Var(∂L/∂h) ÷ last layer's"))
+    fig = two_panels("Forward: predicted Var(h)", "Backward, ÷ the last layer")
     fig.add_trace(go.Scatter(x=x, y=for_log_axis(q), mode="lines+markers", name="predicted Var(h)",
                              line=dict(color=COLOURS["preact_var"], width=2, dash="dash"), marker=dict(size=4),
                              hovertemplate="layer %{x}: %{y:.3g}<extra></extra>"), row=1, col=1)
     fig.add_trace(go.Scatter(x=x, y=for_log_axis(g), mode="lines+markers", name="predicted Var(∂L/∂h), relative",
                              line=dict(color=COLOURS["grad_preact_var"], width=2, dash="dash"), marker=dict(size=4),
                              hovertemplate="layer %{x}: %{y:.3g} × the last layer's<extra></extra>"), row=1, col=2)
-    fig.update_xaxes(title_text="layer (1 = next to the input)")
+    layer_axes(fig, len(x))
     fig.update_yaxes(**log_ticks(q), row=1, col=1)
     fig.update_yaxes(**log_ticks(g), row=1, col=2)
     return apply_layout(fig, title + " (" + THEORY_LABEL.split(": ", 1)[1] + ")", height, legend_bottom=True)
@@ -190,7 +187,7 @@ def fig_loss_accuracy(steps: np.ndarray, *, max_points: int = MAX_POINTS, height
         return empty_figure(title, "Nothing recorded yet: press Run.", height)
     idx = sample_indices(len(steps), max_points)
     x = steps[idx, 0].astype(np.int32)
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=("Training loss", "Accuracy"))
+    fig = two_panels("Training loss", "Accuracy")
     loss = steps[idx, 1]
     few = len(x) <= 20  # a single point of a line would not show
     fig.add_trace(go.Scatter(x=x, y=as_f32(loss), mode="lines+markers" if few else "lines", name="training loss (batch)",
@@ -302,7 +299,7 @@ def fig_saturation(stats: np.ndarray, steps: np.ndarray, *, record: int = -1, ac
                                  hovertemplate=f"{NAMES[c]} at step {step}<br>layer %{{x}}: %{{y:.1f}}%<extra></extra>"))
     if activation == "linear":
         add_note(fig, ["a linear activation has no flat region: nothing can saturate or die"])
-    fig.update_xaxes(title_text="layer (1 = next to the input)")
+    fig.update_xaxes(title_text=LAYER_AXIS)
     fig.update_yaxes(title_text="% of entries / units", range=[-2, 102])
     return apply_layout(fig, f"{title} at step {step}", height, legend_bottom=True)
 

@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 MAX_POINTS = 200  # steps kept per line or heatmap row: enough to see the dynamics, small on the wire
 MAX_RIDGES = 25   # histograms drawn per ridge plot: more overlap into a blur
@@ -45,6 +46,7 @@ INK, MUTED = "#222222", "#7f7f7f"  # text; reference lines (identity, isometry)
 RUN_COLOURS = {"A": "#1f77b4", "B": "#d62728"}  # Compare's two runs
 SERIES_COLOURS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd")  # small multi-line charts: the "bad" setting first
 THEORY_LABEL = "theory: wide layers, at initialization, no BatchNorm"
+LAYER_AXIS = "layer (1 = next to the input)"
 HEATMAP_SPAN = 6.0  # decades either side of the colour scale's centre
 
 # A tiny template (Plotly's default one is ~6.5 KB of JSON in every figure).
@@ -167,6 +169,22 @@ def add_note(fig: go.Figure, lines: Sequence[str | None], y: float = 1.0, panel:
                        bgcolor="rgba(255,255,255,0.85)")
 
 
+def two_panels(left: str, right: str, spacing: float = 0.1) -> go.Figure:
+    """Two side-by-side panels titled `left` and `right`. Their titles are small and short, and
+    `layer_axes` writes the long axis title once, so nothing overlaps on a phone (~130 px a panel)."""
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=spacing, subplot_titles=(left, right))
+    fig.update_annotations(font_size=13)
+    return fig
+
+
+def layer_axes(fig: go.Figure, n_layers: int | None = None) -> None:
+    """The x axes of a two-panel by-layer chart: the full title under the left panel, 'layer' under
+    the right one; with fewer than 3 layers, a range that keeps the points off the edges."""
+    rng = [0.5, n_layers + 0.5] if n_layers is not None and n_layers < 3 else None
+    fig.update_xaxes(title_text="layer (1 = input side)", range=rng, row=1, col=1)
+    fig.update_xaxes(title_text="layer", range=rng, row=1, col=2)
+
+
 def empty_figure(title: str, message: str, height: int = 320) -> go.Figure:
     fig = go.Figure()
     fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
@@ -181,6 +199,11 @@ def title_with_note(title: str, note: str | None) -> str:
     if not note:
         return title
     return f"{title}<br><span style='font-size:12px;color:{COLOURS['warning']}'>⚠ {note}</span>"
+
+
+def title_lines(title: str, detail: str = "") -> str:
+    """A title with a second, smaller line of detail (Plotly does not wrap titles)."""
+    return f"{title}<br><span style='font-size:12px'>{detail}</span>" if detail else title
 
 
 def apply_layout(fig: go.Figure, title: str, height: int, legend_bottom: bool = False, *,

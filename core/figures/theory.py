@@ -10,10 +10,9 @@ import math
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from core import theory as T
-from core.figures.style import COLOURS, INK, MUTED, apply_layout, for_log_axis, log_ticks
+from core.figures.style import COLOURS, INK, MUTED, apply_layout, for_log_axis, layer_axes, log_ticks, title_lines, two_panels
 from core.registry import ACTIVATIONS
 
 CURVE, ACCENT, COBWEB = COLOURS["preact_var"], COLOURS["grad_preact_var"], COLOURS["grad_act_var"]
@@ -31,8 +30,10 @@ def _fmt(x: float | None, digits: int = 3) -> str:
     return f"{x:.{digits}g}"
 
 
-def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 440) -> go.Figure:
-    return apply_layout(fig, title, height, x_title=x, y_title=y)
+def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 440, detail: str = "") -> go.Figure:
+    """The theory charts' layout: `detail` on a second, smaller title line and the legend under the plot,
+    so a long title and the legend never overlap, even on a phone."""
+    return apply_layout(fig, title_lines(title, detail), height + 60, legend_bottom=True, x_title=x, y_title=y)
 
 
 def fig_variance_map(activation: str, sigma_w2: float, sigma_b2: float, q1: float | None = None,
@@ -81,9 +82,8 @@ def fig_variance_map(activation: str, sigma_w2: float, sigma_b2: float, q1: floa
     fig.update_xaxes(range=[0, q_max], rangemode="tozero")
     fig.update_yaxes(range=[0, max(q_max, float(np.max(np.where(np.isfinite(f), f, 0.0))))])
     return _layout(
-        fig, f"Variance map, {_label(activation)}, σ_w² = {sw2:.3g}, σ_b² = {sb2:.3g}: {status}",
-        "q = E[h²] in layer l (pre-activation second moment, unitless)",
-        "f(q) = E[h²] in layer l + 1 (unitless)")
+        fig, f"Variance map, {_label(activation)}", "q = E[h²] in layer l (pre-activation)",
+        "f(q) = E[h²] in layer l + 1", detail=f"σ_w² = {sw2:.3g}, σ_b² = {sb2:.3g}: {status}")
 
 
 def fig_phase_diagram(activation: str, sigma_w2: float, sigma_b2: float, quantity: str = "chi1",
@@ -163,8 +163,8 @@ def fig_phase_diagram(activation: str, sigma_w2: float, sigma_b2: float, quantit
                            bgcolor="rgba(255,255,255,0.8)")
     fig.update_xaxes(range=[0, x_max])
     fig.update_yaxes(range=[0, y_max])
-    return _layout(fig, f"Phase diagram, {_label(activation)}: {what}",
-                   "σ_w² (weight variance × fan-in, unitless)", "σ_b² (bias variance, unitless)", height=500)
+    return _layout(fig, f"Phase diagram, {_label(activation)}", "σ_w² (weight variance × fan-in, unitless)",
+                   "σ_b² (bias variance, unitless)", height=500, detail=what)
 
 
 def fig_jacobian_spectrum(singular_values, theory_mean: float | None = None) -> go.Figure:
@@ -200,12 +200,13 @@ def fig_jacobian_spectrum(singular_values, theory_mean: float | None = None) -> 
                                  line=dict(color=color, dash=dash, width=2), hoverinfo="skip"))
     fig.update_layout(yaxis2=dict(overlaying="y", range=[0, 1], visible=False))
     theory = "" if theory_mean is None else f" (theory {_fmt(theory_mean)})"
-    title = f"Input–output Jacobian at initialization: {s.size} singular values, mean σ² = {_fmt(rms * rms)}{theory}"
+    title = "Input–output Jacobian at initialization"
+    detail = f"{s.size} singular values, mean σ² = {_fmt(rms * rms)}{theory}"
     if use_log and zeros:
-        title += f"; {zeros} exactly 0 (not shown on the log axis)"
+        detail += f"; {zeros} exactly 0 (not shown on the log axis)"
     xlabel = ("log₁₀ singular value of ∂a^L/∂x (unitless)" if use_log
-              else "singular value of ∂a^L/∂x (unitless: output length per input length)")
-    return _layout(fig, title, xlabel, "count")
+              else "singular value of ∂a^L/∂x (output length per input length)")
+    return _layout(fig, title, xlabel, "count", detail=detail)
 
 
 def fig_predicted_profile(profile, measured_q=None, measured_grad_rel=None, height: int = 420) -> go.Figure:
@@ -221,8 +222,7 @@ def fig_predicted_profile(profile, measured_q=None, measured_grad_rel=None, heig
     """
     layer = np.asarray(profile["layer"], dtype=np.int32)
     L = int(layer.size)
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=(
-        "Forward: q = E[h²] per layer", "Backward: E[(∂L/∂h)²] relative to the last layer"))
+    fig = two_panels("Forward: q = E[h²]", "Backward, ÷ the last layer")
     applies = bool(profile.attrs.get("applies", True))
     theory_name = "theory (wide layers, at init)" if applies else "theory (does not apply here)"
     for col, key in ((1, "q"), (2, "grad_rel")):
@@ -241,7 +241,7 @@ def fig_predicted_profile(profile, measured_q=None, measured_grad_rel=None, heig
                                  hovertemplate=label + ", layer %{x}: %{y:.3g}<extra></extra>"), row=1, col=col)
     apply_layout(fig, "Predicted per layer at initialization" + ("" if applies else " (the theory does not apply)"),
                  height, legend_bottom=True)
-    fig.update_xaxes(title_text="layer (1 = next to the input)", range=[0.5, L + 0.5] if L < 3 else None)
+    layer_axes(fig, L)
     fig.update_yaxes(type="log", exponentformat="power")
     for col, key, values in ((1, "q", measured_q), (2, "grad_rel", measured_grad_rel)):
         shown = [for_log_axis(profile[key])] + ([] if values is None else [for_log_axis(values)])
