@@ -32,7 +32,7 @@ class SlotKeys:
     # -- stored values, with their defaults (`setup`) ---------------------------------------------------
     @property
     def run(self) -> str:
-        """The slot's `core.run.engine.Run` (None before the first Run)."""
+        """The slot's `core.run.background.Run` (None before the first Run)."""
         return f"{self.slot}__run"
 
     @property

@@ -2,10 +2,10 @@
 
 No Streamlit here: the pages lay these out, a notebook can call them too.
 
-Inputs are the arrays a `Snapshot` or `RunResult` carries:
+Inputs are the arrays a `core.run.record.RunRecord` carries:
   `stats` (records, layers, len(STAT_COLUMNS)) float64, columns in
   `core.measure.probes.STAT_COLUMNS`; `steps` (records, 4) with columns
-  step, loss, train_accuracy, test_accuracy (`core.run.engine.STEP_COLUMNS`);
+  step, loss, train_accuracy, test_accuracy (`core.run.record.STEP_COLUMNS`);
   `hist` the latest per-layer histograms ({'act' | 'grad_preact' | 'preact':
   [(edges, counts), ...], 'step': int}).
 
@@ -30,6 +30,7 @@ from core.figures.style import (
     log_ticks, ranges_text, record_axes, sample_indices, step_ticks, title_with_note, two_panels,
 )
 from core.measure.records import COL
+from core.registry import ACTIVATIONS
 
 # -- 1. variance by layer --------------------------------------------------------------------------
 
@@ -297,8 +298,8 @@ def fig_saturation(stats: np.ndarray, steps: np.ndarray, *, record: int = -1, ac
         fig.add_trace(go.Scatter(x=x, y=as_f32(100 * stats[i, :, COL[c]]), mode="lines+markers", name=NAMES[c],
                                  line=dict(color=COLOURS[c], width=2.5), marker=dict(size=5 if L <= 60 else 3),
                                  hovertemplate=f"{NAMES[c]} at step {step}<br>layer %{{x}}: %{{y:.1f}}%<extra></extra>"))
-    if activation == "linear":
-        add_note(fig, ["a linear activation has no flat region: nothing can saturate or die"])
+    if activation is not None and not ACTIVATIONS[activation].has_flat_region:
+        add_note(fig, [f"{ACTIVATIONS[activation].label} has no flat region: nothing can saturate or die"])
     fig.update_xaxes(title_text=LAYER_AXIS)
     fig.update_yaxes(title_text="% of entries / units", range=[-2, 102])
     return apply_layout(fig, f"{title} at step {step}", height, legend_bottom=True)

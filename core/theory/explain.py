@@ -58,9 +58,9 @@ def limitations(cfg: "RunConfig", prof: pd.DataFrame) -> list[str]:
                    "weights, so the forward prediction is q = 1 in every layer and the backward pass is not covered. "
                    "The variance map and phase diagram below describe the same network without BatchNorm.")
     if ini.needs_data:
+        start = f" ({INITIALIZERS[ini.starts_as].label.lower()})" if ini.starts_as else ""
         out.append(f"**{ini.label}** sets each layer's scale from a batch of data, so the theory, which needs the "
-                   "weight variance in advance, does not apply; the numbers below are for its orthogonal starting "
-                   "point.")
+                   f"weight variance in advance, does not apply; the numbers below are for its starting point{start}.")
     note = prof.attrs.get("note", "")
     if note and not cfg.batchnorm and not ini.needs_data:
         out.append(note)

@@ -2,7 +2,7 @@
 
 Built on `core.theory.meanfield` (the variance map, its slope, χ₁): the q^l path from
 each layer's effective σ_w² (`effective_sigma2`, from the initializer's
-published std), the relative gradient second moments back down, the table
+published std on its registry entry), the relative gradient second moments back down, the table
 `python -m core theory` writes, and the mean squared singular value of the
 input-output Jacobian. The names are importable from `core.theory.meanfield` too.
 """
@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import pandas as pd
 
-from core.models.init import bias_std, weight_std
 from core.theory.quadrature import _as_array, _check_activation
 from core.registry import INITIALIZERS
 from core.theory.meanfield import _chi1_flat, _dphi2, q_path, summary
@@ -58,15 +57,12 @@ def effective_sigma2(init_name: str, fan_in: int, fan_out: int, sigma_w: float =
 
     The mean-field theory sees an initializer only through these two numbers
     (uniform draws and orthogonal matrices included: orthogonal gives
-    fan_in/max(fan_in, fan_out)). From `core.models.init.weight_std`/`bias_std`.
-    None for data-driven LSUV; zeros gives (0, 0).
+    fan_in/max(fan_in, fan_out)): `Initializer.effective_sigma2`. None for
+    data-driven LSUV; zeros gives (0, 0).
     """
     if init_name not in INITIALIZERS:
         raise ValueError(f"Unknown init {init_name!r}.")
-    std = weight_std(init_name, int(fan_in), int(fan_out), float(sigma_w))
-    if std is None:
-        return None
-    return float(fan_in) * std * std, bias_std(init_name, int(fan_in), float(sigma_b)) ** 2
+    return INITIALIZERS[init_name].effective_sigma2(int(fan_in), int(fan_out), float(sigma_w), float(sigma_b))
 
 
 def _layer_sigma2(cfg: "RunConfig") -> tuple[np.ndarray, np.ndarray, list[int]] | None:
@@ -116,7 +112,8 @@ def predicted_profile(cfg: "RunConfig", input_second_moment: float = 1.0) -> pd.
     layer = np.arange(1, depth + 1)
     notes: list[str] = []
     widths = list(cfg.hidden_widths)
-    if cfg.init == "lsuv":
+    ini = INITIALIZERS[cfg.init]
+    if ini.needs_data:
         df = pd.DataFrame({"layer": layer, "q": np.nan, "grad_rel": np.nan})
         df.attrs.update(applies=False, note=(
             "LSUV sets each layer's scale from a data batch, so the mean-field prediction, which needs the "
@@ -134,7 +131,7 @@ def predicted_profile(cfg: "RunConfig", input_second_moment: float = 1.0) -> pd.
     n = np.asarray(sizes, dtype=float)
     back = np.concatenate([[np.nan], sw2[1:] * n[2:] / n[1:-1]])  # σ_w²(l+1) · N_{l+1}/N_l; entry 0 unused
     grad = _grad_rel(_dphi2(cfg.activation, q), back)
-    if cfg.init == "zeros":
+    if ini.weight_std(sizes[0], sizes[1]) == 0:
         notes.append("All weights are zero: every unit computes the same thing, h = 0 in every layer, and no "
                      "gradient reaches the layers below the last one.")
     if len(set(widths)) > 1:
@@ -175,7 +172,7 @@ def jacobian_theory_mean(cfg: "RunConfig", input_second_moment: float = 1.0) -> 
     along the actual q^l path (Pennington et al., 2017: χ₁^L at q*; = Π χ₁ for
     square layers). None where the theory does not apply (LSUV, BatchNorm).
     """
-    if cfg.init == "lsuv" or cfg.batchnorm:
+    if INITIALIZERS[cfg.init].needs_data or cfg.batchnorm:
         return None
     sw2, sb2, sizes = _layer_sigma2(cfg)
     q = _forward_path(cfg.activation, sw2, sb2, float(input_second_moment))
@@ -195,24 +192,22 @@ class SettingSummary:
     source: str       # where σ_w², σ_b² come from, in words
 
 
-DATA_DRIVEN_START = "orthogonal"  # a data-driven init (LSUV) starts from orthogonal weights, σ_w² = 1
-
-
 def setting_summary(cfg: "RunConfig") -> SettingSummary:
     """Effective (σ_w², σ_b²) of a square hidden layer under cfg's initializer, and the theory's summary.
 
     A data-driven initializer (LSUV) sets its scale from a batch, which the theory
-    cannot know: its orthogonal starting point (σ_w = 1) is shown instead."""
+    cannot know: the scheme it starts from (`Initializer.starts_as`, at σ_w = 1) is shown instead."""
     width = cfg.hidden_widths[-1]
     ini = INITIALIZERS[cfg.init]
-    if ini.needs_data:
-        sw2, sb2 = effective_sigma2(DATA_DRIVEN_START, width, width, 1.0, cfg.sigma_b)
+    start = INITIALIZERS[ini.starts_as] if ini.needs_data and ini.starts_as else None
+    if start is not None:
+        sw2, sb2 = start.effective_sigma2(width, width, 1.0, cfg.sigma_b)
     else:
         sw2, sb2 = effective_sigma2(cfg.init, width, width, cfg.sigma_w, cfg.sigma_b)
     if not cfg.bias:
         sb2 = 0.0
-    if ini.needs_data:
-        source = (f"{ini.label} starts from {INITIALIZERS[DATA_DRIVEN_START].label.lower()} weights (σ_w² = 1); "
+    if start is not None:
+        source = (f"{ini.label} starts from {start.label.lower()} weights (σ_w² = {sw2:.3g}); "
                   "the theory shows that starting point.")
     elif ini.uses_sigma_b:
         source = f"σ_w² = {cfg.sigma_w:g}² and σ_b² = {cfg.sigma_b:g}² of the {ini.label} parameterization."
