@@ -30,7 +30,6 @@ ALLOWED: dict[str, tuple[set[str], str]] = {
                            "lecun_normal", "orthogonal"}, "the Home page's presets are data: settings with a story"),
     "pages/4_Learn.py": ({"sigmoid", "tanh", "relu", "kaiming_normal"},
                          "the lessons' mini-experiments are presets, like the scenarios"),
-    "core/figures/runs.py": ({"linear"}, "Plotly's axis type 'linear'"),
     # Files other branches own, with the entry attribute that replaces the name; remove when merged.
     "core/models/mlp.py": ({"lsuv"}, "measure branch: `if cfg.init == 'lsuv'` is `INITIALIZERS[cfg.init].calibrate`"),
     "core/run/engine.py": ({"lsuv"}, "measure branch: `cfg.init == 'lsuv'` is `INITIALIZERS[cfg.init].needs_data`"),
