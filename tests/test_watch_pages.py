@@ -168,3 +168,10 @@ def test_compare_gives_a_watched_run_the_advice_for_a_network_of_ones_own(tmp_pa
     assert not at.exception
     verdicts = texts([*at.warning, *at.error])
     assert "Gradients vanish" in verdicts and view.WATCH_ADVICE["vanishing"][:40] in verdicts
+
+
+def test_the_charts_speak_of_outputs_not_pre_activations(saved_file):
+    figs = view.figures(view.from_json(saved_file))
+    titles = [a["text"] for a in figs["variance"].to_plotly_json()["layout"]["annotations"]]
+    assert "Forward: each layer's output" in titles and "Backward: ∂L/∂output" in titles
+    assert not any("∂L/∂h" in t or "Var(h)" in t for t in titles)

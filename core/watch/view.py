@@ -65,6 +65,10 @@ class WatchSetting:
     def __str__(self) -> str:
         return self.summary
 
+    def describe(self, short: bool = False) -> str:
+        """As `RunConfig.describe` words a lab run's settings (Compare's heading of a side)."""
+        return self.summary
+
 
 @dataclass(frozen=True, eq=False)
 class WatchRun:
@@ -316,14 +320,15 @@ def fig_loss(run: WatchRun):
     """The loss passed to w.step(), by step (log scale when it spans more than a decade)."""
     import plotly.graph_objects as go
 
-    from core.figures.style import COLOURS, _empty, _f32, _layout, _note, _step_ticks, log_ticks, sample_indices
+    from core.figures.style import (COLOURS, add_note, apply_layout, as_f32, empty_figure, log_ticks,
+                                    sample_indices, step_ticks)
 
     steps = run.steps
     if len(steps) == 0:
-        return _empty("Loss", "Nothing recorded yet.", 320)
+        return empty_figure("Loss", "Nothing recorded yet.", 320)
     idx = sample_indices(len(steps), 400)
     x = steps[idx, 0].astype(np.int64)
-    fig = go.Figure(go.Scatter(x=x, y=_f32(steps[idx, 1]), mode="lines+markers" if len(x) <= 20 else "lines",
+    fig = go.Figure(go.Scatter(x=x, y=as_f32(steps[idx, 1]), mode="lines+markers" if len(x) <= 20 else "lines",
                                name="loss", line=dict(color=COLOURS["loss"], width=2),
                                hovertemplate="step %{x}: loss %{y:.4g}<extra></extra>"))
     finite = steps[:, 1][np.isfinite(steps[:, 1]) & (steps[:, 1] > 0)]
@@ -331,10 +336,10 @@ def fig_loss(run: WatchRun):
         fig.update_yaxes(**log_ticks(finite))
     bad = np.flatnonzero(~np.isfinite(steps[:, 1]))
     if bad.size and np.isfinite(steps[:, 1]).any():
-        _note(fig, [f"the loss became inf/nan at step {int(steps[bad[0], 0])}"])
-    fig.update_xaxes(title_text="step", **_step_ticks(x))
+        add_note(fig, [f"the loss became inf/nan at step {int(steps[bad[0], 0])}"])
+    fig.update_xaxes(title_text="step", **step_ticks(x))
     fig.update_yaxes(title_text="loss passed to w.step()")
-    return _layout(fig, "Training loss", 320)
+    return apply_layout(fig, "Training loss", 320)
 
 
 def figures(run: WatchRun) -> dict:
@@ -347,9 +352,9 @@ def figures(run: WatchRun) -> dict:
     _drop_unmeasured(fig)
     _relabel(fig)
     for ann in fig.layout.annotations:  # the subplot titles speak of h, the input of an activation
-        if ann.text == "Forward: activations":
+        if (ann.text or "").startswith("Forward"):
             ann.text = "Forward: each layer's output"
-        elif ann.text == "Backward: gradients ∂L/∂h":
+        elif (ann.text or "").startswith("Backward"):
             ann.text = "Backward: ∂L/∂output"
     if len(steps):
         _label_layers(fig, run.names, "x")
