@@ -8,6 +8,7 @@ as `failed: ...`; the other cells go on.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -180,6 +181,25 @@ def _check_reachable(address: str) -> None:
                            f"(--ray-address or RAY_ADDRESS) and that the cluster is up.") from None
 
 
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Send file descriptor 2 to /dev/null for a while (C++ libraries write there directly)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        null = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        yield
+        return
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
 class RayBackend:
     """Cells as Ray tasks (one CPU each). An existing cluster by address (`address` or $RAY_ADDRESS),
     else a local Ray instance with `workers` CPUs that lives as long as this object."""
@@ -199,14 +219,15 @@ class RayBackend:
             if self.address:
                 _check_reachable(self.address)
                 try:
-                    ray.init(address=self.address, runtime_env={"py_modules": [str(PROJECT_ROOT / "core")]},
-                             log_to_driver=False, logging_level="ERROR")
+                    with _quiet_stderr():  # Ray's C++ client logs a line a second while it retries
+                        ray.init(address=self.address, runtime_env={"py_modules": [str(PROJECT_ROOT / "core")]},
+                                 log_to_driver=False, logging_level="ERROR")
                 except Exception as e:  # noqa: BLE001 - Ray raises many kinds; all mean "not reachable"
-                    raise BackendError(f"Cannot connect to the Ray cluster at {self.address!r}: "
-                                       f"{' '.join(str(e).split())[:160]}") from None
+                    raise BackendError(f"Cannot connect to the Ray cluster at {self.address!r} ({type(e).__name__}); "
+                                       f"check the address (--ray-address or RAY_ADDRESS) and that the cluster is up.") from None
             else:
                 ray.init(num_cpus=workers or default_workers(), include_dashboard=False, log_to_driver=False,
-                         logging_level="ERROR", runtime_env={"env_vars": {"PYTHONPATH": str(PROJECT_ROOT)}})
+                         logging_level="ERROR", runtime_env={"env_vars": {"PYTHONPATH": _worker_env()["PYTHONPATH"]}})
             self._started = True
         self.workers = int(ray.cluster_resources().get("CPU", 1))
         self._remote = ray.remote(num_cpus=1, max_retries=0)(_ray_cell)
