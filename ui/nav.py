@@ -13,6 +13,7 @@ PAGES = [
     ("Compare", None, ":material/compare_arrows:"),
     ("Theory", None, ":material/functions:"),
     ("Learn", None, ":material/school:"),
+    ("Sweep", None, ":material/grid_on:"),
 ]
 
 

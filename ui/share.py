@@ -19,7 +19,7 @@ from core.schema import FIELDS, ConfigError, RunConfig
 from .markdown import escape_markdown
 
 B_PREFIX = "b_"
-PAGES = ("Explore", "Compare", "Theory", "Learn")
+PAGES = ("Explore", "Compare", "Theory", "Learn", "Sweep")
 APP_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_BASE = "http://localhost:8501"
 

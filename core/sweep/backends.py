@@ -52,6 +52,32 @@ def _death_reason(exitcode: int | None) -> str:
     return f"the worker process exited with code {exitcode}"
 
 
+# -- one after another, in this process --------------------------------------------------------------
+
+class SerialBackend:
+    """Every cell in this process, one after another: the baseline the pool is measured against
+    (bench/bench_sweep.py) and a sweep without worker processes (scripts, tests)."""
+
+    name = "serial"
+    workers = 1
+
+    def __init__(self, cell_fn: CellFn = run_cell):
+        self.cell_fn = cell_fn
+
+    def __repr__(self) -> str:
+        return "SerialBackend()"
+
+    def run(self, tasks: Iterable[Task], stop: threading.Event | None = None) -> Iterator[tuple[int, dict, dict]]:
+        for index, cfg in tasks:
+            if stop is not None and stop.is_set():
+                return
+            row, profile = self.cell_fn(cfg)
+            yield index, row, profile
+
+    def close(self) -> None:
+        pass
+
+
 # -- the local process pool ---------------------------------------------------------------------------
 
 def _worker_env() -> dict[str, str]:
@@ -278,4 +304,4 @@ def make_backend(name: str = "local", workers: int | None = None, address: str |
     raise BackendError(f"Invalid backend {name!r}: must be one of {', '.join(BACKENDS)}.")
 
 
-__all__ = ["BACKENDS", "BackendError", "LocalPool", "RayBackend", "make_backend", "default_workers"]
+__all__ = ["BACKENDS", "BackendError", "SerialBackend", "LocalPool", "RayBackend", "make_backend", "default_workers"]
