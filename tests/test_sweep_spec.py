@@ -1,6 +1,7 @@
 """Sweep specs, the store, the table and the sweep limit: no training beyond a few tiny cells in this process."""
 import json
 import math
+import time
 
 import numpy as np
 import pandas as pd
@@ -241,3 +242,41 @@ def test_store_lookup_is_one_query(tmp_path):
     found = ResultStore(tmp_path).get_many(spec.cells())  # how fast: bench/bench_sweep.py
     assert len(found) == 120
     assert np.all([found[cell_key(c)][0] == row for c in spec.cells()])
+
+
+# -- the background sweep (what the page drives) ---------------------------------------------------
+
+def test_background_sweep_waits_in_the_run_queue_and_fills_in(tmp_path):
+    import threading
+
+    from core.run.engine import RunSlots
+    from core.sweep import SweepRun
+
+    slots = RunSlots(1)
+    busy = threading.Event()
+    assert slots.acquire(object(), busy, lambda pos: None)  # a run holds the server's only place
+    spec = SweepSpec.parse(["sigma_w=0.5,1.0,1.5"], TINY)
+    run = SweepRun(spec, workers=2, store=ResultStore(tmp_path), slots=slots, backend="serial").start()
+    deadline = time.monotonic() + 10
+    while run.snapshot().queue_position != 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    snap = run.snapshot()
+    assert snap.status == "queued" and snap.queue_position == 1 and snap.done == 0
+    slots.release()
+    assert run.join(timeout=120)
+    snap = run.snapshot()
+    assert snap.status == "finished" and snap.done == 3 and snap.computed == 3 and snap.workers == 1
+    assert slots.active == 0  # its place was given back
+    assert list(snap.table["status"]) == ["ok"] * 3
+    again = SweepRun(spec, store=ResultStore(tmp_path), slots=slots, backend="serial").start()
+    assert again.join(timeout=30) and again.snapshot().computed == 0 and again.snapshot().done == 3
+
+
+def test_background_sweep_stops_when_nobody_watches(tmp_path):
+    from core.sweep import SweepRun
+
+    spec = SweepSpec.parse(["seed=0:39:40"], TINY)
+    run = SweepRun(spec, store=ResultStore(tmp_path), heartbeat_timeout=0.3, backend="serial").start()
+    assert run.join(timeout=120)
+    snap = run.snapshot()
+    assert snap.status == "stopped" and "nobody was watching" in snap.message and snap.done < 40

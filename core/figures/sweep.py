@@ -127,6 +127,8 @@ def fig_sweep_heatmap(table: pd.DataFrame, fields: Sequence[str], metric: str = 
         if ys and isinstance(ys[0], float):
             fig.update_yaxes(range=[min(ys) - 0.5 * _step(ys), max(ys) + 0.5 * _step(ys)])
     _failed_marks(fig, table, x_field, y_field)
+    # the theory lines are white on the colours: a dark legend shows them
+    fig.update_layout(legend=dict(bgcolor="rgba(50,50,50,0.8)", font=dict(color="white")))
     fig.update_xaxes(title=axis_label(x_field), showgrid=False)
     fig.update_yaxes(title=axis_label(y_field), showgrid=False)
     done = int(table["status"].ne("pending").sum())

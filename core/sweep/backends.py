@@ -301,6 +301,8 @@ def make_backend(name: str = "local", workers: int | None = None, address: str |
         return LocalPool(workers, cell_fn)
     if name == "ray":
         return RayBackend(workers, address, cell_fn)
+    if name == "serial":
+        return SerialBackend(cell_fn)
     raise BackendError(f"Invalid backend {name!r}: must be one of {', '.join(BACKENDS)}.")
 
 

@@ -42,7 +42,8 @@ SWEEP_SCENARIOS: dict[str, SweepScenario] = {
             "variance_by_init", "Variance by depth for each initializer",
             "The textbook picture of initialization: the variance of each layer's pre-activations at initialization, "
             "one curve per initializer, beside what mean-field theory predicts. ReLU at depth 20: He keeps the variance, "
-            "Xavier, LeCun and orthogonal halve it at every layer, the torch default divides it by six.",
+            "Xavier, LeCun and orthogonal halve it at every layer, the torch default divides it by six until "
+            "its biases set a floor.",
             SweepSpec.parse(["init=xavier_normal,kaiming_normal,lecun_normal,orthogonal,torch_default"],
                             RunConfig(activation="relu", depth=20, width=128, dataset="digits", steps=0,
                                       record_every=1, eval_every=0)),
