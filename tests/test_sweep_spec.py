@@ -72,6 +72,8 @@ def test_spec_errors():
         SweepSpec.parse([])
     with pytest.raises(ConfigError, match="Invalid cell batch_size=2000"):
         SweepSpec.parse(["batch_size=64,2000"], RunConfig(dataset="digits"))
+    with pytest.raises(ConfigError, match="at most 10,000"):
+        SweepSpec.parse(["seed=0:999:1000", "depth=1:11:11"])
     with pytest.raises(ConfigError, match="widths is set"):
         SweepSpec.parse(["depth=2,3"], RunConfig(widths=(8, 8)))
 

@@ -21,6 +21,7 @@ from core.schema import FIELDS, ConfigError, RunConfig
 
 MAX_AXES = 2            # a heatmap has two dimensions
 MAX_AXIS_VALUES = 1000  # sanity; the server's GFL_MAX_SWEEP_WORK bounds what it runs
+MAX_CELLS = 10_000      # sanity: a link cannot make a page build a million configs
 
 
 def _num_text(kind: type, value: float) -> str:
@@ -132,6 +133,9 @@ class SweepSpec:
         if not 1 <= len(self.axes) <= MAX_AXES:
             raise ConfigError("axis", f"A sweep needs one or two axes, not {len(self.axes)}.")
         names = [a.field for a in self.axes]
+        if self.size > MAX_CELLS:
+            raise ConfigError("axis", f"Invalid axes: {' × '.join(str(len(a)) for a in self.axes)} = {self.size:,} cells, "
+                                      f"at most {MAX_CELLS:,}.")
         if len(set(names)) != len(names):
             raise ConfigError("axis", f"Invalid axes: {names[0]} is given twice; each axis must be a different setting.")
         if self.base.widths is not None and {"depth", "width"} & set(names):
