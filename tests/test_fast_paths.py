@@ -198,7 +198,7 @@ def test_a_fresh_checkout_gives_the_same_table_in_every_process(tmp_path):
     import sys
     from pathlib import Path
 
-    shutil.copytree(Path(kernels.__file__).parent, tmp_path / "core",
+    shutil.copytree(Path(kernels.__file__).parents[1], tmp_path / "core",
                     ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "check.py").write_text(SAME_TABLE_IN_TWO_PROCESSES)
     p = subprocess.run([sys.executable, "check.py"], cwd=tmp_path, capture_output=True, text=True, timeout=600)

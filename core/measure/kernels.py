@@ -598,7 +598,7 @@ def _fill_cache() -> None:
     import sys
     from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]  # the project root, where `core` is importable
     env = {**os.environ, "GFL_KERNELS_CHILD": "1"}
     try:
         subprocess.run([sys.executable, "-c", "import core.measure.kernels as k; k.warm_up()"], cwd=root, env=env,
