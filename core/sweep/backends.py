@@ -8,6 +8,7 @@ as `failed: ...`; the other cells go on.
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
@@ -101,7 +102,8 @@ class _Worker:
     def __init__(self):
         task_r, task_w = os.pipe()
         result_r, result_w = os.pipe()
-        self.proc = subprocess.Popen([sys.executable, "-m", "core.sweep.worker", str(task_r), str(result_w)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "core.sweep.worker", str(task_r), str(result_w),
+                                      str(WORKER_IDLE_SECONDS)],
                                      pass_fds=(task_r, result_w), env=_worker_env(), cwd=str(PROJECT_ROOT),
                                      stdin=subprocess.DEVNULL)
         os.close(task_r)
@@ -128,6 +130,37 @@ class _Worker:
         self.conn.close()
 
 
+WORKER_IDLE_SECONDS = 120.0  # a spare worker waits this long for the next sweep, then exits by itself
+_spare: list[_Worker] = []
+_spare_lock = threading.Lock()
+
+
+def _take_worker() -> _Worker:
+    """A spare worker left by an earlier sweep in this process (torch already imported), or a new one."""
+    with _spare_lock:
+        while _spare:
+            w = _spare.pop()
+            if w.proc.poll() is None:
+                return w
+            w.close()
+    return _Worker()
+
+
+def _give_back(w: _Worker) -> None:
+    if w.task is None and w.proc.poll() is None:
+        with _spare_lock:
+            _spare.append(w)
+    else:
+        w.close()
+
+
+@atexit.register
+def _close_spares() -> None:
+    with _spare_lock:
+        while _spare:
+            _spare.pop().close()
+
+
 class LocalPool:
     """N worker processes; each cell goes to the next free worker."""
 
@@ -144,7 +177,8 @@ class LocalPool:
 
     def run(self, tasks: Iterable[Task], stop: threading.Event | None = None) -> Iterator[tuple[int, dict, dict]]:
         todo = list(tasks)[::-1]  # pop() from the end takes them in order
-        workers = [_Worker() for _ in range(min(self.workers, len(todo)))]
+        workers = [_take_worker() for _ in range(min(self.workers, len(todo)))]
+        retried: set[int] = set()
         try:
             while todo or any(w.task is not None for w in workers):
                 if stop is not None and stop.is_set():
@@ -167,20 +201,26 @@ class LocalPool:
                         if w.task is not None:
                             index, cfg = w.task
                             w.task = None
-                            yield index, failed_row(cfg, _death_reason(code)), {}
+                            if code == 0 and index not in retried:
+                                # a spare that timed out just as it was given the cell: not the cell's fault
+                                retried.add(index)
+                                todo.append((index, cfg))
+                            else:
+                                yield index, failed_row(cfg, _death_reason(code)), {}
                         w.close()
                         workers.remove(w)
                         if todo:
-                            workers.append(_Worker())
+                            workers.append(_take_worker())
                     else:
                         w.task = None
                         yield index, row, profile
         finally:
+            stopped = stop is not None and stop.is_set()
             for w in workers:
-                w.close()
+                w.close() if stopped else _give_back(w)
 
     def close(self) -> None:
-        pass  # the workers live only as long as one `run`
+        pass  # idle workers stay for the next sweep for a while (WORKER_IDLE_SECONDS), then exit
 
 
 # -- Ray ----------------------------------------------------------------------------------------------
