@@ -80,3 +80,24 @@ def test_run_over_the_sweep_limit_says_which_limit(store, monkeypatch):
     at.button(key="sweep__btn_run").click().run()
     assert not at.exception
     assert any("GFL_MAX_SWEEP_WORK" in e.value for e in at.error)
+
+
+def test_run_fills_the_store_and_the_chart(store):
+    import time
+
+    spec = SweepSpec.parse(["sigma_w=0.8,1.6"], TINY)
+    at = _open(spec)
+    assert any("0 of 2 cells are already in the results store" in c.value for c in at.caption)
+    at.button(key="sweep__btn_run").click().run()
+    assert not at.exception and not at.error
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        at.run()
+        if at.get("progress") and at.get("progress")[0].value == 100:
+            break
+        time.sleep(1.0)
+    assert not at.exception
+    assert at.get("progress")[0].value == 100
+    assert len(store.get_many(spec.cells())) == 2  # saved as they finished
+    assert len(at.get("plotly_chart")) == 1
+    assert len(at.get("download_button")) == 3
