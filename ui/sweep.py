@@ -262,7 +262,8 @@ def _progress(snap: SweepSnapshot) -> None:
         st.info(f"Waiting for a free place on the server: number {snap.queue_position} in the queue. "
                 "The sweep starts on its own.", icon=":material/hourglass_top:")
         return
-    left = "" if snap.seconds_left is None else f" · about {_duration(snap.seconds_left)} left"
+    left = (f" · about {_duration(snap.seconds_left)} left" if snap.status == "running" and snap.seconds_left is not None
+            else "")
     words = {"running": f"Running on {snap.workers} worker{'s' if snap.workers != 1 else ''}", "finished": "Finished",
              "stopped": "Stopped", "failed": "Failed", "stored": "From the store"}.get(snap.status, snap.status)
     st.progress(snap.done / max(total, 1), text=f"**{words}** · {snap.done} / {total} cells{left}"

@@ -12,6 +12,7 @@ the sweep accepts exactly what a run accepts.
 from __future__ import annotations
 
 import itertools
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -33,6 +34,7 @@ def _num_text(kind: type, value: float) -> str:
 class Axis:
     field: str
     values: tuple
+    written: str = dataclasses.field(default="", compare=False)  # the values as given (a range stays a range in links)
 
     @classmethod
     def parse(cls, text: str) -> "Axis":
@@ -71,10 +73,12 @@ class Axis:
         if dupes:
             raise ConfigError("axis", f"Invalid axis {name}: the value {dupes[0]} appears more than once "
                                       f"(each value is one column of cells).")
-        return cls(name, tuple(values))
+        return cls(name, tuple(values), values_text if ":" in values_text else "")
 
     def text(self) -> str:
-        """Back to `FIELD=a,b,c` (what the URL and the CLI carry)."""
+        """Back to `FIELD=SPEC` (what the URL and the CLI carry): the range as written, else the list."""
+        if self.written:
+            return f"{self.field}={self.written}"
         spec = FIELDS[self.field]
         return f"{self.field}=" + ",".join("none" if v is None else spec.format(v) for v in self.values)
 
