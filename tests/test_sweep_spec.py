@@ -251,7 +251,7 @@ def test_store_lookup_is_one_query(tmp_path):
 def test_background_sweep_waits_in_the_run_queue_and_fills_in(tmp_path):
     import threading
 
-    from core.run.engine import RunSlots
+    from core.run.background import RunSlots
     from core.sweep import SweepRun
 
     slots = RunSlots(1)
