@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 import pandas as pd
 import streamlit as st
 
-from core.schema import FIELDS, ConfigError, RunConfig
+from core.schema import FIELDS, ConfigError, RunConfig, RunStatus
 from core.sweep import ResultStore, SweepRun, SweepSnapshot, SweepSpec, cell_key, sweepable_fields, trained_threshold
 from core.sweep.backends import default_workers
 from core.sweep.cells import TRAINED_FRACTION
@@ -106,8 +106,10 @@ def stored_snapshot(spec: SweepSpec) -> SweepSnapshot:
         hit = found.get(cell_key(cfg))
         if hit is not None:
             rows[i], profiles[i] = clean_row(hit[0]), hit[1]
-    status = "finished" if len(rows) == spec.size else "stored"
-    return SweepSnapshot(spec, status, rows, profiles, 0, 0.0, 0.0 if status == "finished" else None, 0)
+    done = len(rows) == spec.size
+    # READY: nothing runs; the store has `done` of the cells
+    return SweepSnapshot(spec, RunStatus.FINISHED if done else RunStatus.READY, rows, profiles, 0, 0.0,
+                         0.0 if done else None, 0)
 
 
 def snapshot(spec: SweepSpec) -> SweepSnapshot:
@@ -258,23 +260,24 @@ def draw(snap: SweepSnapshot, metric: str) -> None:
 
 def _progress(snap: SweepSnapshot) -> None:
     total = snap.spec.size
-    if snap.status == "queued":
+    if snap.status is RunStatus.QUEUED:
         st.info(f"Waiting for a free place on the server: number {snap.queue_position} in the queue. "
                 "The sweep starts on its own.", icon=":material/hourglass_top:")
         return
-    left = (f" · about {_duration(snap.seconds_left)} left" if snap.status == "running" and snap.seconds_left is not None
-            else "")
-    words = {"running": f"Running on {snap.workers} worker{'s' if snap.workers != 1 else ''}", "finished": "Finished",
-             "stopped": "Stopped", "failed": "Failed", "stored": "From the store"}.get(snap.status, snap.status)
+    running = snap.status is RunStatus.RUNNING
+    left = f" · about {_duration(snap.seconds_left)} left" if running and snap.seconds_left is not None else ""
+    words = {RunStatus.RUNNING: f"Running on {snap.workers} worker{'s' if snap.workers != 1 else ''}",
+             RunStatus.FINISHED: "Finished", RunStatus.STOPPED: "Stopped", RunStatus.FAILED: "Failed",
+             RunStatus.READY: "From the store"}.get(snap.status, str(snap.status))
     st.progress(snap.done / max(total, 1), text=f"**{words}** · {snap.done} / {total} cells{left}"
-                                               + (f" · {snap.elapsed:.0f} s" if snap.status == "running" else ""))
-    if snap.status == "stored":
+                                               + (f" · {snap.elapsed:.0f} s" if running else ""))
+    if snap.status is RunStatus.READY:
         st.caption(f"{snap.done} of {total} cells are already in the results store; **Run sweep** trains the "
                    f"other {total - snap.done}.")
-    elif snap.status == "finished" and snap.computed == 0:
+    elif snap.status is RunStatus.FINISHED and snap.computed == 0:
         st.caption("Every cell came from the results store: nothing was trained again.")
-    if snap.status in ("stopped", "failed") and snap.message:
-        (st.warning if snap.status == "stopped" else st.error)(snap.message)
+    if snap.status in (RunStatus.STOPPED, RunStatus.FAILED) and snap.message:
+        (st.warning if snap.status is RunStatus.STOPPED else st.error)(snap.message)
     failed = [r["status"] for r in snap.rows.values() if str(r.get("status", "")).startswith("failed")]
     if failed:
         st.warning(f"{len(failed)} cell{'s' if len(failed) != 1 else ''} failed (marked ✕): {failed[0]}")

@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 
 import pandas as pd
 
-from core.schema import RunConfig
+from core.schema import RunConfig, RunStatus
 from core.sweep.backends import CellFn, make_backend
 from core.sweep.cells import run_cell
 from core.sweep.spec import SweepSpec
@@ -95,7 +95,7 @@ def run_sweep(spec: SweepSpec, *, progress: Callable[[CellDone, int, int], None]
 @dataclass(frozen=True)
 class SweepSnapshot:
     spec: SweepSpec
-    status: str                 # queued, running, finished, stopped, failed
+    status: RunStatus           # queued, running, finished, stopped, failed (ready: only what the store has)
     rows: dict[int, dict]
     profiles: dict[int, dict]
     computed: int
@@ -112,7 +112,7 @@ class SweepSnapshot:
 
     @property
     def running(self) -> bool:
-        return self.status in ("queued", "running")
+        return self.status.live
 
     @property
     def table(self) -> pd.DataFrame:
@@ -137,7 +137,7 @@ class SweepRun:
         self._stop = threading.Event()
         self._rows: dict[int, dict] = {}
         self._profiles: dict[int, dict] = {}
-        self._status = "queued"
+        self._status = RunStatus.QUEUED
         self._message = ""
         self._computed = 0
         self._workers = 0
@@ -175,7 +175,7 @@ class SweepRun:
             now = time.perf_counter()
             left = None
             remaining = self.spec.size - len(self._rows)
-            if self._status == "running" and self._computed and self._compute_t0 is not None:
+            if self._status is RunStatus.RUNNING and self._computed and self._compute_t0 is not None:
                 rate = self._computed / max(now - self._compute_t0, 1e-9)
                 left = remaining / rate
             elif remaining == 0:
@@ -219,13 +219,13 @@ class SweepRun:
                         self._rows[i], self._profiles[i] = clean_row(hit[0]), hit[1]
                 self._version += 1
             if len(self._rows) == self.spec.size:
-                self._set(status="finished")
+                self._set(status=RunStatus.FINISHED)
                 return
             taken = self._take_slots()
             if taken == 0:
-                self._set(status="stopped", message="Stopped while waiting in the queue.")
+                self._set(status=RunStatus.STOPPED, message="Stopped while waiting in the queue.")
                 return
-            self._set(status="running", workers=taken, queue_position=0, compute_t0=time.perf_counter())
+            self._set(status=RunStatus.RUNNING, workers=taken, queue_position=0, compute_t0=time.perf_counter())
             watchdog = threading.Thread(target=self._watch, daemon=True, name="gfl-sweep-heartbeat")
             watchdog.start()
             for done in iter_sweep(self.spec, backend=self.backend, workers=taken, ray_address=self.ray_address,
@@ -239,11 +239,11 @@ class SweepRun:
             if self._stop.is_set() and len(self._rows) < self.spec.size:
                 why = ("Stopped: nobody was watching this sweep (the tab was closed)." if self._heartbeat_lost()
                        else "Stopped.")
-                self._set(status="stopped", message=why + " Finished cells are saved; run it again to go on.")
+                self._set(status=RunStatus.STOPPED, message=why + " Finished cells are saved; run it again to go on.")
             else:
-                self._set(status="finished")
+                self._set(status=RunStatus.FINISHED)
         except Exception as e:  # noqa: BLE001 - the page shows it in one sentence
-            self._set(status="failed", message=" ".join(str(e).split())[:300] or type(e).__name__)
+            self._set(status=RunStatus.FAILED, message=" ".join(str(e).split())[:300] or type(e).__name__)
         finally:
             for _ in range(taken if self.slots is not None else 0):
                 self.slots.release()
