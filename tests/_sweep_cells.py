@@ -19,3 +19,8 @@ def counting_cell(cfg):
     with open(os.environ[COUNT_FILE_ENV], "a") as f:
         f.write(f"{cfg.depth} {cfg.sigma_w!r}\n")
     return run_cell(cfg)
+
+
+def pid_cell(cfg):
+    """No training: which worker process ran the cell."""
+    return {"status": "ok", "pid": os.getpid()}, {}

@@ -1,6 +1,7 @@
 """The same small sweep on the local pool and on a local Ray instance: identical tables, each cell equal
 to `python -m core run` with the same settings; a crashing worker costs only its cell."""
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -133,3 +134,14 @@ def test_ray_task_failure_is_the_cells_failure(ray_backend):
     crashed = table["depth"] == 3
     assert table.loc[crashed, "status"].str.startswith("failed: the Ray task failed").all()
     assert (table.loc[~crashed, "status"] == "ok").all()
+
+
+def test_a_second_sweep_reuses_the_idle_workers():
+    from _sweep_cells import pid_cell
+
+    pool = LocalPool(2, cell_fn=pid_cell)
+    tasks = [(i, cfg) for i, cfg in enumerate(SPEC.cells())]
+    first = {row["pid"] for _, row, _ in pool.run(tasks)}
+    second = {row["pid"] for _, row, _ in pool.run(tasks)}
+    assert os.getpid() not in first and len(first) <= 2
+    assert second <= first  # the same processes: no second start-up
