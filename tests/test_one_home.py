@@ -31,13 +31,9 @@ ALLOWED: dict[str, tuple[set[str], str]] = {
     "core/sweep/scenarios.py": ({"tanh", "normal", "relu"}, "the shipped sweeps are presets, like the scenarios"),
     "pages/4_Learn.py": ({"sigmoid", "tanh", "relu", "kaiming_normal"},
                          "the lessons' mini-experiments are presets, like the scenarios"),
-    "core/figures/runs.py": ({"linear"}, "Plotly's axis type 'linear'; and (figures branch) `activation == 'linear'` "
-                                         "is `not ACTIVATIONS[a].has_flat_region`"),
     # Files other branches own, with the entry attribute that replaces the name; remove when merged.
     "core/models/mlp.py": ({"lsuv"}, "measure branch: `if cfg.init == 'lsuv'` is `INITIALIZERS[cfg.init].calibrate`"),
     "core/run/engine.py": ({"lsuv"}, "measure branch: `cfg.init == 'lsuv'` is `INITIALIZERS[cfg.init].needs_data`"),
-    "ui/theory.py": ({"lsuv", "orthogonal"}, "figures branch: LSUV's stand-in is `INITIALIZERS[cfg.init].starts_as`, "
-                                            "`cfg.init == 'lsuv'` is `.needs_data`"),
 }
 
 
