@@ -25,8 +25,10 @@ from core.sweep.table import export_bytes
 from .markdown import escape_markdown
 from .session import HEARTBEAT_SECONDS, run_slots, server_limits
 from .share import app_url, config_from_query, explore_url, show_notes
+from .state import SlotKeys
 
 KEY = "sweep"
+KEYS = SlotKeys(KEY)  # this page's session keys (ui.state); the sidebar's widgets use the same slot
 PAGE = "Sweep"
 AXIS_PARAM, METRIC_PARAM = "axis", "metric"
 NONE = "(none)"
@@ -70,12 +72,8 @@ def sweep_store() -> ResultStore:
     return ResultStore()
 
 
-def _run_key() -> str:
-    return f"{KEY}__run"
-
-
 def current_sweep() -> SweepRun | None:
-    return st.session_state.get(_run_key())
+    return st.session_state.get(KEYS.run)
 
 
 def start_sweep(spec: SweepSpec) -> str | None:
@@ -87,7 +85,7 @@ def start_sweep(spec: SweepSpec) -> str | None:
     stop_sweep()
     workers = min(default_workers(), limits.max_concurrent_runs)
     run = SweepRun(spec, workers=workers, store=sweep_store(), slots=run_slots(), heartbeat_timeout=HEARTBEAT_SECONDS)
-    st.session_state[_run_key()] = run.start()
+    st.session_state[KEYS.run] = run.start()
     return None
 
 
@@ -135,25 +133,25 @@ def axis_controls(axis_texts: list[str], base: RunConfig, container=None) -> tup
     box = container or st
     fields = sweepable_fields()
     defaults = _axis_defaults(axis_texts) or [("depth", "4:60:8"), ("sigma_w", "0.8:2.4:8")]
-    source = f"{KEY}__axes_source"
+    source = KEYS.control("axes_source")
     if st.session_state.get(source) != axis_texts:  # a new link: the widgets follow it
         st.session_state[source] = list(axis_texts)
         for i in range(2):
             name, values = defaults[i] if i < len(defaults) else (NONE, "")
-            st.session_state[f"{KEY}__axis{i}_field"] = name if name in fields else (fields[0] if i == 0 else NONE)
-            st.session_state[f"{KEY}__axis{i}_values"] = values
+            st.session_state[KEYS.control(f"axis{i}_field")] = name if name in fields else (fields[0] if i == 0 else NONE)
+            st.session_state[KEYS.control(f"axis{i}_values")] = values
     texts, problems = [], []
     cols = box.columns(2)
     for i, col in enumerate(cols):
         with col:
             options = fields if i == 0 else [NONE, *fields]
             field = st.selectbox(f"Axis {i + 1}" + (" (rows)" if i == 0 else " (columns; optional)"), options,
-                                 key=f"{KEY}__axis{i}_field",
+                                 key=KEYS.control(f"axis{i}_field"),
                                  help="Any setting; the sidebar gives every other one. "
                                       + ("" if i == 0 else "Leave at (none) for lines over one axis."))
             if field == NONE:
                 continue
-            values = st.text_input(f"Values of {field}", key=f"{KEY}__axis{i}_values",
+            values = st.text_input(f"Values of {field}", key=KEYS.control(f"axis{i}_values"),
                                    placeholder="a,b,c or start:stop:count",
                                    help=f"{FIELDS[field].help} A list `a,b,c`, or for numbers a range "
                                         "`start:stop:count` (count values, both ends included).")
@@ -171,10 +169,10 @@ def metric_control(default: str | None) -> str:
     from core.figures.sweep import METRICS
 
     options = list(METRICS)
-    key = f"{KEY}__metric"
-    if key not in st.session_state or (default in options and st.session_state.get(f"{key}_source") != default):
+    key = KEYS.control("metric")
+    if key not in st.session_state or (default in options and st.session_state.get(KEYS.control("metric_source")) != default):
         st.session_state[key] = default if default in options else options[0]
-        st.session_state[f"{key}_source"] = default
+        st.session_state[KEYS.control("metric_source")] = default
     return st.selectbox("Colour by", options, key=key, format_func=lambda m: METRICS[m][0],
                         help=f"'Trained' means a final accuracy at least {TRAINED_FRACTION:.0%} of the way from chance "
                              "to perfect (held-out accuracy when it is measured).")
@@ -236,7 +234,7 @@ def draw(snap: SweepSnapshot, metric: str) -> None:
     urls = cell_urls(spec)
     if len(spec.axes) == 2:
         over = _theory_overlays(spec)
-        st.plotly_chart(fig_sweep_heatmap(table, spec.fields, metric, urls=urls, **over), key=f"{KEY}__heat")
+        st.plotly_chart(fig_sweep_heatmap(table, spec.fields, metric, urls=urls, **over), key=KEYS.fig("heatmap"))
         if spec.fields == ["depth", "sigma_w"]:
             st.caption("White lines: ξ_c (dotted) and 6 ξ_c (solid), the mean-field depth scale of correlations for "
                        "these settings; Schoenholz et al. (2017) found networks deeper than about 6 ξ_c do not train.")
@@ -245,7 +243,7 @@ def draw(snap: SweepSnapshot, metric: str) -> None:
                        "the weights' and biases' own scales.")
     else:
         threshold = trained_threshold(spec.base)
-        st.plotly_chart(fig_sweep_lines(table, spec.fields[0], metric, threshold=threshold, urls=urls), key=f"{KEY}__lines")
+        st.plotly_chart(fig_sweep_lines(table, spec.fields[0], metric, threshold=threshold, urls=urls), key=KEYS.fig("lines"))
     if "init" in spec.fields and snap.profiles:
         cfgs = spec.cells()
         curves = []
@@ -253,7 +251,7 @@ def draw(snap: SweepSnapshot, metric: str) -> None:
             if i in snap.profiles and snap.profiles[i]:
                 other = ", ".join(f"{f}={FIELDS[f].format(getattr(cfg, f))}" for f in spec.fields if f != "init")
                 curves.append((cfg.init + (f" ({other})" if other else ""), snap.profiles[i], _predicted(cfg)))
-        st.plotly_chart(fig_variance_by_init(curves[:12]), key=f"{KEY}__byinit")
+        st.plotly_chart(fig_variance_by_init(curves[:12]), key=KEYS.fig("variance_by_init"))
     _cells_table(table, urls, spec)
     _downloads(snap)
 
@@ -291,7 +289,7 @@ def _cells_table(table: pd.DataFrame, urls: list[str], spec: SweepSpec) -> None:
     with st.expander(f"All {len(table)} cells, each a link to its run in Explore", icon=":material/table:"):
         shown = table.copy()
         shown.insert(0, "open", urls)
-        st.dataframe(shown, hide_index=True, key=f"{KEY}__cells",
+        st.dataframe(shown, hide_index=True, key=KEYS.control("cells"),
                      column_config={"open": st.column_config.LinkColumn("run", display_text="open in Explore",
                                                                          help="The cell's settings in Explore: the same run, same seed.")})
 
@@ -305,7 +303,7 @@ def _downloads(snap: SweepSnapshot) -> None:
     cols = st.columns(3)
     for col, fmt in zip(cols, ("csv", "parquet", "json")):
         col.download_button(fmt.upper(), icon=":material/download:", data=lambda fmt=fmt: export_bytes(table, fmt, spec),
-                            file_name=f"{stem}.{fmt}", mime=MIME[fmt], key=f"{KEY}__dl_{fmt}", on_click="ignore",
+                            file_name=f"{stem}.{fmt}", mime=MIME[fmt], key=KEYS.control(f"dl_{fmt}"), on_click="ignore",
                             width="stretch", help="One row per cell: its axes' values, then its metrics (the CLI's table).")
 
 
@@ -327,7 +325,7 @@ def run_buttons(spec: SweepSpec | None) -> None:
     run = current_sweep()
     live = run is not None and run.alive
     c1, c2, _ = st.columns([1.2, 1, 3])
-    if c1.button("Run sweep", icon=":material/play_arrow:", type="primary", key=f"{KEY}__btn_run",
+    if c1.button("Run sweep", icon=":material/play_arrow:", type="primary", key=KEYS.button("run"),
                  disabled=spec is None, width="stretch",
                  help="Train every cell the results store does not have yet, on this server's workers."):
         problem = start_sweep(spec)
@@ -335,7 +333,7 @@ def run_buttons(spec: SweepSpec | None) -> None:
             st.error(problem)
         else:
             st.rerun()
-    if c2.button("Stop", icon=":material/stop:", key=f"{KEY}__btn_stop", disabled=not live, width="stretch",
+    if c2.button("Stop", icon=":material/stop:", key=KEYS.button("stop"), disabled=not live, width="stretch",
                  help="Stop training; finished cells stay in the store and the next Run goes on from there."):
         stop_sweep()
         st.rerun()
