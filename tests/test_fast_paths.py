@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from _oracle import moments, next_batch, oracle_stats
-from core.run import engine
+from core.run import trainer
 from core.measure import kernels
 from core.measure import probes
 from core.schema import RunConfig
@@ -159,9 +159,9 @@ def test_small_layers_reduce_h_and_w_forward_and_the_rest_in_one_call(activation
 
 
 def test_keep_freed_memory_is_set_once_and_harmless():
-    engine.keep_freed_memory()
-    engine.keep_freed_memory()
-    assert engine._allocator_tuned
+    trainer.keep_freed_memory()
+    trainer.keep_freed_memory()
+    assert trainer._allocator_tuned
     x = torch.randn(1024, 1024)  # a 4 MB block still allocates, fills and frees
     assert float((x * 0 + 1).sum()) == 1024 * 1024
 
