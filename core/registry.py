@@ -30,11 +30,12 @@ class Activation:
     below a tenth of its largest value: h ≤ `flat_below` (ReLU: h ≤ 0) or
     |h| > `flat_beyond` (tanh: 1.818, sigmoid: 3.636). That is what
     `saturation` and `dead_units` count. `torch_name` is what
-    `torch.nn.init.calculate_gain` calls it. `slope_from_output` names
-    φ'(h) written in terms of a = φ(h) where that is exact ("identity": 1,
-    "relu": [a > 0], "leaky_relu": 1 or its slope, "tanh": 1 − a²,
-    "sigmoid": a(1 − a)), the very formula PyTorch's backward uses: with
-    it the statistics of ∂L/∂h = ∂L/∂a · φ'(h) come from ∂L/∂a and a.
+    `torch.nn.init.calculate_gain` calls it. `slope_from_output` is φ'(h)
+    written as a plain scalar function of a = φ(h), where that is exact and
+    is the very formula PyTorch's backward uses (None elsewhere): with it
+    the statistics of ∂L/∂h = ∂L/∂a · φ'(h) come from ∂L/∂a and a. The
+    measuring kernels are compiled from it (Numba's nopython subset: scalar
+    arithmetic and comparisons; a zero slope gives exactly 0, never ∞·0).
     """
 
     name: str
@@ -46,7 +47,7 @@ class Activation:
     torch_name: str
     keras_name: str
     module_code: str  # the nn.Module that builds it, for the code snippet
-    slope_from_output: str | None = None
+    slope_from_output: Callable[[float], float] | None = None
 
     def flat(self, h: Tensor) -> Tensor:
         """Boolean mask of the entries of h in the flat region."""
@@ -60,28 +61,49 @@ class Activation:
         return f"Activation({self.name!r}: {self.label})"
 
 
+# φ'(h) from a = φ(h) (`Activation.slope_from_output`): module-level, scalar, Numba-compilable.
+def _identity_slope(a):
+    return 1.0
+
+
+def _sigmoid_slope(a):
+    return a * (1.0 - a)
+
+
+def _tanh_slope(a):
+    return 1.0 - a * a
+
+
+def _relu_slope(a):
+    return 1.0 if a > 0.0 else 0.0
+
+
+def _leaky_relu_slope(a):
+    return 1.0 if a > 0.0 else LEAKY_SLOPE
+
+
 ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in [
         Activation(
             "linear", "Linear (identity)", "φ(h) = h. No nonlinearity: a deep linear network, the cleanest case for theory.",
-            lambda h: h, None, None, "linear", "linear", "nn.Identity()", "identity",
+            lambda h: h, None, None, "linear", "linear", "nn.Identity()", _identity_slope,
         ),
         Activation(
             "sigmoid", "Sigmoid", "φ(h) = 1/(1+e^-h). Saturates at both ends and its slope is at most 1/4, so gradients shrink layer after layer.",
-            torch.sigmoid, None, 3.636, "sigmoid", "sigmoid", "nn.Sigmoid()", "sigmoid",
+            torch.sigmoid, None, 3.636, "sigmoid", "sigmoid", "nn.Sigmoid()", _sigmoid_slope,
         ),
         Activation(
             "tanh", "Tanh", "φ(h) = tanh(h). Zero-centred, slope 1 at the origin, saturates for |h| ≳ 2.",
-            torch.tanh, None, 1.818, "tanh", "tanh", "nn.Tanh()", "tanh",
+            torch.tanh, None, 1.818, "tanh", "tanh", "nn.Tanh()", _tanh_slope,
         ),
         Activation(
             "relu", "ReLU", "φ(h) = max(0, h). Never saturates for h > 0 but is exactly flat for h < 0: halves the variance, hence He's factor 2.",
-            F.relu, 0.0, None, "relu", "relu", "nn.ReLU()", "relu",
+            F.relu, 0.0, None, "relu", "relu", "nn.ReLU()", _relu_slope,
         ),
         Activation(
             "leaky_relu", "Leaky ReLU (0.01)", "φ(h) = h for h > 0, 0.01·h otherwise. A small slope keeps units from dying completely.",
-            lambda h: F.leaky_relu(h, LEAKY_SLOPE), 0.0, None, "leaky_relu", "leaky_relu", "nn.LeakyReLU(0.01)", "leaky_relu",
+            lambda h: F.leaky_relu(h, LEAKY_SLOPE), 0.0, None, "leaky_relu", "leaky_relu", "nn.LeakyReLU(0.01)", _leaky_relu_slope,
         ),
         Activation(
             "elu", "ELU", "φ(h) = h for h > 0, e^h − 1 otherwise. Smooth, with negative outputs that pull the mean toward 0.",

@@ -77,7 +77,7 @@ DET = [
               steps=5, optimizer="adam", lr=0.01, seed=9),
     RunConfig(depth=3, width=10, activation="sigmoid", init="normal", sigma_b=0.5, dataset="gaussian", batch_size=16,
               steps=4, optimizer="momentum", seed=1),
-    # wide enough for StepProbe to reduce tensors as they appear (and keep them for histograms)
+    # wide enough for the streaming strategy to reduce tensors as they appear (and keep them for histograms)
     RunConfig(widths=(256, 256), activation="gelu", init="kaiming_normal", dataset="gaussian", batch_size=128,
               steps=3, seed=5),
 ]

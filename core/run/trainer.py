@@ -19,9 +19,9 @@ import torch.nn.functional as F
 from core.schema import RunConfig
 from core.data import BatchSampler, load_data
 from core.models.mlp import build_network
-from core.measure import kernels
-from core.measure.probes import StepProbe, histograms
-from core.measure.records import COL, first_nonfinite_layer
+from core.measure.probes import histograms
+from core.measure.records import COL, M_W, M_X, assemble, first_nonfinite_layer
+from core.measure.strategy import choose, expected_records
 from core.measure.tracker import WeightTracker
 from core.registry import OPTIMIZERS
 
@@ -60,6 +60,47 @@ def keep_freed_memory() -> None:
     mallopt(M_TRIM_THRESHOLD, 512 * 2**20)
 
 
+def skip_dynamo_for_optimizers() -> None:
+    """Spare a process that never compiles the import of torch._dynamo (about
+    1.2 s, as long as torch's own): torch.optim.Optimizer's add_param_group,
+    zero_grad, state_dict and load_state_dict are wrapped by
+    `torch._disable_dynamo`, which imports torch._dynamo on the first call to
+    wrap them in `torch._dynamo.disable`. The wrapper first looks for the
+    disabled function on the original (`__dynamo_disable`); outside a compiled
+    region that is the function itself, so it is set to that (unless
+    torch._dynamo is imported already). The cost: code compiled later in the
+    same process would trace these methods instead of skipping them; this app
+    never compiles. `optimizer_step` does the same for step()."""
+    import sys
+
+    if "torch._dynamo" in sys.modules:
+        return
+    for f in vars(torch.optim.Optimizer).values():
+        original = getattr(f, "__wrapped__", None)
+        if original is not None and getattr(getattr(f, "__code__", None), "co_name", "") == "inner":
+            if getattr(original, "__dynamo_disable", None) is None:
+                original.__dynamo_disable = original
+
+
+def optimizer_step(opt: torch.optim.Optimizer) -> None:
+    """`opt.step()`, without the two wrappers torch.optim puts around every
+    step: one imports torch._dynamo to mark graph breaks for torch.compile
+    (see `skip_dynamo_for_optimizers`), the other runs the profiler's label and
+    the step hooks (none here). What is left is the step itself, under
+    no_grad as the first wrapper would run it. Once torch._dynamo is imported
+    anyway, the wrapped step runs as usual."""
+    import sys
+
+    if "torch._dynamo" in sys.modules or opt._optimizer_step_pre_hooks or opt._optimizer_step_post_hooks:
+        opt.step()
+        return
+    step = type(opt).step
+    while hasattr(step, "__wrapped__"):
+        step = step.__wrapped__
+    with torch.no_grad():
+        step(opt)
+
+
 @dataclass(frozen=True)
 class Divergence:
     step: int
@@ -93,9 +134,13 @@ def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
 
 class Trainer:
     """Owns the network, the optimizer and the data of one run; `advance()`
-    takes one step of the loop. Not thread-safe: one thread drives it."""
+    takes one step of the loop. Not thread-safe: one thread drives it.
 
-    def __init__(self, cfg: RunConfig):
+    `strategy` names the measuring strategy (`core.measure.strategy.NAMES`);
+    by default it is chosen from the run's size before the first step, and
+    `self.strategy.name` says which."""
+
+    def __init__(self, cfg: RunConfig, strategy: str | None = None):
         keep_freed_memory()
         self.cfg = cfg
         self.data = load_data(cfg)
@@ -103,17 +148,18 @@ class Trainer:
         calibration = self.data.x_train[: min(len(self.data.x_train), 512)] if cfg.init == "lsuv" else None
         self.net = build_network(cfg, calibration)
         self.net.train()
+        skip_dynamo_for_optimizers()
         self.opt = OPTIMIZERS[cfg.optimizer].make(self.net.parameters(), cfg.lr)
         self.params = list(self.net.parameters())
-        self.tracker = WeightTracker([lin.weight for lin in self.net.linears], self.opt, cfg.optimizer)
-        self.probe = StepProbe(self.net.activation, self.tracker.weights,
-                               entries=cfg.batch_size * min(cfg.hidden_widths))
+        weights = self.net.block_weights()
+        self.strategy = choose(self.net.activation, weights, cfg.batch_size,
+                               expected_records(cfg.steps, cfg.record_every), strategy)
+        self.tracker = WeightTracker(weights, self.opt, cfg.optimizer, fused=self.strategy.fused)
         self.hist_range = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}.get(cfg.activation)
         self.step = 0  # optimizer steps taken
         self.divergence: Divergence | None = None
         self.done = False
-        if cfg.record_every:
-            kernels.warm_up()
+        self.finite = True  # every checked column of the last record was finite
 
     def __repr__(self) -> str:
         return f"Trainer(step {self.step}/{self.cfg.steps}, {'done' if self.done else 'training'})"
@@ -152,7 +198,7 @@ class Trainer:
                 rec = self._recorded_step(s, x, y, want_hist, False)
                 if first_nonfinite_layer(rec.stats, rec.loss) is None:
                     rec = None  # only the sum overflowed: nothing non-finite, train on
-        if rec is not None and not (self.probe.finite and math.isfinite(rec.loss)):
+        if rec is not None and not (self.finite and math.isfinite(rec.loss)):
             where = first_nonfinite_layer(rec.stats, rec.loss)
             if where is not None:
                 layer, part = where
@@ -163,7 +209,7 @@ class Trainer:
             self.done = True
             return rec
         self.tracker.before_update(s, self.wants_record(s + 1))
-        self.opt.step()
+        optimizer_step(self.opt)
         self.step = s + 1
         return rec
 
@@ -171,20 +217,23 @@ class Trainer:
         self.opt.zero_grad(set_to_none=True)
         weights = self.tracker.weights
         update = self.tracker.update_tensors(s)  # measured in the same pass as the record's tensors
-        with self.probe.record(keep=want_hist) as probe:
-            logits = self.net(x, probe=probe)
+        with self.strategy.record(keep=want_hist) as m:
+            logits = self.net(x, watch=m)
             loss = F.cross_entropy(logits, y)
-            probe.backward(loss, self.params)
+            m.backward(loss, self.params)
             weight_grads = [w.grad for w in weights]
-            probe.measure(weight_grads, update[0] if update else None)
-        stats = probe.statistics(weight_grads, self.tracker.statistics(s, probe.weight_var, probe.extra_var))
+            moments = m.finish(weight_grads, update[0] if update else None)
+            w_var = moments[:, M_W].copy() if np.isfinite(moments[:, M_W]).all() else None
+            stats, self.finite = assemble(moments, self.tracker.statistics(
+                s, w_var, moments[:, M_X].copy() if update else None))
+            kept = m.kept
         self.tracker.note_grad_var(s, stats[:, COL["weight_grad_var"]])
         train_acc = accuracy(logits, y)
         test_acc = self.test_accuracy() if evaluate else math.nan
         hist = None
         if want_hist:
-            hist = {"act": histograms(probe.acts, value_range=self.hist_range), "grad_preact": histograms(probe.grad_hs),
-                    "preact": histograms(probe.hs)}
+            hist = {"act": histograms(kept.acts, value_range=self.hist_range), "grad_preact": histograms(kept.grad_hs),
+                    "preact": histograms(kept.hs)}
         return Record(s, float(loss.detach()), train_acc, test_acc, stats, hist)
 
     @torch.no_grad()
