@@ -199,18 +199,6 @@ def test_keep_freed_memory_is_harmless_when_called_again():
     assert float((x * 0 + 1).sum()) == 1024 * 1024
 
 
-def test_training_never_imports_torch_dynamo():
-    """torch.optim wraps its methods to import torch._dynamo (1.2 s) on the first call; a run spares that."""
-    code = ("import sys\nfrom core.run.engine import train\nfrom core.schema import RunConfig\n"
-            "for opt in ('sgd', 'momentum', 'adam'):\n"
-            "    r = train(RunConfig(depth=2, width=8, batch_size=8, steps=3, dataset='gaussian', optimizer=opt))\n"
-            "    assert r.status == 'finished'\n"
-            "print('torch._dynamo' in sys.modules, 'sklearn' in sys.modules)")
-    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stderr[-2000:]
-    assert p.stdout.split() == ["False", "False"]
-
-
 # -- Numba's cache: an explicit step, never an import ---------------------------------------------
 
 IMPORT_STARTS_NOTHING = """
