@@ -568,7 +568,7 @@ def fill_cache(timeout: float = 900) -> bool:
     import sys
     from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent.parent
+    root = Path(__file__).resolve().parents[2]  # the project root, where `core` is importable
     try:
         subprocess.run([sys.executable, "-m", "core.measure.warm_up"], cwd=root, timeout=timeout,
                        capture_output=True, check=False)
