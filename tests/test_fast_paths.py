@@ -264,3 +264,10 @@ def test_a_fresh_checkout_gives_the_same_table_in_every_process(tmp_path):
     p = subprocess.run([sys.executable, "check.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
                        timeout=900)
     assert p.returncode == 0, p.stderr[-2000:]
+
+
+@needs_numba
+def test_a_servers_warm_up_leaves_the_cache_complete():
+    from core.measure.warm_up import prepare
+
+    assert prepare() and kernels.cache_is_warm()

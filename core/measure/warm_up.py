@@ -10,6 +10,18 @@ import time
 from core.measure import kernels
 
 
+def prepare() -> bool:
+    """For a server's start (the dashboard's warm-up thread): fill Numba's cache
+    in a child process if it is cold, then load every kernel into this process,
+    so no visitor's run waits for them. True if the kernels are ready."""
+    if not kernels.AVAILABLE:
+        return False
+    warm = kernels.fill_cache()
+    if warm:
+        kernels.warm_up()  # loads from the cache: about a second
+    return warm
+
+
 def main() -> int:
     if not kernels.AVAILABLE:
         print("Numba is not available: the statistics use PyTorch, nothing to compile.", file=sys.stderr)
