@@ -101,10 +101,10 @@ class Batched(Measuring):
         extra = list(extra) if extra and len(extra) == L else []
         sloped = self._slope is not None
         acts = self._acts
-        tensors = [_dense(t) for t in (*([] if sloped else acts), *([] if sloped else self._grad_hs),
-                                       *self._grad_acts, *weight_grads, *extra)]
-        if sloped:
-            tensors = acts + tensors  # a is read beside ∂L/∂a (contiguous: φ's output)
+        # a first (read beside ∂L/∂a where φ' comes from it), then the gradients
+        tensors = [*acts, *([] if sloped else self._grad_hs), *self._grad_acts, *weight_grads, *extra]
+        if not all(map(Tensor.is_contiguous, tensors)):  # the usual case is one check each
+            tensors = [_dense(t) for t in tensors]
         shapes = [a.shape for a in acts] + [w.shape for w in self.weights] + [len(extra)]
         if self._layout is None or self._layout[0] != shapes:
             self._layout = (shapes, self._table(np.array([kernels.shape2(a) for a in acts], dtype=np.int64),
