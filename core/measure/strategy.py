@@ -46,11 +46,12 @@ Tensor = torch.Tensor
 NAMES = ("streaming", "batched", "torch")
 SMALL = 32768  # entries per tensor: below this, reducing as they appear costs more in per-call overhead than it saves
 # Loading Numba and the kernels takes about a second; per record the PyTorch reductions cost about
-# 0.3 ms and 20 ns a tensor entry more than the kernels (measured on the bench machine). A run that
-# records less than that second's worth is measured with PyTorch.
+# 2 ms and 5 ns a tensor entry more than the kernels (measured on the bench machine: 3 × 64 and
+# 50 × 64 at batch 128, 20 × 256 at batch 256). A run that records less than that second's worth
+# is measured with PyTorch.
 KERNELS_LOAD_SECONDS = 1.0
-TORCH_EXTRA_PER_RECORD = 3e-4
-TORCH_EXTRA_PER_ENTRY = 2e-8
+TORCH_EXTRA_PER_RECORD = 2e-3
+TORCH_EXTRA_PER_ENTRY = 5e-9
 
 
 class Kept:
