@@ -7,7 +7,7 @@ flat-region counts, and write the finished float64 variance and mean (and
 the saturation and dead-unit fractions) straight into the caller's table.
 Partial sums run in float32 over fixed-size chunks (so they vectorize) and
 are accumulated in float64; ∂L/∂h can come from ∂L/∂a and a = φ(h) in the
-same pass (`SLOPES`). Where that cannot be trusted (float32 overflowed in an
+same pass (`table_kernel`, compiled from the activation's φ' function). Where that cannot be trusted (float32 overflowed in an
 exploding run, or the mean dwarfs the spread) the kernel redoes the tensor
 exactly, in float64 with two passes, while it is still in hand.
 
