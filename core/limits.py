@@ -65,3 +65,10 @@ class Limits:
 # Absolute bounds of RunConfig: sanity, not server protection.
 HARD = Limits(max_depth=1000, max_width=16384, max_batch_size=65536, max_steps=10_000_000,
               max_work=10**13, max_run_seconds=float("inf"), max_concurrent_runs=1000)
+
+# The largest saved run the app opens again, in megabytes of 10^6 bytes (the browser's uploader counts them so;
+# `.streamlit/config.toml`'s maxUploadSize says the same number, and a test holds the two together). The Parquet
+# download of the largest run the default limits permit (100 layers × 5,001 records) is ~43 MB even when every
+# value is incompressible (core/io/export.py), so it fits with a third to spare.
+SAVED_RUN_MAX_MB = 64
+SAVED_RUN_MAX_BYTES = SAVED_RUN_MAX_MB * 10**6

@@ -2,16 +2,23 @@
 
 The CLI choices, the URL values, the dashboard's select boxes and the tests all
 come from these dicts, so adding an activation, an initializer, a dataset or an
-optimizer is one entry here (plus, for an initializer, its function in
-`core.models.init`).
+optimizer is one entry here: an entry carries everything the lab knows about
+its kind (for an activation: its function and derivative, flat region,
+output range, the theory's closed forms, the verdict's advice and its
+PyTorch/Keras code; for an initializer: how it draws weights and biases,
+their standard deviations, its code). Nothing else names an entry.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+from core.models import init as init_blocks
 
 Tensor = torch.Tensor
 
@@ -22,20 +29,50 @@ LEAKY_SLOPE = 0.01
 
 
 @dataclass(frozen=True)
-class Activation:
-    """An elementwise nonlinearity φ.
+class Advice:
+    """What the verdict (`core.io.diagnosis`) may suggest for an activation, as settings.
 
-    `fn` works on tensors of any dtype (the theory evaluates it in float64).
-    φ's flat region is where, on its saturating side, |φ'(h)| has fallen
-    below a tenth of its largest value: h ≤ `flat_below` (ReLU: h ≤ 0) or
-    |h| > `flat_beyond` (tanh: 1.818, sigmoid: 3.636). That is what
-    `saturation` and `dead_units` count. `torch_name` is what
-    `torch.nn.init.calculate_gain` calls it. `slope_from_output` is φ'(h)
-    written as a plain scalar function of a = φ(h), where that is exact and
-    is the very formula PyTorch's backward uses (None elsewhere): with it
-    the statistics of ∂L/∂h = ∂L/∂a · φ'(h) come from ∂L/∂a and a. The
-    measuring kernels are compiled from it (Numba's nopython subset: scalar
-    arithmetic and comparisons; a zero slope gives exactly 0, never ∞·0).
+    `init` is the initializer made for it, tried first when its signal
+    vanishes or explodes (He for ReLU, Xavier for tanh, LeCun for SELU), and
+    `init_why` says why in one sentence. `vanishing` is an activation to try
+    instead when the signal vanishes even with that initializer (sigmoid →
+    tanh), `dead` one to try when its units die (ReLU → leaky ReLU); each
+    with its `..._why`. The verdict never suggests what is already set.
+    """
+
+    init: str
+    init_why: str
+    vanishing: str | None = None
+    vanishing_why: str = ""
+    dead: str | None = None
+    dead_why: str = ""
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An elementwise nonlinearity φ, with everything the lab knows about it.
+
+    `fn` and `derivative` (φ'(h), a closed form) work on tensors of any dtype
+    (the theory evaluates them in float64). φ's flat region is where, on its
+    saturating side, |φ'(h)| has fallen below a tenth of its largest value:
+    h ≤ `flat_below` (ReLU: h ≤ 0) or |h| > `flat_beyond` (tanh: 1.818,
+    sigmoid: 3.636). That is what `saturation` and `dead_units` count.
+    `torch_name` is what `torch.nn.init.calculate_gain` calls it.
+    `slope_from_output` is φ'(h) written as a plain scalar function of
+    a = φ(h), where that is exact and is the very formula PyTorch's backward
+    uses (None elsewhere): with it the statistics of ∂L/∂h = ∂L/∂a · φ'(h)
+    come from ∂L/∂a and a. The measuring kernels are compiled from it
+    (Numba's nopython subset: scalar arithmetic and comparisons; a zero
+    slope gives exactly 0, never ∞·0).
+
+    `output_range` bounds φ's values for the histograms (None: unbounded).
+    `homogeneous_slope` is s when φ(h) = h for h > 0 and s·h for h < 0
+    (linear 1, ReLU 0, leaky ReLU 0.01): the theory then uses closed forms
+    (the arc-cosine kernel) instead of quadrature. `advice` is what the
+    verdict suggests for it. Code: `module_code` is the nn.Module that
+    builds it, `keras_layer` the Keras layer (default
+    `tf.keras.layers.Activation("<keras_name>")`) with `keras_note`, a
+    comment after it.
     """
 
     name: str
@@ -48,6 +85,12 @@ class Activation:
     keras_name: str
     module_code: str  # the nn.Module that builds it, for the code snippet
     slope_from_output: Callable[[float], float] | None = None
+    derivative: Callable[[Tensor], Tensor] = field(kw_only=True, repr=False)
+    advice: Advice = field(kw_only=True, repr=False)
+    output_range: tuple[float, float] | None = field(default=None, kw_only=True)
+    homogeneous_slope: float | None = field(default=None, kw_only=True)
+    keras_layer: str | None = field(default=None, kw_only=True)
+    keras_note: str = field(default="", kw_only=True)
 
     def flat(self, h: Tensor) -> Tensor:
         """Boolean mask of the entries of h in the flat region."""
@@ -56,6 +99,19 @@ class Activation:
         if self.flat_below is not None:
             return h <= self.flat_below
         return torch.zeros_like(h, dtype=torch.bool)
+
+    @property
+    def saturates(self) -> bool:
+        """Flat on both sides (tanh, sigmoid): large |h| of either sign kills the slope."""
+        return self.flat_beyond is not None
+
+    @property
+    def has_flat_region(self) -> bool:
+        return self.flat_beyond is not None or self.flat_below is not None
+
+    @property
+    def keras_code(self) -> str:
+        return self.keras_layer or f'tf.keras.layers.Activation("{self.keras_name}")'
 
     def __repr__(self) -> str:
         return f"Activation({self.name!r}: {self.label})"
@@ -82,129 +138,437 @@ def _leaky_relu_slope(a):
     return 1.0 if a > 0.0 else LEAKY_SLOPE
 
 
+def _gelu_derivative(h: Tensor) -> Tensor:
+    """d/dh h·Φ(h) = Φ(h) + h·φ(h), φ and Φ the standard normal density and distribution."""
+    return 0.5 * (1.0 + torch.erf(h * 0.7071067811865476)) + h * torch.exp(-0.5 * h * h) * 0.3989422804014327
+
+
+def _silu_derivative(h: Tensor) -> Tensor:
+    s = torch.sigmoid(h)
+    return s * (1.0 + h * (1.0 - s))
+
+
+def _sigmoid_derivative(h: Tensor) -> Tensor:
+    s = torch.sigmoid(h)
+    return s * (1.0 - s)
+
+
+_HE = "kaiming_normal"
+_XAVIER = "xavier_normal"
+_HE_WHY = ("its factor 2 in Var(W) = 2/fan_in makes up for the half of the signal a ReLU-like unit zeroes "
+           "(He et al., 2015).")
+_XAVIER_WHY = ("Var(W) = 2/(fan_in+fan_out) keeps the variance of a unit with slope 1 at 0 the same forward and "
+               "backward (Glorot & Bengio, 2010).")
+_LEAKY_WHY = "a slope of 0.01 for h < 0 keeps a gradient flowing through units that are off."
+
 ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in [
         Activation(
             "linear", "Linear (identity)", "φ(h) = h. No nonlinearity: a deep linear network, the cleanest case for theory.",
             lambda h: h, None, None, "linear", "linear", "nn.Identity()", _identity_slope,
+            derivative=torch.ones_like, homogeneous_slope=1.0, advice=Advice(_XAVIER, _XAVIER_WHY),
         ),
         Activation(
             "sigmoid", "Sigmoid", "φ(h) = 1/(1+e^-h). Saturates at both ends and its slope is at most 1/4, so gradients shrink layer after layer.",
             torch.sigmoid, None, 3.636, "sigmoid", "sigmoid", "nn.Sigmoid()", _sigmoid_slope,
+            derivative=_sigmoid_derivative, output_range=(0.0, 1.0),
+            advice=Advice(_XAVIER, _XAVIER_WHY, vanishing="tanh",
+                          vanishing_why="sigmoid's slope is at most 1/4, so ∂L/∂h loses at least 16× in variance per "
+                                        "layer; tanh's slope is 1 at 0."),
         ),
         Activation(
             "tanh", "Tanh", "φ(h) = tanh(h). Zero-centred, slope 1 at the origin, saturates for |h| ≳ 2.",
             torch.tanh, None, 1.818, "tanh", "tanh", "nn.Tanh()", _tanh_slope,
+            derivative=lambda h: 1.0 - torch.tanh(h).square(), output_range=(-1.0, 1.0),
+            advice=Advice(_XAVIER, _XAVIER_WHY),
         ),
         Activation(
             "relu", "ReLU", "φ(h) = max(0, h). Never saturates for h > 0 but is exactly flat for h < 0: halves the variance, hence He's factor 2.",
             F.relu, 0.0, None, "relu", "relu", "nn.ReLU()", _relu_slope,
+            derivative=lambda h: (h > 0).to(h.dtype), homogeneous_slope=0.0,
+            advice=Advice(_HE, _HE_WHY, dead="leaky_relu", dead_why=_LEAKY_WHY),
         ),
         Activation(
             "leaky_relu", "Leaky ReLU (0.01)", "φ(h) = h for h > 0, 0.01·h otherwise. A small slope keeps units from dying completely.",
             lambda h: F.leaky_relu(h, LEAKY_SLOPE), 0.0, None, "leaky_relu", "leaky_relu", "nn.LeakyReLU(0.01)", _leaky_relu_slope,
+            derivative=lambda h: torch.where(h > 0, torch.ones_like(h), torch.full_like(h, LEAKY_SLOPE)),
+            homogeneous_slope=LEAKY_SLOPE, advice=Advice(_HE, _HE_WHY),
+            # Keras' "leaky_relu" string means slope 0.2; the lab's (PyTorch's default) is 0.01.
+            keras_layer="tf.keras.layers.LeakyReLU(negative_slope=0.01)",
+            keras_note="slope 0.01 as in PyTorch (Keras 2: alpha=0.01)",
         ),
         Activation(
             "elu", "ELU", "φ(h) = h for h > 0, e^h − 1 otherwise. Smooth, with negative outputs that pull the mean toward 0.",
             F.elu, -2.303, None, "linear", "elu", "nn.ELU()",
+            derivative=lambda h: torch.where(h > 0, torch.ones_like(h), torch.exp(torch.clamp(h, max=0.0))),
+            advice=Advice(_HE, _HE_WHY),
         ),
         Activation(
             "selu", "SELU", "Scaled ELU (λ≈1.0507, α≈1.6733). With LeCun normal weights it drives activations to mean 0, variance 1: self-normalizing.",
             F.selu, -2.303, None, "selu", "selu", "nn.SELU()",
+            derivative=lambda h: SELU_SCALE * torch.where(h > 0, torch.ones_like(h),
+                                                          SELU_ALPHA * torch.exp(torch.clamp(h, max=0.0))),
+            advice=Advice("lecun_normal", "with LeCun normal weights SELU self-normalizes: activations are driven to "
+                                          "mean 0, variance 1 (Klambauer et al., 2017)."),
         ),
         Activation(
             "gelu", "GELU", "φ(h) = h·Φ(h), the Gaussian-weighted ReLU used in Transformers.",
             F.gelu, -1.728, None, "linear", "gelu", "nn.GELU()",
+            derivative=_gelu_derivative, advice=Advice(_HE, _HE_WHY),
         ),
         Activation(
             "silu", "SiLU / Swish", "φ(h) = h·sigmoid(h). Smooth and non-monotonic, like GELU.",
             F.silu, -0.883, None, "linear", "silu", "nn.SiLU()",
+            derivative=_silu_derivative, advice=Advice(_HE, _HE_WHY),
         ),
         Activation(
             "softplus", "Softplus", "φ(h) = log(1 + e^h), a smooth ReLU; its slope is sigmoid(h).",
             F.softplus, -2.197, None, "linear", "softplus", "nn.Softplus()",
+            # torch's softplus is h itself beyond h > 20 (slope 1; sigmoid is within 2e-9 of it there)
+            derivative=lambda h: torch.where(h > 20.0, torch.ones_like(h), torch.sigmoid(h)),
+            advice=Advice(_HE, _HE_WHY),
         ),
     ]
 }
+DEFAULT_ACTIVATION = "tanh"  # RunConfig's default: saturating, so every init choice shows
+
+
+# -- initializers ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BiasInit:
+    """How an initializer starts the biases: the draw, its std, and its code in both frameworks.
+
+    `torch_code` is the line for one nn.Linear `m` (None: nn.Linear's own
+    default already is this scheme), `keras_code` the bias_initializer
+    expression (`fan_in` is the layer's). A σ_b scheme at σ_b = 0 is written
+    as zeros.
+    """
+
+    name: str
+    draw: Callable[[Tensor, int, float, torch.Generator], None] = field(repr=False)
+    std: Callable[[int, float], float] = field(repr=False)   # (fan_in, σ_b)
+    torch_code: str | None
+    keras_code: str
+    uses_sigma_b: bool = False
+
+
+_K = "tf.keras.initializers."
+
+ZERO_BIAS = BiasInit("zero", init_blocks.zero_bias_, lambda fan_in, sb: 0.0, "nn.init.zeros_(m.bias)", '"zeros"')
+NORMAL_BIAS = BiasInit("sigma_b", init_blocks.normal_bias_, lambda fan_in, sb: sb,
+                       "nn.init.normal_(m.bias, 0.0, SIGMA_B)  # b ~ N(0, σ_b²)",
+                       f"{_K}RandomNormal(stddev=SIGMA_B)", uses_sigma_b=True)
+UNIFORM_BIAS = BiasInit("sigma_b", init_blocks.uniform_bias_, lambda fan_in, sb: sb,
+                        "nn.init.uniform_(m.bias, -SIGMA_B * math.sqrt(3), SIGMA_B * math.sqrt(3))  # variance σ_b²",
+                        f"{_K}RandomUniform(minval=-SIGMA_B * math.sqrt(3), maxval=SIGMA_B * math.sqrt(3))",
+                        uses_sigma_b=True)
+TORCH_DEFAULT_BIAS = BiasInit("torch_default", init_blocks.torch_default_bias_, lambda fan_in, sb: 1 / math.sqrt(3 * fan_in),
+                              None, f"{_K}RandomUniform(minval=-1 / math.sqrt(fan_in), maxval=1 / math.sqrt(fan_in))")
+
+KerasKernel = Callable[[float], tuple[str, tuple[str, ...]]]  # σ_w -> (kernel_initializer expression, comment lines)
+
+
+def keras_fixed(expr: str, *comments: str) -> KerasKernel:
+    """A Keras kernel initializer that is the same whatever σ_w (σ_w in the expression is SIGMA_W)."""
+    return lambda sigma_w: (expr, comments)
+
+
+_TRUNCATED_NOTE = ("# Keras' {name} is a truncated normal (cut at 2 std, widened so the variance is the same);\n"
+                   "# PyTorch draws an untruncated normal. For PyTorch's exact distribution use\n"
+                   "# tf.keras.initializers.VarianceScaling(scale={scale}, mode=\"{mode}\", "
+                   "distribution=\"untruncated_normal\").")
+
+
+def keras_variance_scaling(named: str | None, scale: float, mode: str, distribution: str) -> KerasKernel:
+    """A fan-based scheme: Keras' named class (when there is one) at σ_w = 1, else
+    VarianceScaling(scale=σ_w² × scale, ...) - the same scheme, scaled."""
+
+    def kernel(sigma_w: float) -> tuple[str, tuple[str, ...]]:
+        comments: list[str] = []
+        if distribution == "truncated_normal":
+            comments = _TRUNCATED_NOTE.format(name=named, scale=repr(float(scale)), mode=mode).split("\n")
+        if sigma_w == 1.0 and named is not None:
+            return f"{_K}{named}()", tuple(comments)
+        if sigma_w == 1.0:
+            scale_expr = repr(float(scale))
+        else:
+            scale_expr = "SIGMA_W**2" if scale == 1.0 else f"{float(scale)!r} * SIGMA_W**2"
+            comments.append(f"# {named or 'The scheme'} with its standard deviation multiplied by σ_w.")
+        return f'{_K}VarianceScaling(scale={scale_expr}, mode="{mode}", distribution="{distribution}")', tuple(comments)
+
+    return kernel
+
+
+def _keras_orthogonal(note: str, takes_sigma_w: bool) -> KerasKernel:
+    return lambda sigma_w: (f"{_K}Orthogonal({'gain=SIGMA_W' if takes_sigma_w and sigma_w != 1.0 else ''})", (note,))
+
+
+def _keras_torch_default(sigma_w: float) -> tuple[str, tuple[str, ...]]:
+    scale = "SIGMA_W**2 / 3" if sigma_w != 1.0 else "1 / 3"
+    return (f'{_K}VarianceScaling(scale={scale}, mode="fan_in", distribution="uniform")',
+            ("# PyTorch's nn.Linear default: W ~ U(±1/√fan_in) and b ~ U(±1/√fan_in)",
+             "# (Keras' own default is GlorotUniform with zero biases)."))
 
 
 @dataclass(frozen=True)
 class Initializer:
-    """A weight initialization scheme.
+    """A weight initialization scheme, with everything the lab knows about it.
 
-    `weight_std(fan_in, fan_out)` is the scheme's published standard deviation
-    of one weight (before the σ_w multiplier); `formula` shows it to people.
-    `bias` says how biases start: "zero", "sigma_b" (N or U with variance σ_b²)
-    or "torch_default" (U(±1/√fan_in)).
+    `weight(W, σ_w, generator)` draws a hidden layer's weight in place and
+    `std(fan_in, fan_out)` is the scheme's published standard deviation of
+    one weight at σ_w = 1 (None when it is set from data); `formula` shows
+    it to people. `sigma_w` says what σ_w does: "multiplier" (it multiplies
+    the published std), "intrinsic" (it is the scheme's own parameter:
+    normal, uniform) or "ignored" (zeros; LSUV rescales from data).
+    `bias` is how biases start (`BiasInit`). `calibrate(net, x)` (LSUV)
+    rescales the built network from a data batch; `starts_as` names the
+    scheme it draws before that (the theory can only show that starting
+    point). `orthogonal`: the weight is a scaled (semi-)orthogonal matrix.
+
+    Code: `torch_code` are the torch.nn.init lines for one hidden nn.Linear
+    `m` (`{g}` is where the gain argument ", gain=SIGMA_W" goes when
+    `torch_gain`; otherwise σ_w ≠ 1 adds `m.weight.mul_(SIGMA_W)`),
+    `torch_comment` closes them; `torch_note` are comment lines before the
+    block; `torch_helper`/`torch_after` a function the script defines and the
+    lines that call it (LSUV). `keras_kernel(σ_w)` gives the
+    kernel_initializer expression and its comment lines; `keras_helper`/
+    `keras_after` as for PyTorch.
     """
 
     name: str
     label: str
     help: str
     formula: str
-    bias: str = "zero"
-    needs_data: bool = False
-    uses_sigma_b: bool = False
+    weight: Callable[[Tensor, float, torch.Generator], None] = field(repr=False)
+    std: Callable[[int, int], float | None] = field(repr=False)
+    torch_code: tuple[str, ...]
+    keras_kernel: KerasKernel = field(repr=False)
+    torch_comment: str = ""
+    torch_gain: bool = False
+    torch_note: tuple[str, ...] = ()
+    torch_helper: str = ""
+    torch_after: tuple[str, ...] = ()
+    keras_helper: str = ""
+    keras_after: tuple[str, ...] = ()
+    bias: BiasInit = ZERO_BIAS
+    sigma_w: str = "multiplier"
+    calibrate: Callable | None = field(default=None, repr=False)
+    starts_as: str | None = None
+    orthogonal: bool = False
+
+    @property
+    def needs_data(self) -> bool:
+        return self.calibrate is not None
+
+    @property
+    def uses_sigma_b(self) -> bool:
+        return self.bias.uses_sigma_b
+
+    @property
+    def uses_sigma_w(self) -> bool:
+        return self.sigma_w != "ignored"
+
+    def apply(self, layer, cfg, gen: torch.Generator) -> None:
+        """Initialize one hidden nn.Linear in place under `cfg` (σ_w, σ_b)."""
+        self.weight(layer.weight, cfg.sigma_w, gen)
+        if layer.bias is not None:
+            self.bias.draw(layer.bias, layer.in_features, cfg.sigma_b, gen)
+
+    def weight_std(self, fan_in: int, fan_out: int, sigma_w: float = 1.0) -> float | None:
+        """The std of one weight that this scheme draws (None when set from data).
+
+        What the tests hold the scheme to, and what the theory sees as the
+        effective σ_w² = fan_in · Var(W).
+        """
+        std = self.std(int(fan_in), int(fan_out))
+        if std is None:
+            return None
+        return std * (1.0 if self.sigma_w == "ignored" else float(sigma_w))
+
+    def bias_std(self, fan_in: int, sigma_b: float = 0.0) -> float:
+        return self.bias.std(int(fan_in), float(sigma_b))
+
+    def effective_sigma2(self, fan_in: int, fan_out: int, sigma_w: float = 1.0,
+                         sigma_b: float = 0.0) -> tuple[float, float] | None:
+        """(σ_w²_eff, σ_b²_eff) = (fan_in · Var(W), Var(b)) of one layer; None when set from data."""
+        std = self.weight_std(fan_in, fan_out, sigma_w)
+        if std is None:
+            return None
+        return float(fan_in) * std * std, self.bias_std(fan_in, sigma_b) ** 2
 
     def __repr__(self) -> str:
         return f"Initializer({self.name!r}: {self.formula})"
 
 
+_TORCH_LSUV = '''
+@torch.no_grad()
+def lsuv_(model, x, tol=0.1, max_iter=10):
+    """LSUV (Mishkin & Matas, 2016): from the input up, divide each hidden
+    Linear's weight by the std of its output on the batch x until that
+    output's variance is 1 ± tol."""
+    for i, m in enumerate(model[:-1]):
+        if not isinstance(m, nn.Linear):
+            continue
+        for _ in range(max_iter):
+            var = model[: i + 1](x).var(unbiased=False).item()
+            if not math.isfinite(var) or var == 0 or abs(var - 1) < tol:
+                break
+            m.weight.div_(math.sqrt(var))
+            if m.bias is not None:
+                m.bias.zero_()
+'''
+
+_KERAS_LSUV = '''
+def lsuv(model, x, tol=0.1, max_iter=10):
+    """LSUV (Mishkin & Matas, 2016): from the input up, divide each hidden
+    Dense layer's kernel by the std of its output on the batch x until that
+    output's variance is 1 ± tol."""
+    dense = [layer for layer in model.layers if isinstance(layer, tf.keras.layers.Dense)][:-1]
+    for layer in dense:
+        probe = tf.keras.Model(model.inputs, layer.output)
+        for _ in range(max_iter):
+            var = float(tf.math.reduce_variance(probe(x, training=True)))
+            if not math.isfinite(var) or var == 0 or abs(var - 1) < tol:
+                break
+            layer.kernel.assign(layer.kernel / math.sqrt(var))
+            if layer.use_bias:
+                layer.bias.assign(tf.zeros_like(layer.bias))
+'''
+
+_R2 = math.sqrt(2.0)
+_RELU_GAIN = dict(a=0, nonlinearity="relu")
+
 INITIALIZERS: dict[str, Initializer] = {
     i.name: i
     for i in [
-        Initializer("zeros", "Zeros", "Every weight 0. All units compute the same thing and stay identical: symmetry is never broken.", "W = 0"),
+        Initializer(
+            "zeros", "Zeros", "Every weight 0. All units compute the same thing and stay identical: symmetry is never broken.",
+            "W = 0", weight=init_blocks.scaled(lambda w, g: nn.init.zeros_(w)), std=lambda i, o: 0.0,
+            torch_code=("nn.init.zeros_(m.weight)",), torch_comment="every weight 0: symmetry is never broken",
+            keras_kernel=keras_fixed('"zeros"', "# Every weight 0: all units stay identical (symmetry is never broken)."),
+            sigma_w="ignored",
+        ),
         Initializer(
             "normal", "Normal (σ_w, σ_b)", "The mean-field parameterization: set σ_w and σ_b yourself and see the theory's phase diagram.",
-            "W ~ N(0, σ_w²/fan_in), b ~ N(0, σ_b²)", bias="sigma_b", uses_sigma_b=True,
+            "W ~ N(0, σ_w²/fan_in), b ~ N(0, σ_b²)", weight=init_blocks.normal_fan_in_, std=lambda i, o: 1 / math.sqrt(i),
+            torch_code=("nn.init.normal_(m.weight, 0.0, SIGMA_W / math.sqrt(m.in_features))",),
+            torch_comment="W ~ N(0, σ_w²/fan_in)",
+            keras_kernel=keras_fixed(f"{_K}RandomNormal(stddev=SIGMA_W / math.sqrt(fan_in))", "# W ~ N(0, σ_w²/fan_in)."),
+            bias=NORMAL_BIAS, sigma_w="intrinsic",
         ),
         Initializer(
             "uniform", "Uniform (σ_w, σ_b)", "Like Normal, with uniform draws of the same variances.",
-            "W ~ U(±σ_w·√(3/fan_in)), b ~ U(±σ_b·√3)", bias="sigma_b", uses_sigma_b=True,
+            "W ~ U(±σ_w·√(3/fan_in)), b ~ U(±σ_b·√3)", weight=init_blocks.uniform_fan_in_, std=lambda i, o: 1 / math.sqrt(i),
+            torch_code=("bound = SIGMA_W * math.sqrt(3 / m.in_features)", "nn.init.uniform_(m.weight, -bound, bound)"),
+            torch_comment="W ~ U(±σ_w·√(3/fan_in)): variance σ_w²/fan_in",
+            keras_kernel=keras_fixed(
+                f"{_K}RandomUniform(minval=-SIGMA_W * math.sqrt(3 / fan_in), maxval=SIGMA_W * math.sqrt(3 / fan_in))",
+                "# W ~ U(±σ_w·√(3/fan_in)): variance σ_w²/fan_in."),
+            bias=UNIFORM_BIAS, sigma_w="intrinsic",
         ),
         Initializer(
             "xavier_uniform", "Xavier/Glorot uniform", "Glorot & Bengio (2010): balances forward and backward variance for a linear or tanh network.",
             "W ~ U(±√(6/(fan_in+fan_out)))",
+            weight=init_blocks.scaled(lambda w, g: nn.init.xavier_uniform_(w, gain=1.0, generator=g)),
+            std=lambda i, o: math.sqrt(2.0 / (i + o)),
+            torch_code=("nn.init.xavier_uniform_(m.weight{g})",), torch_gain=True,
+            torch_comment="Glorot: U(±√(6/(fan_in+fan_out)))",
+            keras_kernel=keras_variance_scaling("GlorotUniform", 1.0, "fan_avg", "uniform"),
         ),
         Initializer(
             "xavier_normal", "Xavier/Glorot normal", "Glorot & Bengio (2010), normal draws: Var(W) = 2/(fan_in+fan_out).",
             "W ~ N(0, 2/(fan_in+fan_out))",
+            weight=init_blocks.scaled(lambda w, g: nn.init.xavier_normal_(w, gain=1.0, generator=g)),
+            std=lambda i, o: math.sqrt(2.0 / (i + o)),
+            torch_code=("nn.init.xavier_normal_(m.weight{g})",), torch_gain=True,
+            torch_comment="Glorot: Var(W) = 2/(fan_in+fan_out)",
+            keras_kernel=keras_variance_scaling("GlorotNormal", 1.0, "fan_avg", "truncated_normal"),
         ),
         Initializer(
             "kaiming_uniform", "He/Kaiming uniform", "He et al. (2015), uniform draws: Var(W) = 2/fan_in keeps ReLU variances constant.",
             "W ~ U(±√(6/fan_in))",
+            weight=init_blocks.scaled(lambda w, g: nn.init.kaiming_uniform_(w, mode="fan_in", generator=g, **_RELU_GAIN)),
+            std=lambda i, o: _R2 / math.sqrt(i),
+            torch_code=('nn.init.kaiming_uniform_(m.weight, mode="fan_in", nonlinearity="relu")',),
+            torch_comment="He: U(±√(6/fan_in)), Var(W) = 2/fan_in",
+            keras_kernel=keras_variance_scaling("HeUniform", 2.0, "fan_in", "uniform"),
         ),
         Initializer(
             "kaiming_normal", "He/Kaiming normal", "He et al. (2015): Var(W) = 2/fan_in, the factor 2 making up for ReLU zeroing half its inputs.",
             "W ~ N(0, 2/fan_in)",
+            weight=init_blocks.scaled(lambda w, g: nn.init.kaiming_normal_(w, mode="fan_in", generator=g, **_RELU_GAIN)),
+            std=lambda i, o: _R2 / math.sqrt(i),
+            torch_code=('nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")',),
+            torch_comment="He: Var(W) = 2/fan_in",
+            keras_kernel=keras_variance_scaling("HeNormal", 2.0, "fan_in", "truncated_normal"),
         ),
         Initializer(
             "kaiming_normal_fan_out", "He/Kaiming normal (fan_out)", "He et al. (2015), scaled to preserve the backward pass instead: Var(W) = 2/fan_out.",
             "W ~ N(0, 2/fan_out)",
+            weight=init_blocks.scaled(lambda w, g: nn.init.kaiming_normal_(w, mode="fan_out", generator=g, **_RELU_GAIN)),
+            std=lambda i, o: _R2 / math.sqrt(o),
+            torch_code=('nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")',),
+            torch_comment="He, backward-preserving: Var(W) = 2/fan_out",
+            keras_kernel=keras_variance_scaling(None, 2.0, "fan_out", "untruncated_normal"),
         ),
         Initializer(
             "lecun_normal", "LeCun normal", "LeCun et al. (1998): Var(W) = 1/fan_in. With SELU it gives a self-normalizing network.",
             "W ~ N(0, 1/fan_in)",
+            weight=init_blocks.scaled(lambda w, g: nn.init.normal_(w, 0.0, 1 / math.sqrt(w.shape[1]), generator=g)),
+            std=lambda i, o: 1 / math.sqrt(i),
+            torch_code=("nn.init.normal_(m.weight, 0.0, 1 / math.sqrt(m.in_features))",),
+            torch_comment='LeCun: Var(W) = 1/fan_in (= kaiming_normal_ with nonlinearity="linear")',
+            keras_kernel=keras_variance_scaling("LecunNormal", 1.0, "fan_in", "truncated_normal"),
         ),
         Initializer(
             "lecun_uniform", "LeCun uniform", "LeCun et al. (1998), uniform draws: Var(W) = 1/fan_in.",
-            "W ~ U(±√(3/fan_in))",
+            "W ~ U(±√(3/fan_in))", weight=init_blocks.scaled(init_blocks.lecun_uniform_), std=lambda i, o: 1 / math.sqrt(i),
+            torch_code=("bound = math.sqrt(3 / m.in_features)", "nn.init.uniform_(m.weight, -bound, bound)"),
+            torch_comment="LeCun: U(±√(3/fan_in)), Var(W) = 1/fan_in",
+            keras_kernel=keras_variance_scaling("LecunUniform", 1.0, "fan_in", "uniform"),
         ),
         Initializer(
             "orthogonal", "Orthogonal", "Saxe et al. (2014): a (semi-)orthogonal matrix keeps every singular value at 1, so the signal keeps its norm exactly in a linear network.",
             "W = σ_w·Q, QᵀQ = I (or QQᵀ = I)",
+            weight=init_blocks.scaled(lambda w, g: nn.init.orthogonal_(w, gain=1.0, generator=g)),
+            # rows (or columns) of unit norm: each entry has variance 1/max(fan_in, fan_out)
+            std=lambda i, o: 1 / math.sqrt(max(i, o)),
+            torch_code=("nn.init.orthogonal_(m.weight{g})",), torch_gain=True,
+            torch_comment="Saxe et al.: a (semi-)orthogonal matrix",
+            keras_kernel=_keras_orthogonal("# A (semi-)orthogonal matrix (Saxe et al., 2014).", takes_sigma_w=True),
+            orthogonal=True,
         ),
         Initializer(
             "torch_default", "PyTorch default", "What nn.Linear does on its own: kaiming_uniform_ with a = √5, i.e. U(±1/√fan_in), and the same range for biases.",
-            "W ~ U(±1/√fan_in), b ~ U(±1/√fan_in)", bias="torch_default",
+            "W ~ U(±1/√fan_in), b ~ U(±1/√fan_in)",
+            # nn.Linear.reset_parameters: kaiming_uniform_(a=√5) = U(±1/√fan_in).
+            weight=init_blocks.scaled(lambda w, g: nn.init.kaiming_uniform_(w, a=math.sqrt(5), generator=g)),
+            std=lambda i, o: 1 / math.sqrt(3 * i),
+            torch_code=(), torch_note=("# PyTorch's default: nn.Linear initialized itself when it was built, with",
+                                       "# W ~ U(±1/√fan_in) (kaiming_uniform_ with a=√5) and b ~ U(±1/√fan_in)."),
+            keras_kernel=_keras_torch_default, bias=TORCH_DEFAULT_BIAS,
         ),
         Initializer(
             "lsuv", "LSUV (data-driven)", "Mishkin & Matas (2016): orthogonal weights, then each layer rescaled on a data batch until its output variance is 1 ± 0.1.",
-            "W = Q / std(Q·x), layer by layer", needs_data=True,
+            "W = Q / std(Q·x), layer by layer",
+            # LSUV starts orthogonal; `calibrate` rescales once the whole network exists.
+            weight=init_blocks.scaled(lambda w, g: nn.init.orthogonal_(w, gain=1.0, generator=g)),
+            std=lambda i, o: None,
+            torch_code=("nn.init.orthogonal_(m.weight)",), torch_comment="LSUV starts orthogonal; lsuv_ rescales below",
+            torch_helper=_TORCH_LSUV,
+            torch_after=("# Calibrate on a batch of real training inputs (the lab uses the first 512).",
+                         "lsuv_(model, torch.randn(512, IN_FEATURES))"),
+            keras_kernel=_keras_orthogonal("# LSUV starts orthogonal; lsuv() rescales each layer from a data batch below.",
+                                           takes_sigma_w=False),
+            keras_helper=_KERAS_LSUV,
+            keras_after=("# Calibrate on a batch of real training inputs (the lab uses the first 512).",
+                         "lsuv(model, tf.random.normal((512, IN_FEATURES)))"),
+            sigma_w="ignored", calibrate=init_blocks.lsuv_, starts_as="orthogonal", orthogonal=True,
         ),
     ]
 }
+DEFAULT_INIT = "xavier_normal"  # RunConfig's default: right for its default activation (tanh)
 
 
 @dataclass(frozen=True)
@@ -215,16 +579,21 @@ class Dataset:
     input_dim: int | None  # None: set by the config (gaussian)
     classes: int
     train_size: int = 2048  # examples in the training split (the rest of 2,560, or of digits' 1,797, are held out)
+    input_note: str = ""    # what an input is, for the code snippet's IN_FEATURES comment ("" = the label)
 
 
 DATASETS: dict[str, Dataset] = {
     d.name: d
     for d in [
-        Dataset("gaussian", "Gaussian noise", "Inputs N(0, I) with random class labels: the setting the theory assumes. Input size set by input_dim.", None, 10),
-        Dataset("spirals", "Spirals (2-D)", "Three interleaved spiral arms: a 2-D toy problem that needs depth.", 2, 3),
-        Dataset("moons", "Moons (2-D)", "Two interleaving half circles (scikit-learn's make_moons).", 2, 2),
-        Dataset("circles", "Circles (2-D)", "A circle inside a circle (scikit-learn's make_circles).", 2, 2),
-        Dataset("digits", "Digits (8×8)", "The 1,797 handwritten digits that ship with scikit-learn: 64 pixels, 10 classes.", 64, 10, 1438),
+        Dataset("gaussian", "Gaussian noise", "Inputs N(0, I) with random class labels: the setting the theory assumes. Input size set by input_dim.", None, 10,
+                input_note="inputs x ~ N(0, I)"),
+        Dataset("spirals", "Spirals (2-D)", "Three interleaved spiral arms: a 2-D toy problem that needs depth.", 2, 3,
+                input_note="2-D points (spirals)"),
+        Dataset("moons", "Moons (2-D)", "Two interleaving half circles (scikit-learn's make_moons).", 2, 2, input_note="2-D points (moons)"),
+        Dataset("circles", "Circles (2-D)", "A circle inside a circle (scikit-learn's make_circles).", 2, 2,
+                input_note="2-D points (circles)"),
+        Dataset("digits", "Digits (8×8)", "The 1,797 handwritten digits that ship with scikit-learn: 64 pixels, 10 classes.", 64, 10, 1438,
+                input_note="the 8×8 = 64 pixels of scikit-learn's digits"),
     ]
 }
 
@@ -236,17 +605,22 @@ class Optimizer:
     help: str
     make: Callable[..., torch.optim.Optimizer] = field(repr=False)
     code: str  # how the snippet writes it, with {lr}
+    keras_code: str = ""  # the same in Keras, with {lr}
+    keras_note: str = ""  # a comment after it
 
 
 OPTIMIZERS: dict[str, Optimizer] = {
     o.name: o
     for o in [
         Optimizer("sgd", "SGD", "Plain stochastic gradient descent: each step moves by lr × gradient, so vanishing gradients show directly.",
-                  lambda p, lr: torch.optim.SGD(p, lr=lr), "torch.optim.SGD(model.parameters(), lr={lr})"),
+                  lambda p, lr: torch.optim.SGD(p, lr=lr), "torch.optim.SGD(model.parameters(), lr={lr})",
+                  keras_code="tf.keras.optimizers.SGD(learning_rate={lr})"),
         Optimizer("momentum", "SGD + momentum 0.9", "SGD with heavy-ball momentum 0.9.",
-                  lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9), "torch.optim.SGD(model.parameters(), lr={lr}, momentum=0.9)"),
+                  lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9), "torch.optim.SGD(model.parameters(), lr={lr}, momentum=0.9)",
+                  keras_code="tf.keras.optimizers.SGD(learning_rate={lr}, momentum=0.9)"),
         Optimizer("adam", "Adam", "Adam (β = 0.9, 0.999): rescales each parameter's step, which hides much of a vanishing gradient.",
-                  lambda p, lr: torch.optim.Adam(p, lr=lr), "torch.optim.Adam(model.parameters(), lr={lr})"),
+                  lambda p, lr: torch.optim.Adam(p, lr=lr), "torch.optim.Adam(model.parameters(), lr={lr})",
+                  keras_code="tf.keras.optimizers.Adam(learning_rate={lr}, epsilon=1e-8)", keras_note="PyTorch's epsilon"),
     ]
 }
 
@@ -264,5 +638,7 @@ def phi_prime_max(act: Activation) -> float:
     return float(g.abs().max())
 
 
-__all__ = ["ACTIVATIONS", "INITIALIZERS", "DATASETS", "OPTIMIZERS", "Activation", "Initializer", "Dataset",
-           "Optimizer", "options_text", "SELU_ALPHA", "SELU_SCALE", "LEAKY_SLOPE"]
+__all__ = ["ACTIVATIONS", "INITIALIZERS", "DATASETS", "OPTIMIZERS", "Activation", "Advice", "Initializer", "BiasInit",
+           "Dataset", "Optimizer", "options_text", "SELU_ALPHA", "SELU_SCALE", "LEAKY_SLOPE", "DEFAULT_ACTIVATION",
+           "DEFAULT_INIT", "ZERO_BIAS", "NORMAL_BIAS", "UNIFORM_BIAS", "TORCH_DEFAULT_BIAS", "keras_fixed",
+           "keras_variance_scaling"]

@@ -10,10 +10,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Callable, Iterable, Mapping
 
 from core.limits import HARD
-from core.registry import ACTIVATIONS, DATASETS, INITIALIZERS, OPTIMIZERS, options_text
+from core.registry import (ACTIVATIONS, DATASETS, DEFAULT_ACTIVATION, DEFAULT_INIT, INITIALIZERS, OPTIMIZERS,
+                           options_text)
 
 
 class ConfigError(ValueError):
@@ -23,6 +25,43 @@ class ConfigError(ValueError):
         super().__init__(message)
         self.field = field
         self.message = message
+
+
+class RunStatus(StrEnum):
+    """Where a run is in its life; the only place these words are written.
+
+    ready → queued (waiting for a free place) → running ⇄ paused → one of the
+    ended four. A StrEnum, so it is its own word in JSON, f-strings and
+    comparisons with text (`RunStatus("stopped") is RunStatus.STOPPED`)."""
+
+    READY = "ready"
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    FINISHED = "finished"
+    STOPPED = "stopped"
+    DIVERGED = "diverged"
+    FAILED = "failed"
+
+    @property
+    def live(self) -> bool:
+        """A thread that may still take steps (a paused run too)."""
+        return self in (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.PAUSED)
+
+    @property
+    def ended(self) -> bool:
+        return self in (RunStatus.FINISHED, RunStatus.STOPPED, RunStatus.DIVERGED, RunStatus.FAILED)
+
+    @property
+    def moving(self) -> bool:
+        """New records may arrive any moment: the page polls quickly and holds back the downloads."""
+        return self in (RunStatus.READY, RunStatus.QUEUED, RunStatus.RUNNING)
+
+    @property
+    def label(self) -> str:
+        """The status line's first word."""
+        return "Starting" if self is RunStatus.READY else (
+            "Training" if self is RunStatus.RUNNING else self.value.capitalize())
 
 
 def _show(value: Any) -> str:
@@ -39,8 +78,8 @@ class RunConfig:
     width: int = 128                        # wide enough for mean-field theory to hold within ~10%
     widths: tuple[int, ...] | None = None   # per-layer widths; overrides depth/width when given
     input_dim: int | None = None            # only for `gaussian`; None = the first hidden width
-    activation: str = "tanh"
-    init: str = "xavier_normal"
+    activation: str = DEFAULT_ACTIVATION
+    init: str = DEFAULT_INIT
     sigma_w: float = 1.0                    # σ_w of `normal`/`uniform`; a multiplier of the std otherwise
     sigma_b: float = 0.0                    # σ_b of `normal`/`uniform` (biases start at 0 elsewhere)
     bias: bool = True

@@ -148,7 +148,8 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval
 
 # -- what the page shows -------------------------------------------------------------------------------
 
-_STATUS_RE = re.compile(r"(Training|Paused|Finished|Stopped|Diverged|Failed|Starting)\W+step ([\d,]+) / ([\d,]+)")
+# core.run.record.status_text: "**Word** · N records, last at step S · T / M steps taken · x s"; step = T (taken)
+_STATUS_RE = re.compile(r"(Training|Paused|Finished|Stopped|Diverged|Failed|Starting)\W.*?([\d,]+) / ([\d,]+) steps taken")
 
 JS_STATUS = """() => {
   const main = document.querySelector('[data-testid="stMain"]') || document.body;

@@ -22,7 +22,6 @@ ROOT = Path(__file__).resolve().parent.parent
 EXPLORE = str(ROOT / "pages" / "1_Explore.py")
 TIMEOUT = 60  # the first run imports torch
 TINY = {"depth": "3", "width": "16", "steps": "6", "batch_size": "16", "eval_every": "3"}
-TERMINAL = ("finished", "stopped", "diverged", "failed")
 
 
 def explore(**query) -> AppTest:
@@ -39,7 +38,7 @@ def the_run(at: AppTest):
 def wait_until_done(at: AppTest, seconds: float = 60) -> None:
     run = the_run(at)
     end = time.monotonic() + seconds
-    while run.status not in TERMINAL and time.monotonic() < end:
+    while not run.status.ended and time.monotonic() < end:
         time.sleep(0.1)
     at.run()
 
@@ -168,7 +167,7 @@ def test_a_short_run_completes_and_plots_every_layer(stop_runs):
         x = np.frombuffer(base64.b64decode(t["x"]["bdata"]), dtype=t["x"]["dtype"])
         y = np.frombuffer(base64.b64decode(t["y"]["bdata"]), dtype=t["y"]["dtype"])
         assert list(x) == [1, 2, 3] and len(y) == 3
-    assert "Finished" in at.get("progress")[0].proto.text and "step 6 / 6" in at.get("progress")[0].proto.text
+    assert "Finished" in at.get("progress")[0].proto.text and "6 / 6 steps taken" in at.get("progress")[0].proto.text
     # the verdict comes before the charts; the downloads are offered
     kinds = [type(e).__name__ for e in at.main]
     verdict = next(i for i, k in enumerate(kinds) if k in ("Success", "Warning", "Error"))
@@ -202,10 +201,10 @@ def test_step_starts_paused_and_takes_one_step(stop_runs):
     at.button(key="explore__btn_step").click().run()
     run = the_run(at)
     snap = run.snapshot()
-    assert snap.status == "paused" and snap.step == 1 and len(snap.steps) == 1
+    assert snap.status == "paused" and snap.steps_taken == 1 and len(snap.steps) == 1
     assert not at.exception
     at.button(key="explore__btn_step").click().run()
-    assert the_run(at) is run and run.snapshot().step == 2
+    assert the_run(at) is run and run.snapshot().steps_taken == 2
 
 
 def test_over_the_server_limit_is_refused_with_a_sentence(stop_runs):

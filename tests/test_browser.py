@@ -193,7 +193,7 @@ def wait_finished(page, total: int, timeout: float, what: str) -> dict:
     status = wait_until(lambda: (s := run_status(page))["word"] in ("Finished", "Stopped", "Diverged", "Failed") and s,
                         timeout, f"{what} to end")
     assert status["word"] == "Finished" and status["step"] == status["total"] == total, \
-        f"{what} ended as {status['bar']!r}, not 'Finished · step {total} / {total}'"
+        f"{what} ended as {status['bar']!r}, not 'Finished · … {total} / {total} steps taken'"
     return status
 
 
@@ -250,7 +250,7 @@ def test_deep_link_run_change_widget_download_and_screenshots(server, browser):
         press(page, "explore__btn_run")
         page.wait_for_function(
             """() => { const b = document.querySelector('[data-testid="stMain"] [data-testid="stProgress"]');
-                       return b && /step [\\d,]+ \\//.test(b.innerText); }""", timeout=30 * MS)
+                       return b && /[\\d,]+ \\/ [\\d,]+ steps taken/.test(b.innerText); }""", timeout=30 * MS)
         before = run_status(page)
         assert before["word"] == "Training" and before["step"] < cfg.steps, (
             f"the run was no longer training when the test changed a widget ({before['bar']!r}); "

@@ -135,3 +135,160 @@ def test_zero_init_is_never_called_healthy(activation):
     f = next(f for f in d.findings if f.kind == "vanishing" and f.layer == 1)
     assert f.step == 0 and "exactly zero" in f.sentence
     assert_names_layer_and_step(f)
+
+
+# -- advice comes from the settings ------------------------------------------------------------------
+import itertools
+import json
+from types import SimpleNamespace
+
+from core.io.diagnosis import Suggestion
+from core.measure.records import STAT_COLUMNS
+from core.registry import ACTIVATIONS, INITIALIZERS
+
+L_SYN = 6
+
+
+def synthetic(cfg: RunConfig, **columns) -> SimpleNamespace:
+    """A result with two records (steps 0 and 10) of L_SYN layers: healthy unless a column is given
+    (a function of the layer index 0..L-1), so each finding is triggered on purpose."""
+    stats = np.ones((2, L_SYN, len(STAT_COLUMNS)))
+    stats[:, :, COL["saturation"]] = 0.0
+    stats[:, :, COL["dead_units"]] = 0.0
+    stats[:, :, COL["update_ratio"]] = 1e-3
+    for name, f in columns.items():
+        if name != "divergence":
+            stats[:, :, COL[name]] = [f(l) for l in range(L_SYN)]
+    steps = np.array([[0.0], [10.0]])
+    return SimpleNamespace(config=cfg, stats=stats, steps=steps, divergence=columns.get("divergence"))
+
+
+_DIVERGED = SimpleNamespace(step=7, layer=3, sentence=lambda: "The activations of layer 3 became non-finite (inf/nan) at step 7.")
+PROFILES = {
+    "gradients vanish": dict(grad_preact_var=lambda l: 10.0 ** (2 * (l - L_SYN + 1))),
+    "gradients explode": dict(grad_preact_var=lambda l: 10.0 ** (2 * (L_SYN - 1 - l))),
+    "no gradient": dict(grad_preact_var=lambda l: 0.0 if l == 0 else 1.0),
+    "activations vanish": dict(preact_var=lambda l: 10.0 ** (-2 * l)),
+    "activations explode": dict(preact_var=lambda l: 10.0 ** (2 * l)),
+    "saturated": dict(saturation=lambda l: 0.9),
+    "dead": dict(dead_units=lambda l: 0.9),
+    "slow": dict(update_ratio=lambda l: 1e-7),
+    "fast": dict(update_ratio=lambda l: 1.0),
+    "diverged": dict(divergence=_DIVERGED),
+}
+
+SETTINGS = [
+    dict(activation=a, init=i, batchnorm=bn, sigma_w=sw, sigma_b=sb)
+    for a, i, bn in itertools.product(ACTIVATIONS, INITIALIZERS, [False, True])
+    for sw, sb in ([(1.0, 0.0), (0.5, 0.0), (2.0, 0.5)] if INITIALIZERS[i].uses_sigma_w else [(1.0, 0.0)])
+]
+
+
+def _current(cfg: RunConfig, key: str):
+    return len(cfg.hidden_widths) if key == "depth" else getattr(cfg, key)
+
+
+@pytest.mark.parametrize("settings", SETTINGS, ids=lambda s: "-".join(f"{v}" for v in s.values()))
+def test_no_suggestion_is_what_is_already_set(settings):
+    cfg = RunConfig(dataset="gaussian", depth=L_SYN, width=32, steps=10, **settings)
+    for profile, columns in PROFILES.items():
+        d = diagnose(synthetic(cfg, **columns))
+        # saturation is a finding only for activations flat on both sides (tanh, sigmoid)
+        assert d.findings or (profile == "saturated" and not ACTIVATIONS[cfg.activation].saturates), profile
+        for f in d.findings:
+            if f.kind in ("vanishing", "exploding", "diverged", "fast"):
+                assert f.suggestions, (profile, f.kind, f.advice)
+            for s in f.suggestions:
+                assert isinstance(s, Suggestion) and s.changes
+                assert any(_current(cfg, k) != v for k, v in s.changes.items()), (profile, s)
+                new = s.apply(cfg)  # a valid config (RunConfig validates) ...
+                assert new != cfg, (profile, s)  # ... that differs from the current one
+                for k, v in s.changes.items():
+                    assert _current(new, k) == v
+                if "init" in s.changes:  # another scheme, not the same one under another name
+                    w = cfg.width
+                    assert INITIALIZERS[s.changes["init"]].weight_std(w, w) != INITIALIZERS[cfg.init].weight_std(w, w) \
+                        or INITIALIZERS[cfg.init].sigma_w == "intrinsic", (profile, s)
+                if cfg.batchnorm:
+                    assert s.changes.get("batchnorm") is not True
+                assert s.label.lower() in f.advice.lower() and s.why in f.advice
+            assert f.advice.endswith("."), f.advice
+
+
+def test_relu_he_batchnorm_depth_50_is_not_told_to_use_he_or_batchnorm():
+    """Reported: ReLU + He + BatchNorm at depth 50 said "try He for ReLU, or turn BatchNorm on"."""
+    cfg = RunConfig(dataset="gaussian", depth=50, width=64, activation="relu", init="kaiming_normal", batchnorm=True,
+                    steps=1)
+    result = train(cfg)
+    d = diagnose(result)
+    f = next(f for f in d.findings if f.kind == "exploding" and f.layer == 1)  # BatchNorm's own gradient growth
+    assert "He" not in f.advice.split(":")[0] and "turn batchnorm on" not in f.advice.lower()
+    assert f.suggestions[0].changes == {"batchnorm": False}
+    # and the suggestion fixes it: without BatchNorm, He keeps ReLU's gradients within three decades
+    fixed = diagnose(train(f.suggestions[0].apply(cfg)))
+    assert not any(g.kind == "exploding" for g in fixed.findings)
+
+
+def test_cli_relu_he_run_does_not_advise_he(tmp_path):
+    """Reported: `python -m core run ... --activation relu --init kaiming_normal` advised "Use He (kaiming_normal)"."""
+    from core.io.cli import main
+
+    out = tmp_path / "run.json"
+    code = main(["run", "--depth", "50", "--width", "64", "--activation", "relu", "--init", "kaiming_normal",
+                 "--dataset", "gaussian", "--steps", "40", "--record-every", "10", "--out", str(out)])
+    assert code in (0, None)
+    findings = json.loads(out.read_text())["diagnosis"]["findings"]
+    assert findings  # ReLU at depth 50 loses units: there is something to advise
+    for f in findings:
+        assert "Use He" not in f["advice"]
+        for s in f["suggestions"]:
+            assert s["changes"].get("init") != "kaiming_normal"
+
+
+@pytest.mark.parametrize("profile,settings,first", [
+    ("gradients vanish", dict(activation="relu", init="xavier_normal"), {"init": "kaiming_normal"}),
+    ("gradients vanish", dict(activation="relu", init="kaiming_normal", sigma_w=0.5), {"sigma_w": 1.0}),
+    ("gradients vanish", dict(activation="sigmoid", init="xavier_normal"), {"activation": "tanh"}),
+    ("gradients vanish", dict(activation="relu", init="kaiming_uniform", sigma_w=0.5), {"sigma_w": 1.0}),
+    ("gradients vanish", dict(activation="tanh", init="orthogonal"), {"batchnorm": True}),
+    ("activations explode", dict(activation="selu", init="kaiming_normal"), {"init": "lecun_normal"}),
+    ("gradients vanish", dict(activation="tanh", init="normal", sigma_w=0.4), {"sigma_w": 1.0}),
+    ("activations explode", dict(activation="relu", init="kaiming_normal"), {"sigma_w": 0.8}),
+    ("activations explode", dict(activation="relu", init="kaiming_normal", sigma_w=1.5), {"sigma_w": 1.0}),
+    ("gradients explode", dict(activation="relu", init="kaiming_normal", batchnorm=True), {"batchnorm": False}),
+    ("gradients explode", dict(activation="tanh", init="xavier_normal", sigma_w=3.0), {"sigma_w": 1.0}),
+    ("dead", dict(activation="relu", init="normal", sigma_w=1.414, sigma_b=3.0), {"sigma_b": 0.0}),
+    ("dead", dict(activation="relu", init="kaiming_normal"), {"activation": "leaky_relu"}),
+    ("fast", dict(activation="tanh", init="xavier_normal", lr=0.05), {"lr": 0.005}),
+])
+def test_the_nearest_change_comes_first(profile, settings, first):
+    cfg = RunConfig(dataset="gaussian", depth=L_SYN, width=32, steps=10, **settings)
+    d = diagnose(synthetic(cfg, **PROFILES[profile]))
+    f = d.findings[0]
+    assert f.suggestions[0].changes == first, f.advice
+
+
+@pytest.mark.parametrize("kind,kw", [
+    ("vanishing", dict(depth=30, activation="relu", init="xavier_normal")),
+    ("vanishing", dict(depth=20, activation="tanh", init="normal", sigma_w=0.4)),
+    ("vanishing", dict(depth=20, activation="sigmoid", init="xavier_normal")),
+    ("exploding", dict(depth=20, activation="tanh", init="normal", sigma_w=3.0)),
+    ("dead", dict(depth=10, width=32, activation="relu", init="normal", sigma_w=1.414, sigma_b=3.0)),
+], ids=["relu-xavier", "tanh-small", "sigmoid", "tanh-large", "relu-large-bias"])
+def test_following_the_first_suggestion_fixes_it(kind, kw):
+    """The oracle is the table of a real run with the suggested settings: the finding is gone."""
+    result, d = run(steps=1, **kw)
+    f = next(f for f in d.findings if f.kind == kind)
+    fixed = diagnose(train(f.suggestions[0].apply(result.config)))
+    assert not any(g.kind == kind for g in fixed.findings), (f.suggestions[0], fixed.findings)
+
+
+def test_suggestions_round_trip_through_json():
+    cfg = RunConfig(dataset="gaussian", depth=L_SYN, width=32, steps=10, activation="relu", init="xavier_normal")
+    d = diagnose(synthetic(cfg, **PROFILES["gradients vanish"]))
+    back = Diagnosis.from_dict(json.loads(json.dumps(d.to_dict())))
+    assert back == d and back.findings[0].suggestions[0].changes == {"init": "kaiming_normal"}
+    # a verdict saved before suggestions existed still reads
+    old = {"verdict": "vanishing", "headline": "h", "findings": [dict(kind="vanishing", step=0, layer=1, sentence="s",
+                                                                        advice="a.")]}
+    assert Diagnosis.from_dict(old).findings[0].suggestions == ()

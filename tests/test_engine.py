@@ -15,7 +15,9 @@ import torch
 
 from _oracle import manual_step, next_batch
 from core.schema import RunConfig
-from core.run.engine import History, Record, Run, RunSlots, Trainer, layer_table, run_training, train
+from core.run.background import Run, RunSlots
+from core.run.engine import Record, Trainer, run_training, train
+from core.run.record import Recorder, layer_table
 from core.io.export import layers_equal
 from core.measure import kernels
 from core.measure.probes import COL, STAT_COLUMNS
@@ -98,12 +100,12 @@ def test_same_seed_same_table_from_train_the_generator_and_the_background_run(cf
     # the background Run, histograms requested at every record (hist_interval=0), paused and stepped on the way
     run = Run(cfg, hist_interval=0.0).start(paused=True)
     run.step(2)
-    assert wait_for(lambda: run.snapshot().step == 2)
+    assert wait_for(lambda: run.snapshot().steps_taken == 2)
     run.resume()
     assert run.join(30)
     snap = run.snapshot()
     assert snap.status == "finished"
-    assert layers_equal(snap.result(), a)
+    assert layers_equal(snap, a)
     assert snap.hist is not None and snap.hist["step"] == cfg.steps
 
 
@@ -116,7 +118,7 @@ def test_runs_in_parallel_threads_give_the_same_tables_as_alone():
         for r in runs:
             r.stop()
     for i, r in enumerate(runs):
-        assert layers_equal(r.snapshot().result(), alone[i % len(DET)]), DET[i % len(DET)]
+        assert layers_equal(r.snapshot(), alone[i % len(DET)]), DET[i % len(DET)]
 
 
 def test_records_at_step_zero_every_n_and_the_last_step():
@@ -232,21 +234,21 @@ def test_start_paused_step_exactly_n_resume_finish():
         assert wait_for(lambda: run.snapshot().status == "paused")
         time.sleep(0.2)
         snap = run.snapshot()
-        assert snap.step == 0 and len(snap.steps) == 0  # nothing happens while paused
+        assert snap.steps_taken == 0 and len(snap.steps) == 0  # nothing happens while paused
         run.step(3)
-        assert wait_for(lambda: run.snapshot().step == 3)
+        assert wait_for(lambda: run.snapshot().steps_taken == 3)
         time.sleep(0.3)
         snap = run.snapshot()
-        assert snap.step == 3 and snap.status == "paused"
+        assert snap.steps_taken == 3 and snap.status == "paused"
         assert snap.steps[:, 0].tolist() == [0, 1, 2]  # step 3's record is taken when step 3 runs
         run.step(2)
-        assert wait_for(lambda: run.snapshot().step == 5)
+        assert wait_for(lambda: run.snapshot().steps_taken == 5)
         time.sleep(0.2)
-        assert run.snapshot().step == 5
+        assert run.snapshot().steps_taken == 5
         run.resume()
         assert run.join(30)
         snap = run.snapshot()
-        assert snap.status == "finished" and snap.step == cfg.steps
+        assert snap.status == "finished" and snap.steps_taken == cfg.steps
         assert snap.steps[:, 0].tolist() == list(range(cfg.steps + 1))
     finally:
         run.stop()
@@ -256,13 +258,14 @@ def test_start_paused_step_exactly_n_resume_finish():
 def test_stop_ends_a_running_run_and_says_where():
     run = Run(LONG).start()
     try:
-        assert wait_for(lambda: run.snapshot().step >= 5)
+        assert wait_for(lambda: run.snapshot().steps_taken >= 5)
         run.stop()
         assert run.join(10)
         snap = run.snapshot()
         assert snap.status == "stopped" and not snap.running
-        assert f"step {snap.step}" in snap.message
-        assert len(snap.steps) == snap.step  # one record per step taken, nothing after the stop
+        assert f"{snap.steps_taken:,} / {LONG.steps:,} steps taken" in snap.message
+        assert len(snap.steps) == snap.steps_taken  # one record per step taken, nothing after the stop
+        assert f"last at step {snap.steps_taken - 1:,}" in snap.message  # the step taken last was never measured
     finally:
         run.stop()
         run.join(5)
@@ -271,15 +274,15 @@ def test_stop_ends_a_running_run_and_says_where():
 def test_pause_then_stop():
     run = Run(LONG).start()
     try:
-        assert wait_for(lambda: run.snapshot().step >= 2)
+        assert wait_for(lambda: run.snapshot().steps_taken >= 2)
         run.pause()
         assert wait_for(lambda: run.snapshot().status == "paused")
-        s = run.snapshot().step
+        s = run.snapshot().steps_taken
         time.sleep(0.2)
-        s1 = run.snapshot().step
+        s1 = run.snapshot().steps_taken
         assert s1 - s <= 1  # the step in flight when pause() was called may still finish
         time.sleep(0.2)
-        assert run.snapshot().step == s1
+        assert run.snapshot().steps_taken == s1
         run.stop()
         assert run.join(10) and run.snapshot().status == "stopped"
     finally:
@@ -316,11 +319,14 @@ def test_snapshots_are_consistent_while_the_run_is_going():
         # each snapshot is a prefix of the final history, value for value
         np.testing.assert_array_equal(s.stats, final.stats[:n])
         np.testing.assert_array_equal(s.steps, final.steps[:n])
-        assert s.step >= (s.steps[-1, 0] if n else 0)
+        assert s.steps_taken >= (s.steps[-1, 0] if n else 0)
         assert len(s.layers) == n * 5
-    # copies, not views: changing one does not change the run's own history
-    final.stats[:] = 0
-    assert run.snapshot().stats.any()
+    # read-only views, not copies: a page cannot change the run's records, and polling copies nothing
+    with pytest.raises(ValueError):
+        final.stats[:] = 0
+    with pytest.raises(ValueError):
+        final.steps[0, 1] = 0
+    assert np.shares_memory(final.stats, run.snapshot().stats)
 
 
 def test_heartbeat_timeout_stops_an_unwatched_run_but_not_a_watched_one():
@@ -357,7 +363,7 @@ def test_max_seconds_stops_the_run_with_a_message():
         assert run.join(20)
         snap = run.snapshot()
         assert snap.status == "stopped"
-        assert "0.5 seconds" in snap.message and f"step {snap.step}" in snap.message
+        assert "0.5 seconds" in snap.message and f"{snap.steps_taken:,} / {LONG.steps:,} steps taken" in snap.message
         assert 0.5 <= snap.elapsed < 10
     finally:
         run.stop()
@@ -382,7 +388,7 @@ def test_run_slots_cap_concurrency_and_queue_in_order():
         assert wait_for(lambda: d.snapshot().queue_position == 3)
         for r in (b, c, d):
             s = r.snapshot()
-            assert s.status == "queued" and s.step == 0 and len(s.steps) == 0
+            assert s.status == "queued" and s.steps_taken == 0 and len(s.steps) == 0
         assert slots.active == 1 and slots.waiting == 3
         d.stop()  # leaving the queue
         assert d.join(10) and d.snapshot().status == "stopped" and len(d.snapshot().steps) == 0
@@ -418,17 +424,39 @@ def test_a_failing_run_reports_failure_instead_of_dying_silently(monkeypatch):
 
 # -- memory stays flat ------------------------------------------------------------------------------------
 
-def test_history_holds_one_float64_block_per_record():
+def test_recorder_holds_one_float64_block_per_record():
     L, n = 20, 10_000
-    h = History(L)
+    h = Recorder(L)
     for i in range(n):
         stats = np.full((L, len(STAT_COLUMNS)), float(i))
         h.append(Record(step=i, loss=float(i), train_accuracy=0.5, test_accuracy=math.nan, stats=stats))
-    stats, steps = h.arrays()
+    stats, steps = h.view()
     assert stats.shape == (n, L, len(STAT_COLUMNS)) and steps.shape == (n, 4)
     assert (stats[:, 0, 0] == np.arange(n)).all() and (steps[:, 0] == np.arange(n)).all()
     need = n * (L * len(STAT_COLUMNS) + 4) * 8
     assert need <= h.nbytes <= 2 * need  # amortized doubling, nothing per record besides the numbers
+
+
+def test_a_recorder_view_is_read_only_and_survives_growth():
+    L = 3
+    h = Recorder(L, capacity=2)
+
+    def add(i):
+        h.append(Record(step=i, loss=float(i), train_accuracy=0.0, test_accuracy=math.nan,
+                        stats=np.full((L, len(STAT_COLUMNS)), float(i))))
+
+    add(0), add(1)
+    stats, steps = h.view()
+    with pytest.raises(ValueError):
+        stats[0, 0, 0] = 99.0  # read-only
+    with pytest.raises(ValueError):
+        steps[0, 1] = 99.0
+    for i in range(2, 40):  # grows several times under the view
+        add(i)
+    np.testing.assert_array_equal(stats[:, 0, 0], [0.0, 1.0])  # the view still shows exactly its two records
+    np.testing.assert_array_equal(steps[:, 0], [0.0, 1.0])
+    later, _ = h.view()
+    assert len(later) == 40 and (later[:, 1, 2] == np.arange(40)).all()
 
 
 def live_tensors() -> int:
@@ -456,11 +484,11 @@ def test_a_long_deep_run_holds_no_tensors_per_record():
     run = Run(cfg, hist_interval=0.0).start(paused=True)
     try:
         run.step(10)
-        assert wait_for(lambda: run.snapshot().step == 10, 60)
+        assert wait_for(lambda: run.snapshot().steps_taken == 10, 60)
         time.sleep(0.1)
         first = live_tensors()
         run.step(40)
-        assert wait_for(lambda: run.snapshot().step == 50, 60)
+        assert wait_for(lambda: run.snapshot().steps_taken == 50, 60)
         time.sleep(0.1)
         assert live_tensors() == first
     finally:
@@ -476,6 +504,6 @@ def test_wall_clock_cap_counts_pauses_so_a_paused_run_cannot_hold_its_place():
     while run.snapshot().status != "stopped" and _time.monotonic() < deadline:
         _time.sleep(0.05)
     snap = run.snapshot()
-    assert snap.status == "stopped" and snap.step == 0
+    assert snap.status == "stopped" and snap.steps_taken == 0
     assert "caps a run at 0.5 seconds, pauses included" in snap.message
     assert run.join(5)

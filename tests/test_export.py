@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from core.schema import RunConfig
-from core.run.engine import Divergence, RunResult, train
+from core.run.engine import Divergence, train
+from core.run.record import RunRecord
 from core.io.export import (LAYER_COLUMNS, MAX_IMPORT_BYTES, ImportErrorForPeople, export_bytes, layers_equal,
                          result_from_json, to_csv, to_json, to_parquet, write_table)
 from core.measure.probes import COL, STAT_COLUMNS
@@ -22,20 +23,20 @@ CLI_COLUMNS = ["step", "layer", "preact_mean", "preact_var", "act_mean", "act_va
 
 
 @pytest.fixture(scope="module")
-def finished() -> RunResult:
+def finished() -> RunRecord:
     return train(RunConfig(depth=3, width=8, dataset="moons", batch_size=16, steps=4, record_every=2, eval_every=4,
                            seed=2))
 
 
 @pytest.fixture(scope="module")
-def diverged() -> RunResult:
+def diverged() -> RunRecord:
     r = train(RunConfig(depth=50, width=8, activation="relu", init="normal", sigma_w=10.0, dataset="gaussian",
                         batch_size=8, steps=3))
     assert r.status == "diverged"
     return r
 
 
-def synthetic() -> RunResult:
+def synthetic() -> RunRecord:
     """A table with +inf, -inf and nan in known places, and a NaN update_ratio after step 0."""
     cfg = RunConfig(depth=2, width=4, dataset="gaussian", batch_size=8, steps=1)
     rng = np.random.default_rng(0)
@@ -45,7 +46,7 @@ def synthetic() -> RunResult:
     stats[1, 1, COL["preact_mean"]] = -np.inf
     stats[1, 1, COL["grad_preact_var"]] = np.nan
     steps = np.array([[0, 2.3, 0.1, 0.2], [1, np.inf, 0.1, np.nan]])
-    return RunResult(cfg, stats, steps, "diverged", Divergence(1, 1, "forward"), 0.0, "")
+    return RunRecord(cfg, stats, steps, "diverged", Divergence(1, 1, "forward"), 0.0, "")
 
 
 def csv_rows(data: bytes) -> list[dict]:

@@ -18,7 +18,8 @@ import pytest
 
 from core import figures as F
 from core.schema import RunConfig
-from core.run.engine import STEP_COLUMNS, Run
+from core.run.background import Run
+from core.run.record import STEP_COLUMNS
 from core.measure.probes import COL, STAT_COLUMNS
 from core.theory import predicted_profile
 

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import core.run.engine
 from core.io import cli
 from core.schema import FIELDS
-from core.run.engine import RunResult
+from core.run.record import RunRecord
 from core.measure.probes import STAT_COLUMNS
 
 FLAGS = ["--" + n.replace("_", "-") for n in FIELDS] + ["--no-bias", "--no-batchnorm", "--out", "--threads",
@@ -27,7 +27,7 @@ ARGV = st.lists(st.one_of(st.sampled_from(FLAGS), VALUES), max_size=12)
 def fake_train(cfg, progress=None, threads=1):
     """Validation is what is under test, not training: an empty, finished result."""
     L = len(cfg.hidden_widths)
-    return RunResult(cfg, np.empty((0, L, len(STAT_COLUMNS))), np.empty((0, 4)), "finished")
+    return RunRecord(cfg, np.empty((0, L, len(STAT_COLUMNS))), np.empty((0, 4)), "finished")
 
 
 def run_cli(argv):

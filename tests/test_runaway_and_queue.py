@@ -32,7 +32,6 @@ from ui.session import run_slots, server_limits
 ROOT = Path(__file__).resolve().parent.parent
 EXPLORE = str(ROOT / "pages" / "1_Explore.py")
 TIMEOUT = 60
-TERMINAL = ("finished", "stopped", "diverged", "failed")
 
 
 @pytest.fixture
@@ -101,7 +100,7 @@ def test_an_exploding_run_says_where_and_keeps_what_it_recorded(sessions, name):
     at = explore(sessions, EXPLODING[name])
     at.button(key="explore__btn_run").click().run()
     run = the_run(at)
-    wait_until(lambda: run.status in TERMINAL)
+    wait_until(lambda: run.status.ended)
     at.run()
     assert not at.exception
     snap = run.snapshot()
@@ -130,8 +129,8 @@ def test_an_exploding_run_says_where_and_keeps_what_it_recorded(sessions, name):
     assert not np.isfinite(snap.stats).all()
     # and the JSON opens again as the same run
     reopened = open_run_file(files["json"][1](), files["json"][0])
-    assert isinstance(reopened, SavedRun) and layers_equal(reopened.result, snap.result())
-    assert reopened.result.divergence == dv
+    assert isinstance(reopened, SavedRun) and layers_equal(reopened.record, snap)
+    assert reopened.record.divergence == dv
 
 
 def test_the_wall_clock_cap_stops_a_long_run_with_a_sentence(sessions, server_env):
@@ -141,10 +140,10 @@ def test_the_wall_clock_cap_stops_a_long_run_with_a_sentence(sessions, server_en
                             "eval_every": "0"})
     at.button(key="explore__btn_run").click().run()
     run = the_run(at)
-    wait_until(lambda: run.status in TERMINAL, 30)
+    wait_until(lambda: run.status.ended, 30)
     at.run()
     assert not at.exception
-    assert run.status == "stopped" and run.snapshot().step < 5000
+    assert run.status == "stopped" and run.snapshot().steps_taken < 5000
     assert "this server caps a run at 0.5 seconds" in texts(at.warning)
     assert "Stopped" in at.get("progress")[0].proto.text
     assert len(charts(at)) >= 4 and {"CSV", "JSON"} <= {str(b.proto.label) for b in at.get("download_button")}
@@ -180,5 +179,5 @@ def test_a_queued_run_shows_its_place_then_both_finish(sessions, server_env):
     second.run()
     for at in (first, second):
         assert not at.exception
-        assert "Finished" in at.get("progress")[0].proto.text and "step 20 / 20" in at.get("progress")[0].proto.text
+        assert "Finished" in at.get("progress")[0].proto.text and "20 / 20 steps taken" in at.get("progress")[0].proto.text
     assert run1.slots.active == 0 and run1.slots.waiting == 0

@@ -22,7 +22,9 @@ from streamlit.testing.v1 import AppTest
 from core import figures as F
 from core.schema import RunConfig
 from core.run.engine import train
-from core.io.export import MAX_IMPORT_BYTES, ImportErrorForPeople, layers_equal, result_from_json, to_json
+from core.io.export import (MAX_IMPORT_BYTES, ImportErrorForPeople, layers_equal, read_saved_run, result_from_json,
+                            to_json, to_parquet)
+from core.limits import SAVED_RUN_MAX_MB
 from ui.markdown import escape_markdown
 from ui.saved import Refused, SavedRun, open_run_file
 
@@ -66,10 +68,10 @@ def per_layer_lines(fig_dict: dict) -> list[dict]:
 def test_round_trip_a_real_run_opens_as_the_same_table(small_run, small_file):
     opened = open_run_file(small_file, "run.json", "id-1")
     assert isinstance(opened, SavedRun), opened
-    assert layers_equal(opened.result, small_run)
-    assert opened.result.layers.equals(small_run.layers)
-    snap = opened.snapshot()
-    assert (snap.config, snap.status, snap.step) == (SMALL, "finished", SMALL.steps)
+    assert layers_equal(opened.record, small_run)
+    assert opened.record.layers.equals(small_run.layers)
+    snap = opened.record
+    assert (snap.config, snap.status, snap.steps_taken) == (SMALL, "finished", SMALL.steps)
     # the charts built from it have one point per layer
     fig = F.fig_variance_by_layer(snap.stats, snap.steps).to_plotly_json()
     lines = per_layer_lines(fig)
@@ -85,10 +87,10 @@ def test_a_diverged_run_keeps_inf_and_nan_and_where_it_diverged():
     assert result.status == "diverged"
     opened = open_run_file(to_json(result), "boom.json")
     assert isinstance(opened, SavedRun)
-    assert layers_equal(opened.result, result)
-    assert not np.isfinite(opened.result.stats).all()
-    assert opened.result.divergence == result.divergence
-    snap = opened.snapshot()
+    assert layers_equal(opened.record, result)
+    assert not np.isfinite(opened.record.stats).all()
+    assert opened.record.divergence == result.divergence
+    snap = opened.record
     assert snap.status == "diverged" and snap.message == result.divergence.sentence()
 
 
@@ -142,10 +144,17 @@ def test_hostile_files_are_refused_with_core_exports_sentence(small_file):
         assert s and "\n" not in s and "Traceback" not in s and len(s) < 400, (what, s)
 
 
-def test_a_csv_or_parquet_download_is_refused_by_name(small_file):
-    for name in ("run.csv", "run.PARQUET", "snippet.py"):
+def test_a_csv_or_script_is_refused_by_name(small_file):
+    for name in ("run.csv", "run.CSV", "snippet.py"):
         opened = open_run_file(small_file, name)
-        assert isinstance(opened, Refused) and "only the JSON download" in opened.sentence
+        assert isinstance(opened, Refused) and "only the Parquet or JSON download" in opened.sentence
+
+
+def test_the_bytes_not_the_name_tell_parquet_from_json(small_run, small_file):
+    for data, name in ((small_file, "run.parquet"), (to_parquet(small_run), "run.json")):
+        opened = open_run_file(data, name)
+        assert isinstance(opened, SavedRun), opened
+        assert layers_equal(opened.record, small_run)
 
 
 _JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
@@ -220,8 +229,28 @@ def stop_runs():
 def test_explore_uploader_has_a_label_and_help():
     at = explore()
     up = at.file_uploader(key="explore__file")
-    assert "saved run" in up.label.lower() and ".json" in up.label
-    assert "JSON" in up.help and "Use these settings" in up.help
+    assert "saved run" in up.label.lower() and ".json" in up.label and ".parquet" in up.label
+    assert "JSON" in up.help and "Parquet" in up.help and "Use these settings" in up.help
+    assert up.proto.max_upload_size_mb == SAVED_RUN_MAX_MB and f"{SAVED_RUN_MAX_MB} MB" in up.help
+
+
+def test_explore_opens_the_parquet_download_with_the_json_ones_words(small_run, small_file, stop_runs):
+    pages = []
+    for name, data in (("run.parquet", to_parquet(small_run)), ("run.json", small_file)):
+        at = upload(explore(), "explore__file", name, data)
+        stop_runs.append(at)
+        assert not at.exception and "Saved run" in texts(at.info)
+        pages.append(texts(at.info).replace(name, "NAME"))
+    assert pages[0] == pages[1]
+    assert "7 records, last at step 6 · 6 / 6 steps taken" in pages[0]
+
+
+def test_explore_notes_a_finished_file_whose_records_stop_short(small_file):
+    doc = _doc(small_file)
+    doc["steps"], doc["layers"] = doc["steps"][:4], doc["layers"][:4 * SMALL.depth]
+    at = upload(explore(), "explore__file", "cut.json", _bytes(doc))
+    assert not at.exception and "Saved run" in texts(at.info)
+    assert "records stop at step 3" in texts(at.warning)
 
 
 def test_explore_shows_an_uploaded_run_like_a_live_one(small_file, stop_runs):
@@ -252,7 +281,7 @@ def test_explore_shows_an_uploaded_run_like_a_live_one(small_file, stop_runs):
     assert not at.exception
     assert "Saved run" not in texts(at.info), "a new run is what the page shows"
     saved = at.session_state["explore__opened"]
-    assert layers_equal(run.snapshot().result(), saved.result), "the replay has the saved run's table"
+    assert layers_equal(run.snapshot(), saved.record), "the replay has the saved run's table"
 
     # back to the saved run, then close it
     at.button(key="explore__show_file").click().run()
@@ -307,7 +336,7 @@ def test_compare_opens_a_and_b_from_files(small_file):
     b_cfg = SMALL.replace(depth=4, activation="tanh", init="xavier_normal")
     b_file = to_json(train(b_cfg))
     at = AppTest.from_file(COMPARE, default_timeout=TIMEOUT).run()
-    assert [u.label for u in at.file_uploader] == ["Saved run for A (.json)", "Saved run for B (.json)"]
+    assert [u.label for u in at.file_uploader] == ["Saved run for A (.parquet or .json)", "Saved run for B (.parquet or .json)"]
     upload(at, "compare_a__file", "a.json", small_file)
     upload(at, "compare_b__file", "b.json", b_file)
     assert not at.exception

@@ -2,7 +2,7 @@
 
 The page reads A and B from the URL (A under the plain names, B under `b_`
 names, `ui.share.compare_from_query`), draws both sets of controls in sidebar
-tabs, runs both as background `core.run.engine.Run`s (`ui.session`, keys
+tabs, runs both as background `core.run.background.Run`s (`ui.session`, keys
 `compare_a` / `compare_b`) and shows them in one fragment that polls while
 either trains: progress, verdicts, the overlaid variance-by-layer chart, the
 layer × step heatmaps with shared colour limits, and loss / accuracy.
@@ -24,7 +24,8 @@ from plotly.subplots import make_subplots
 from core import figures as F
 from core.schema import FIELDS, RunConfig
 from core.io.diagnosis import diagnose
-from core.run.engine import Snapshot
+from core.run.record import RunRecord as Snapshot
+from core.schema import RunStatus
 
 from .live import chart, memo, show_verdict
 from .saved import SavedRun, opened, saved_run_box, saved_status, showing_saved
@@ -175,7 +176,7 @@ def saved_boxes(a: RunConfig, b: RunConfig) -> None:
     for col, label, cfg in zip(cols, ("A", "B"), (a, b)):
         with col:
             saved_run_box(KEYS[label], settings_prefix=KEYS[label], sidebar_cfg=cfg,
-                          label=f"Saved run for {label} (.json)", after_use=_after_use_a if label == "A" else None)
+                          label=f"Saved run for {label} (.parquet or .json)", after_use=_after_use_a if label == "A" else None)
 
 
 def any_opened() -> bool:
@@ -189,7 +190,8 @@ def _sources() -> dict[str, object]:
 
 def shown() -> dict[str, tuple[Snapshot | None, SavedRun | None]]:
     """For A and B: the snapshot on screen and, when it comes from a file, the SavedRun."""
-    return {label: (src.snapshot() if src is not None else None, src if isinstance(src, SavedRun) else None)
+    return {label: (None if src is None else src.record if isinstance(src, SavedRun) else src.snapshot(),
+                    src if isinstance(src, SavedRun) else None)
             for label, src in _sources().items()}
 
 
@@ -318,9 +320,9 @@ def live_pair() -> bool:
     if all(src is None for src in _sources().values()):  # (no snapshots taken just to ask)
         return False
     statuses = {r.status for r in _live_shown().values()}
-    if statuses & {"queued", "running", "ready"}:
+    if any(s.moving for s in statuses):
         every = REFRESH_SECONDS
-    elif "paused" in statuses:
+    elif RunStatus.PAUSED in statuses:
         every = PAUSED_SECONDS
     else:
         every = None

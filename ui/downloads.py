@@ -7,7 +7,8 @@ from typing import Callable
 import streamlit as st
 
 from core.schema import RunConfig
-from core.run.engine import Snapshot
+from core.limits import SAVED_RUN_MAX_MB
+from core.run.record import RunRecord, progress_text
 from core.io.export import export_bytes
 
 MIME = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet", "json": "application/json"}
@@ -19,21 +20,21 @@ def file_stem(cfg: RunConfig) -> str:
     return f"gradient-flow_{cfg.activation}_{cfg.init}{'_bn' if cfg.batchnorm else ''}_{depth}_seed{cfg.seed}"
 
 
-def export_files(snap: Snapshot) -> dict[str, tuple[str, Callable[[], bytes]]]:
+def export_files(snap: RunRecord) -> dict[str, tuple[str, Callable[[], bytes]]]:
     """fmt → (file name, a function that builds the file's bytes), for csv,
     parquet and json: what the download buttons hand out (built only when
     clicked). The bytes keep inf and nan as the run recorded them."""
-    result = snap.result()
+    result = snap
     stem = file_stem(snap.config)
     return {fmt: (f"{stem}.{fmt}", lambda fmt=fmt: export_bytes(result, fmt)) for fmt in ("csv", "parquet", "json")}
 
 
-def download_buttons(snap: Snapshot | None, key: str) -> None:
+def download_buttons(snap: RunRecord | None, key: str) -> None:
     """CSV / Parquet / JSON of everything the run recorded (built only when clicked)."""
     if snap is None or len(snap.steps) == 0:
         st.caption("Run a network to download its statistics.")
         return
-    if snap.status in ("queued", "running"):
+    if snap.status.moving:
         st.caption("The downloads appear when the run ends (or when you pause it).")
         return
     files = export_files(snap)
@@ -43,11 +44,12 @@ def download_buttons(snap: Snapshot | None, key: str) -> None:
             fmt.upper(), icon=":material/download:", data=make, file_name=name,
             mime=MIME[fmt], key=f"{key}__dl_{fmt}", on_click="ignore", width="stretch",
             help={"csv": "One row per recorded step and layer (the CLI's table).",
-                  "parquet": "The same table, typed, with the config in the file's metadata.",
-                  "json": "Config, per-layer rows, per-step rows and the diagnosis: the file the CLI writes, "
-                          "and the one **Open a saved run** opens again."}[fmt])
-    st.caption(f"{len(snap.steps):,} records × {snap.stats.shape[1]} layers, up to step {int(snap.steps[-1, 0])} "
-               f"({snap.status}).")
+                  "parquet": "The same table, typed and compressed, with the run's settings and how it ended in "
+                             "the file's metadata: the compact saved run that **Open a saved run** opens again "
+                             "(about a sixth of the JSON).",
+                  "json": "Config, per-layer rows, per-step rows and the diagnosis: the file the CLI writes. "
+                          f"**Open a saved run** opens it too, up to {SAVED_RUN_MAX_MB} MB."}[fmt])
+    st.caption(f"{snap.layer_count} layers · {progress_text(snap)} ({snap.status}).")
 
 
 def code_snippets(cfg: RunConfig, key: str) -> bool:

@@ -17,13 +17,14 @@ import streamlit as st
 from core import figures as F
 from core.schema import RunConfig
 from core.io.diagnosis import SEVERITY, diagnose
-from core.run.engine import Snapshot
+from core.run.record import RunRecord as Snapshot
+from core.schema import RunStatus
 
 from .session import current_run, status_line
 
 REFRESH_SECONDS = 0.4   # ≥ 2 refreshes a second while training
 DETAIL_SECONDS = 2.0    # distributions, saturation, update ratio: they change slowly
-PAUSED_SECONDS = 5.0    # keeps a paused run's heartbeat (30 s) alive
+PAUSED_SECONDS = 5.0    # keeps a paused run's heartbeat (ui.session.HEARTBEAT_SECONDS, 20 s) alive
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 
 
@@ -162,7 +163,7 @@ def _draw_main(key: str, polling: bool) -> None:
     if run is None:
         return
     snap = run.snapshot()
-    if polling and snap.status in ("finished", "stopped", "diverged", "failed"):
+    if polling and snap.status.ended:
         st.rerun()  # once: the page redraws without polling and with the downloads
     try:
         status_line(snap)
@@ -171,7 +172,7 @@ def _draw_main(key: str, polling: bool) -> None:
                 st.info("Recording is off (record every 0 steps): this run trains without measuring anything, "
                         "the baseline the overhead benchmark compares against. Set **Record statistics every N "
                         "steps** under Recording to see the charts.")
-            elif snap.status in ("running", "queued", "paused"):
+            elif snap.status.live:
                 st.caption("Building the network and taking the first record…")
             return
         cached = memo_for(key, "main", run, snap)
@@ -206,8 +207,8 @@ def live_view(key: str) -> Snapshot | None:
     if run is None:
         return None
     status = run.status
-    live = status in ("queued", "running", "ready")
-    every = REFRESH_SECONDS if live else (PAUSED_SECONDS if status == "paused" else None)
+    live = status.moving
+    every = REFRESH_SECONDS if live else (PAUSED_SECONDS if status is RunStatus.PAUSED else None)
     st.fragment(run_every=every)(_draw_main)(key, live)
     st.fragment(run_every=DETAIL_SECONDS if live else None)(_draw_detail)(key)
     return run.snapshot()

@@ -1,4 +1,4 @@
-"""Saved runs: a JSON export opened again, shown like a live run.
+"""Saved runs: a Parquet or JSON download opened again, shown like a live run.
 
     opened = open_run_file(data, name)      # SavedRun, or Refused with one sentence
     saved = saved_run_box(key, settings_prefix=key)   # the uploader; the SavedRun to show, if any
@@ -15,9 +15,9 @@ Per page slot `key` (the same key as the slot's live run: "explore",
   the live one. Opening a file sets it; starting a run
   (`ui.session.start_run`) clears it; two buttons switch back and forth.
 
-A saved run is turned into a `core.run.engine.Snapshot` (`SavedRun.snapshot()`),
-so the verdict, the charts and the downloads are drawn by the same code as a
-live run's.
+A saved run opens as the same `core.run.record.RunRecord` a live run's
+snapshot is (`core.io.export.read_saved_run`), so the verdict, the charts and
+the downloads are drawn by the same code as a live run's.
 """
 from __future__ import annotations
 
@@ -26,46 +26,31 @@ from typing import Callable
 
 import streamlit as st
 
-from core.io.diagnosis import diagnose
-from core.run.engine import RunResult, Snapshot
-from core.io.export import MAX_IMPORT_BYTES, ImportErrorForPeople, result_from_json
+from core.io.export import ImportErrorForPeople, read_saved_run
+from core.limits import SAVED_RUN_MAX_MB
+from core.run.record import RunRecord, progress_text
 
-from .live import memo_for, show_detail_charts, show_main_charts, show_verdict
+from .live import show_detail_charts, show_main_charts, show_verdict
 from .markdown import escape_markdown
 from .session import changed_settings, current_run, is_live, outcome_line, stop_run
 from .sidebar import set_widgets
 
 UPLOAD_HELP = (
-    "A run saved from this app: the **JSON** download under *Take it with you*, or the file "
-    "`python -m core --out run.json` writes. It opens with the same charts, verdict and downloads as a live run; "
-    f"**Use these settings** then puts its settings in the sidebar so that **Run** replays it. "
-    f"At most {MAX_IMPORT_BYTES // 2**20} MB."
+    "A run saved from this app: the **Parquet** (compact) or **JSON** download under *Take it with you*, or the "
+    "file `python -m core run --out run.parquet` (or `.json`) writes. It opens with the same charts, verdict and "
+    "downloads as a live run; **Use these settings** then puts its settings in the sidebar so that **Run** replays "
+    f"it. At most {SAVED_RUN_MAX_MB} MB: the Parquet file of the largest run this server allows fits."
 )
 
 
 @dataclass(frozen=True)
 class SavedRun:
-    """A run file that opened: its name and the run it holds."""
+    """A run file that opened: the file's name, its uploader id and size, and the run it holds."""
 
     name: str
     file_id: str
     size: int
-    result: RunResult
-
-    def snapshot(self) -> Snapshot:
-        """The run as the live view's Snapshot: last recorded step, no histograms."""
-        r = self.result
-        last = int(r.steps[-1, 0]) if len(r.steps) else 0
-        if r.divergence is not None:
-            message = r.divergence.sentence()
-        elif r.status == "stopped":
-            message = f"This run was stopped at step {last:,} of {r.config.steps:,} before it was saved."
-        else:
-            message = ""
-        return Snapshot(r.config, r.status, last, r.stats, r.steps, r.divergence, message, r.elapsed)
-
-    def __repr__(self) -> str:
-        return f"SavedRun({self.name!r}, {self.result!r})"
+    record: RunRecord
 
 
 @dataclass(frozen=True)
@@ -81,11 +66,11 @@ def open_run_file(data: bytes, name: str = "saved run", file_id: str = "") -> Sa
     """Uploaded bytes → what the page shows: a SavedRun, or a Refused with one
     sentence (never an exception: a hostile file is only a message)."""
     suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    if suffix in ("csv", "parquet", "py"):
-        return Refused(name, file_id, f"This is a .{suffix} file; only the JSON download of a run can be opened "
-                                      "again (it alone holds the run's settings).")
+    if suffix in ("csv", "py"):
+        return Refused(name, file_id, f"This is a .{suffix} file; only the Parquet or JSON download of a run can be "
+                                      "opened again (they alone hold the run's settings).")
     try:
-        result = result_from_json(bytes(data))
+        result = read_saved_run(bytes(data))
     except ImportErrorForPeople as e:
         return Refused(name, file_id, str(e))
     except Exception as e:  # a reader bug must not become a traceback in the browser
@@ -170,14 +155,15 @@ def _close(key: str) -> None:
 def _use_settings(key: str, settings_prefix: str, after: Callable | None) -> None:
     item = opened(key)
     if isinstance(item, SavedRun):
-        set_widgets(item.result.config, settings_prefix)
+        set_widgets(item.record.config, settings_prefix)
         if after is not None:
-            after(item.result.config)
+            after(item.record.config)
 
 
 # -- drawing ------------------------------------------------------------------------------------------
 
-def saved_run_box(key: str, *, settings_prefix: str, sidebar_cfg=None, label: str = "Open a saved run (.json)",
+def saved_run_box(key: str, *, settings_prefix: str, sidebar_cfg=None,
+                  label: str = "Open a saved run (.parquet or .json)",
                   after_use: Callable | None = None) -> SavedRun | None:
     """The file uploader for slot `key`, and below it what became of the file:
     the refusal sentence, or the opened run with **Use these settings** (which
@@ -186,17 +172,17 @@ def saved_run_box(key: str, *, settings_prefix: str, sidebar_cfg=None, label: st
     _sync(key)
     # No `type=` filter: a file with another name is refused by us, with a sentence, rather than by Streamlit.
     st.file_uploader(label, key=_file_key(key), help=UPLOAD_HELP, on_change=_on_upload, args=(key,),
-                     max_upload_size=MAX_IMPORT_BYTES // 2**20)
+                     max_upload_size=SAVED_RUN_MAX_MB)
     item = opened(key)
     if isinstance(item, Refused):
         st.error(f"**Not opened:** {escape_markdown(item.sentence)}", icon=":material/block:")
         return None
     if item is None:
         return None
-    cfg = item.result.config
+    cfg = item.record.config
     shown = showing_saved(key)
-    st.caption(f"Opened **{escape_markdown(item.name)}**: {len(item.result.steps):,} records × "
-               f"{item.result.stats.shape[1] if item.result.stats.ndim == 3 else 0} layers, {item.result.status}.")
+    st.caption(f"Opened **{escape_markdown(item.name)}**: {item.record.records:,} records × "
+               f"{item.record.layer_count} layers, {item.record.status}.")
     same = sidebar_cfg is not None and sidebar_cfg == cfg
     live = current_run(key)
     row = st.container(horizontal=True, wrap=True)  # buttons wrap in a narrow column (Compare) instead of truncating
@@ -223,24 +209,22 @@ def saved_run_box(key: str, *, settings_prefix: str, sidebar_cfg=None, label: st
 
 
 def saved_status(saved: SavedRun) -> None:
-    """One line on what is shown, then how the run ended (as for a live run)."""
-    snap = saved.snapshot()
-    r = saved.result
-    words = {"finished": "finished", "stopped": "stopped", "diverged": "diverged"}.get(r.status, r.status)
-    st.info(f"**Saved run** · {escape_markdown(saved.name)} · {words} at step {snap.step:,} of {r.config.steps:,} · "
-            f"{len(r.steps):,} records", icon=":material/folder_open:")
-    outcome_line(snap)
+    """One line on what is shown, in the live status line's words, then how the run ended."""
+    r = saved.record
+    st.info(f"**Saved run** · {escape_markdown(saved.name)} · {r.status} · {progress_text(r)}",
+            icon=":material/folder_open:")
+    outcome_line(r)
 
 
-def show_saved_run(saved: SavedRun, key: str) -> Snapshot:
-    """The saved run with the live view's verdict and charts; returns its Snapshot (for the downloads)."""
-    snap = saved.snapshot()
+def show_saved_run(saved: SavedRun, key: str) -> RunRecord:
+    """The saved run with the live view's verdict and charts; returns its RunRecord (for the downloads)."""
+    snap = saved.record
     saved_status(saved)
     if len(snap.steps) == 0:
         st.info("This saved run has no records (it was run with recording off).")
         return snap
     try:
-        show_verdict(snap, memo_for(key, "main", saved, snap)("diagnosis", lambda: diagnose(snap)))
+        show_verdict(snap, snap.diagnosis)
         show_main_charts(snap, key, owner=saved)
         show_detail_charts(snap, key, histograms=False, owner=saved)
     except Exception as e:  # a chart must never become a traceback

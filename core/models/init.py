@@ -1,123 +1,97 @@
-"""Weight initializers: `INIT_FUNCTIONS[name](linear, cfg, generator)`.
+"""The building blocks of the initializers; the schemes themselves are entries of `core.registry.INITIALIZERS`.
 
-The standard schemes call `torch.nn.init` (with `calculate_gain` where a gain
-is part of the scheme); only the mean-field `normal`/`uniform`
-parameterization, the σ_w multiplier and LSUV are ours. Every function runs
-under `torch.no_grad()` and changes the layer in place.
+An entry's `weight(w, sigma_w, generator)` draws a hidden weight in place
+and its `bias.draw(b, fan_in, sigma_b, generator)` its bias; these are the
+pieces they are made of. The standard schemes call `torch.nn.init` (with
+`calculate_gain` where a gain is part of the scheme) through `scaled`; only
+the mean-field `normal`/`uniform` parameterization, the σ_w multiplier and
+LSUV are ours. Everything here runs under `torch.no_grad()` (the callers
+make sure) and changes tensors in place.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Callable
 
 import torch
 from torch import nn
 
-from core.registry import INITIALIZERS
-
-InitFn = Callable[[nn.Linear, "RunConfig", torch.Generator], None]  # noqa: F821
-
-
-def _bias_(layer: nn.Linear, cfg, gen: torch.Generator) -> None:
-    if layer.bias is None:
-        return
-    kind = INITIALIZERS[cfg.init].bias
-    fan_in = layer.in_features
-    if kind == "zero":
-        nn.init.zeros_(layer.bias)
-    elif kind == "torch_default":
-        bound = 1 / math.sqrt(fan_in)
-        nn.init.uniform_(layer.bias, -bound, bound, generator=gen)
-    elif cfg.init == "uniform":
-        bound = cfg.sigma_b * math.sqrt(3)
-        nn.init.uniform_(layer.bias, -bound, bound, generator=gen)
-    else:
-        nn.init.normal_(layer.bias, 0.0, cfg.sigma_b, generator=gen)
+Tensor = torch.Tensor
+WeightFn = Callable[[Tensor, float, torch.Generator], None]      # (W, σ_w, generator), in place
+BiasFn = Callable[[Tensor, int, float, torch.Generator], None]   # (b, fan_in, σ_b, generator), in place
 
 
-def _scaled(fn: Callable[[torch.Tensor, torch.Generator], None]) -> InitFn:
-    """A torch.nn.init scheme, its std multiplied by σ_w (1 = as published)."""
+def scaled(scheme: Callable[[Tensor, torch.Generator], None]) -> WeightFn:
+    """A published scheme drawn as is, then multiplied by σ_w (1 = as published)."""
 
-    def init_(layer: nn.Linear, cfg, gen: torch.Generator) -> None:
-        fn(layer.weight, gen)
-        if cfg.sigma_w != 1.0:
-            layer.weight.mul_(cfg.sigma_w)
-        _bias_(layer, cfg, gen)
+    def draw_(w: Tensor, sigma_w: float, gen: torch.Generator) -> None:
+        scheme(w, gen)
+        if sigma_w != 1.0:
+            w.mul_(sigma_w)
 
-    return init_
+    return draw_
 
 
-def _normal_(layer: nn.Linear, cfg, gen) -> None:
+def normal_fan_in_(w: Tensor, sigma_w: float, gen: torch.Generator) -> None:
     """Mean-field parameterization: W ~ N(0, σ_w²/fan_in)."""
-    nn.init.normal_(layer.weight, 0.0, cfg.sigma_w / math.sqrt(layer.in_features), generator=gen)
-    _bias_(layer, cfg, gen)
+    nn.init.normal_(w, 0.0, sigma_w / math.sqrt(w.shape[1]), generator=gen)
 
 
-def _uniform_(layer: nn.Linear, cfg, gen) -> None:
-    """W ~ U(±σ_w·√(3/fan_in)): the same variance as `normal`."""
-    bound = cfg.sigma_w * math.sqrt(3.0 / layer.in_features)
-    nn.init.uniform_(layer.weight, -bound, bound, generator=gen)
-    _bias_(layer, cfg, gen)
+def uniform_fan_in_(w: Tensor, sigma_w: float, gen: torch.Generator) -> None:
+    """W ~ U(±σ_w·√(3/fan_in)): the same variance as `normal_fan_in_`."""
+    bound = sigma_w * math.sqrt(3.0 / w.shape[1])
+    nn.init.uniform_(w, -bound, bound, generator=gen)
 
 
-def _lecun_uniform(w, gen):
+def lecun_uniform_(w: Tensor, gen: torch.Generator) -> None:
     bound = math.sqrt(3.0 / w.shape[1])
     nn.init.uniform_(w, -bound, bound, generator=gen)
 
 
-INIT_FUNCTIONS: dict[str, InitFn] = {
-    "zeros": _scaled(lambda w, g: nn.init.zeros_(w)),
-    "normal": _normal_,
-    "uniform": _uniform_,
-    "xavier_uniform": _scaled(lambda w, g: nn.init.xavier_uniform_(w, gain=1.0, generator=g)),
-    "xavier_normal": _scaled(lambda w, g: nn.init.xavier_normal_(w, gain=1.0, generator=g)),
-    "kaiming_uniform": _scaled(lambda w, g: nn.init.kaiming_uniform_(w, a=0, mode="fan_in", nonlinearity="relu", generator=g)),
-    "kaiming_normal": _scaled(lambda w, g: nn.init.kaiming_normal_(w, a=0, mode="fan_in", nonlinearity="relu", generator=g)),
-    "kaiming_normal_fan_out": _scaled(lambda w, g: nn.init.kaiming_normal_(w, a=0, mode="fan_out", nonlinearity="relu", generator=g)),
-    "lecun_normal": _scaled(lambda w, g: nn.init.normal_(w, 0.0, 1 / math.sqrt(w.shape[1]), generator=g)),
-    "lecun_uniform": _scaled(_lecun_uniform),
-    "orthogonal": _scaled(lambda w, g: nn.init.orthogonal_(w, gain=1.0, generator=g)),
-    # nn.Linear.reset_parameters: kaiming_uniform_(a=√5) = U(±1/√fan_in).
-    "torch_default": _scaled(lambda w, g: nn.init.kaiming_uniform_(w, a=math.sqrt(5), generator=g)),
-    # LSUV starts orthogonal; `lsuv_` rescales once the whole network exists.
-    "lsuv": _scaled(lambda w, g: nn.init.orthogonal_(w, gain=1.0, generator=g)),
-}
-assert set(INIT_FUNCTIONS) == set(INITIALIZERS), "every registered initializer needs a function"
+# -- biases ------------------------------------------------------------------------------------------
+def zero_bias_(b: Tensor, fan_in: int, sigma_b: float, gen: torch.Generator) -> None:
+    nn.init.zeros_(b)
 
 
-def weight_std(name: str, fan_in: int, fan_out: int, sigma_w: float = 1.0) -> float | None:
-    """The std of one weight that `name` draws (None for data-driven LSUV).
+def normal_bias_(b: Tensor, fan_in: int, sigma_b: float, gen: torch.Generator) -> None:
+    nn.init.normal_(b, 0.0, sigma_b, generator=gen)
 
-    The formulas the tests hold the initializers to, and what the theory uses
-    as the effective σ_w² = fan_in · Var(W).
+
+def uniform_bias_(b: Tensor, fan_in: int, sigma_b: float, gen: torch.Generator) -> None:
+    bound = sigma_b * math.sqrt(3)
+    nn.init.uniform_(b, -bound, bound, generator=gen)
+
+
+def torch_default_bias_(b: Tensor, fan_in: int, sigma_b: float, gen: torch.Generator) -> None:
+    """What nn.Linear.reset_parameters does: U(±1/√fan_in)."""
+    bound = 1 / math.sqrt(fan_in)
+    nn.init.uniform_(b, -bound, bound, generator=gen)
+
+
+class _ByName(Mapping):
+    """name → the entry's `apply(layer, cfg, generator)`, read from the registry at each lookup.
+
+    Kept for `core.models.mlp`, which predates `INITIALIZERS[name].apply`;
+    a lookup, not a copy, so an entry registered later is found too.
     """
-    gain_relu = math.sqrt(2.0)
-    std = {
-        "zeros": 0.0,
-        "normal": 1 / math.sqrt(fan_in),
-        "uniform": 1 / math.sqrt(fan_in),
-        "xavier_uniform": math.sqrt(2.0 / (fan_in + fan_out)),
-        "xavier_normal": math.sqrt(2.0 / (fan_in + fan_out)),
-        "kaiming_uniform": gain_relu / math.sqrt(fan_in),
-        "kaiming_normal": gain_relu / math.sqrt(fan_in),
-        "kaiming_normal_fan_out": gain_relu / math.sqrt(fan_out),
-        "lecun_normal": 1 / math.sqrt(fan_in),
-        "lecun_uniform": 1 / math.sqrt(fan_in),
-        # rows (or columns) of unit norm: each entry has variance 1/max(fan_in, fan_out)
-        "orthogonal": 1 / math.sqrt(max(fan_in, fan_out)),
-        "torch_default": 1 / math.sqrt(3 * fan_in),
-        "lsuv": None,
-    }[name]
-    return None if std is None else std * sigma_w
+
+    def _registry(self):
+        from core.registry import INITIALIZERS  # the registry builds its entries from this module
+
+        return INITIALIZERS
+
+    def __getitem__(self, name: str):
+        return self._registry()[name].apply
+
+    def __iter__(self):
+        return iter(self._registry())
+
+    def __len__(self) -> int:
+        return len(self._registry())
 
 
-def bias_std(name: str, fan_in: int, sigma_b: float = 0.0) -> float:
-    kind = INITIALIZERS[name].bias
-    if kind == "zero":
-        return 0.0
-    if kind == "torch_default":
-        return 1 / math.sqrt(3 * fan_in)
-    return sigma_b
+INIT_FUNCTIONS: Mapping = _ByName()
 
 
 @torch.no_grad()

@@ -23,7 +23,7 @@ from core.measure.probes import histograms
 from core.measure.records import COL, M_W, M_X, assemble, first_nonfinite_layer
 from core.measure.strategy import choose, expected_records
 from core.measure.tracker import WeightTracker
-from core.registry import OPTIMIZERS
+from core.registry import ACTIVATIONS, OPTIMIZERS
 
 
 def set_training_threads(n: int = 1) -> None:
@@ -155,7 +155,7 @@ class Trainer:
         self.strategy = choose(self.net.activation, weights, cfg.batch_size,
                                expected_records(cfg.steps, cfg.record_every), strategy)
         self.tracker = WeightTracker(weights, self.opt, cfg.optimizer, fused=self.strategy.fused)
-        self.hist_range = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}.get(cfg.activation)
+        self.hist_range = ACTIVATIONS[cfg.activation].output_range
         self.step = 0  # optimizer steps taken
         self.divergence: Divergence | None = None
         self.done = False

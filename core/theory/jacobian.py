@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from core.theory.quadrature import _dphi_t
-from core.registry import ACTIVATIONS
+from core.registry import ACTIVATIONS, INITIALIZERS
 
 if TYPE_CHECKING:  # pragma: no cover
     from core.schema import RunConfig
@@ -37,7 +36,7 @@ def jacobian_singular_values(cfg: "RunConfig", n_inputs: int = 1, seed: int | No
 
     The weights are drawn in float32, and a float32-rounded orthogonal matrix
     has singular values 1 ± ~1e-7 only. With `exact_orthogonal` (default), the
-    orthogonal schemes (`orthogonal`, `lsuv`) get each hidden weight replaced
+    orthogonal schemes (`Initializer.orthogonal`: orthogonal, LSUV) get each hidden weight replaced
     by its nearest scaled (semi-)orthogonal matrix in float64 (the polar
     factor U Vᵀ of W = U S Vᵀ times σ_w, or for LSUV the mean singular value), a change at the
     float32 rounding level that makes "all singular values 1" hold to ~1e-14.
@@ -50,10 +49,11 @@ def jacobian_singular_values(cfg: "RunConfig", n_inputs: int = 1, seed: int | No
     if cfg.batchnorm:
         raise ValueError("The Jacobian spectrum is defined here for networks without BatchNorm; turn BatchNorm off.")
     gen = torch.Generator().manual_seed(cfg.seed + 1 if seed is None else int(seed))
-    calib = torch.randn(256, cfg.features, generator=gen) if cfg.init == "lsuv" else None
+    ini = INITIALIZERS[cfg.init]
+    calib = torch.randn(256, cfg.features, generator=gen) if ini.needs_data else None
     net = build_network(cfg, calibration=calib).double()
     act = ACTIVATIONS[cfg.activation]
-    if exact_orthogonal and cfg.init in ("orthogonal", "lsuv"):
+    if exact_orthogonal and ini.orthogonal:
         _snap_orthogonal(net, cfg)
     xs = torch.randn(int(n_inputs), cfg.features, generator=gen, dtype=torch.float64)
     svs = []
@@ -63,7 +63,7 @@ def jacobian_singular_values(cfg: "RunConfig", n_inputs: int = 1, seed: int | No
             J = None
             for linear in net.linears:
                 h = linear(a)
-                d = _dphi_t(cfg.activation, h)[0]
+                d = act.derivative(h)[0]
                 J = linear.weight if J is None else linear.weight @ J
                 J = d[:, None] * J
                 a = act.fn(h)
@@ -72,9 +72,10 @@ def jacobian_singular_values(cfg: "RunConfig", n_inputs: int = 1, seed: int | No
 
 
 def _snap_orthogonal(net, cfg: "RunConfig") -> None:
-    """Replace each weight W = U S Vᵀ (float64) by scale · U Vᵀ: σ_w for `orthogonal`, mean(S) for LSUV."""
+    """Replace each weight W = U S Vᵀ (float64) by scale · U Vᵀ: σ_w (W = σ_w·Q exactly), or mean(S)
+    when the scale was set from data (LSUV)."""
     with torch.no_grad():
         for linear in net.linears:
             U, S, Vh = torch.linalg.svd(linear.weight, full_matrices=False)
-            scale = float(cfg.sigma_w) if cfg.init == "orthogonal" else S.mean()  # W = σ_w·Q exactly
+            scale = S.mean() if INITIALIZERS[cfg.init].needs_data else float(cfg.sigma_w)
             linear.weight.copy_(scale * (U @ Vh))

@@ -62,8 +62,9 @@ from typing import Any
 import numpy as np
 from scipy.optimize import brentq
 
-from core.theory.quadrature import (_HOMOGENEOUS, _as_array, _check_activation, _homog_kernel, _kernel, _mehler, _moments, _out,
-                         gaussian_moments, quadrature_rule)
+from core.registry import ACTIVATIONS
+from core.theory.quadrature import (_as_array, _check_activation, _homog_kernel, _kernel, _mehler, _moments, _out,
+                                    gaussian_moments, homogeneous_slope, quadrature_rule)
 
 __all__ = [
     "quadrature_rule", "gaussian_moments", "variance_map", "variance_map_slope", "q_path", "fixed_point", "chi1",
@@ -140,8 +141,8 @@ def _solve_fixed_point(activation: str, sw2: np.ndarray, sb2: np.ndarray, q0: np
     n = sw2.size
     out = np.full(n, np.nan)
     slope = np.full(n, np.nan)
-    if activation in _HOMOGENEOUS:
-        s = _HOMOGENEOUS[activation]
+    s = homogeneous_slope(activation)
+    if s is not None:
         a = sw2 * (1 + s * s) / 2  # slope of the (linear) map
         crit = np.abs(a - 1) <= CRITICAL_TOL
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -225,10 +226,15 @@ def _solve_fixed_point(activation: str, sw2: np.ndarray, sb2: np.ndarray, q0: np
     return out, np.where(sw2 == 0, 0.0, slope)
 
 
-@lru_cache(maxsize=None)
 def _grid_table(activation: str) -> np.ndarray:
-    """E[φ(√q z)²] on the solver's q grid (read-only, cached per activation)."""
-    V = _moments(activation, _Q_GRID)["V"]
+    """E[φ(√q z)²] on the solver's q grid (read-only, cached per activation entry)."""
+    return _grid_table_of(ACTIVATIONS[activation])
+
+
+@lru_cache(maxsize=None)
+def _grid_table_of(act) -> np.ndarray:
+    # keyed by the entry, not the name: an entry registered again under its name gets its own table
+    V = _moments(act.name, _Q_GRID)["V"]
     V.flags.writeable = False
     return V
 
@@ -301,8 +307,8 @@ def critical_sigma_w2(activation: str, sigma_b2: float, q_init: float = 1.0) -> 
     """
     _check_activation(activation)
     sb2 = float(sigma_b2)
-    if activation in _HOMOGENEOUS:
-        s = _HOMOGENEOUS[activation]
+    s = homogeneous_slope(activation)
+    if s is not None:
         return 2.0 / (1 + s * s) if sb2 == 0 else None
     grid = np.logspace(-2, 4, 61)
     h = chi1(activation, grid, sb2, q_init=q_init) - 1.0
@@ -344,8 +350,8 @@ def correlation_map(activation: str, sigma_w2, sigma_b2, c, q=None, q_init=1.0):
     else:
         qs = np.broadcast_to(_as_array(q), shape).reshape(-1).astype(float)
     qn = sw2 * _moments(activation, qs)["V"] + sb2
-    if activation in _HOMOGENEOUS:
-        P = qs * _homog_kernel(_HOMOGENEOUS[activation], ca)
+    if homogeneous_slope(activation) is not None:
+        P = qs * _homog_kernel(homogeneous_slope(activation), ca)
     else:
         P = np.full(qs.size, np.nan)
         ok = np.isfinite(qs)
@@ -369,7 +375,7 @@ def _c_star_flat(activation, sw2, sb2, qs, chi):
     todo = np.flatnonzero((chi > 1 + CRITICAL_TOL) & np.isfinite(qs) & (qs > 0))
     if todo.size == 0:
         return c_star, chi_c
-    if activation in _HOMOGENEOUS:  # χ₁ > 1 implies q* = ∞ (or 0) for these: nothing to solve
+    if homogeneous_slope(activation) is not None:  # χ₁ > 1 implies q* = ∞ (or 0) for these: nothing to solve
         return c_star, chi_c
     S, Sb, Q = sw2[todo], sb2[todo], qs[todo]
     b, tail = _mehler(activation, Q)

@@ -2,7 +2,7 @@
 
 Built on `core.theory.meanfield` (the variance map, its slope, χ₁): the q^l path from
 each layer's effective σ_w² (`effective_sigma2`, from the initializer's
-published std), the relative gradient second moments back down, the table
+published std on its registry entry), the relative gradient second moments back down, the table
 `python -m core theory` writes, and the mean squared singular value of the
 input-output Jacobian. The names are importable from `core.theory.meanfield` too.
 """
@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from core.models.init import bias_std, weight_std
 from core.theory.quadrature import _as_array, _check_activation
 from core.registry import INITIALIZERS
 from core.theory.meanfield import _chi1_flat, _dphi2, q_path
@@ -56,15 +55,12 @@ def effective_sigma2(init_name: str, fan_in: int, fan_out: int, sigma_w: float =
 
     The mean-field theory sees an initializer only through these two numbers
     (uniform draws and orthogonal matrices included: orthogonal gives
-    fan_in/max(fan_in, fan_out)). From `core.models.init.weight_std`/`bias_std`.
-    None for data-driven LSUV; zeros gives (0, 0).
+    fan_in/max(fan_in, fan_out)): `Initializer.effective_sigma2`. None for
+    data-driven LSUV; zeros gives (0, 0).
     """
     if init_name not in INITIALIZERS:
         raise ValueError(f"Unknown init {init_name!r}.")
-    std = weight_std(init_name, int(fan_in), int(fan_out), float(sigma_w))
-    if std is None:
-        return None
-    return float(fan_in) * std * std, bias_std(init_name, int(fan_in), float(sigma_b)) ** 2
+    return INITIALIZERS[init_name].effective_sigma2(int(fan_in), int(fan_out), float(sigma_w), float(sigma_b))
 
 
 def _layer_sigma2(cfg: "RunConfig") -> tuple[np.ndarray, np.ndarray, list[int]] | None:
@@ -114,7 +110,8 @@ def predicted_profile(cfg: "RunConfig", input_second_moment: float = 1.0) -> pd.
     layer = np.arange(1, depth + 1)
     notes: list[str] = []
     widths = list(cfg.hidden_widths)
-    if cfg.init == "lsuv":
+    ini = INITIALIZERS[cfg.init]
+    if ini.needs_data:
         df = pd.DataFrame({"layer": layer, "q": np.nan, "grad_rel": np.nan})
         df.attrs.update(applies=False, note=(
             "LSUV sets each layer's scale from a data batch, so the mean-field prediction, which needs the "
@@ -132,7 +129,7 @@ def predicted_profile(cfg: "RunConfig", input_second_moment: float = 1.0) -> pd.
     n = np.asarray(sizes, dtype=float)
     back = np.concatenate([[np.nan], sw2[1:] * n[2:] / n[1:-1]])  # σ_w²(l+1) · N_{l+1}/N_l; entry 0 unused
     grad = _grad_rel(_dphi2(cfg.activation, q), back)
-    if cfg.init == "zeros":
+    if ini.weight_std(sizes[0], sizes[1]) == 0:
         notes.append("All weights are zero: every unit computes the same thing, h = 0 in every layer, and no "
                      "gradient reaches the layers below the last one.")
     if len(set(widths)) > 1:
@@ -173,7 +170,7 @@ def jacobian_theory_mean(cfg: "RunConfig", input_second_moment: float = 1.0) -> 
     along the actual q^l path (Pennington et al., 2017: χ₁^L at q*; = Π χ₁ for
     square layers). None where the theory does not apply (LSUV, BatchNorm).
     """
-    if cfg.init == "lsuv" or cfg.batchnorm:
+    if INITIALIZERS[cfg.init].needs_data or cfg.batchnorm:
         return None
     sw2, sb2, sizes = _layer_sigma2(cfg)
     q = _forward_path(cfg.activation, sw2, sb2, float(input_second_moment))

@@ -18,8 +18,8 @@ its kink/steep part at z = 0, so the default rule is Gauss-Legendre on
 relative error below 1e-13 for every registered activation for
 1e-3 ≤ q ≤ 100 (1e-7 at q = 1e4). `quadrature_rule("hermite")` gives the
 Gauss-Hermite rule (used by the tests as a cross-check at small q).
-Positively homogeneous activations use closed forms: linear exactly, ReLU and
-leaky ReLU through the arc-cosine kernel (Cho & Saul, 2009):
+Positively homogeneous activations (`Activation.homogeneous_slope`) use closed
+forms: linear exactly, ReLU and leaky ReLU through the arc-cosine kernel (Cho & Saul, 2009):
 E[relu(√q z)²] = q/2, E[relu'(√q z)²] = 1/2, E[relu(u₁)relu(u₂)] =
 q (√(1-c²) + (π - arccos c) c) / (2π). The correlation map of the other
 activations uses the Mehler (Hermite) expansion E[φ(u₁)φ(u₂)] = Σ_n a_n² c^n,
@@ -37,7 +37,7 @@ import torch
 from numpy.polynomial.hermite_e import hermegauss
 from numpy.polynomial.legendre import leggauss
 
-from core.registry import ACTIVATIONS, LEAKY_SLOPE
+from core.registry import ACTIVATIONS
 
 __all__ = ["quadrature_rule", "gaussian_moments"]
 
@@ -47,8 +47,6 @@ QUAD_CUTOFF = 12.0             # |z| ≤ 12 holds all but 4e-33 of the Gaussian 
 MEHLER_TERMS = 64              # Hermite terms of the correlation kernel
 _CHUNK = 4096                  # rows per chunk of vectorized quadrature (bounds memory)
 
-# φ(h) = h for h > 0 and s·h for h < 0: closed forms. value = the negative-side slope s.
-_HOMOGENEOUS = {"linear": 1.0, "relu": 0.0, "leaky_relu": LEAKY_SLOPE}
 
 
 def _check_activation(activation: str) -> str:
@@ -107,35 +105,34 @@ def _phi_t(activation: str, u: torch.Tensor) -> torch.Tensor:
     return ACTIVATIONS[activation].fn(u)
 
 
-# Closed-form φ' where it is cheaper than autograd (the tests hold them to autograd).
-_DPHI_CLOSED = {
-    "tanh": lambda u: 1.0 - torch.tanh(u).square_(),
-    "sigmoid": lambda u: (lambda s: s * (1.0 - s))(torch.sigmoid(u)),
-}
-
-
 def _dphi_t(activation: str, u: torch.Tensor) -> torch.Tensor:
-    """φ'(u) elementwise: closed form for tanh and sigmoid, torch autograd otherwise."""
-    if activation in _DPHI_CLOSED:
-        return _DPHI_CLOSED[activation](u)
-    with torch.enable_grad():
-        u = u.detach().requires_grad_(True)
-        (g,) = torch.autograd.grad(_phi_t(activation, u).sum(), u)
-    return g
+    """φ'(u) elementwise: the entry's closed form (the tests hold it to autograd)."""
+    return ACTIVATIONS[activation].derivative(u)
 
 
-@lru_cache(maxsize=None)
+def homogeneous_slope(activation: str) -> float | None:
+    """s when φ(h) = h for h > 0 and s·h for h < 0 (the closed forms apply), else None."""
+    return ACTIVATIONS[activation].homogeneous_slope
+
+
 def _constants(activation: str) -> dict[str, float]:
     """The q → 0 and q → ∞ limits of E[φ²], dE[φ²]/dq and E[φ'²].
 
     At q → 0 the one-sided derivatives at 0± are averaged (z > 0 and z < 0
     are equally likely), which matters for kinked φ (SELU: φ'(0±) = λ, λα).
     """
+    return _constants_of(ACTIVATIONS[activation])
+
+
+@lru_cache(maxsize=None)
+def _constants_of(act) -> dict[str, float]:
+    # keyed by the entry, not the name: an entry registered again under its name gets its own limits
+    activation = act.name
     eps = 1e-12
     with torch.enable_grad():
         h = torch.tensor([-eps, eps], dtype=torch.float64, requires_grad=True)
-        y = _phi_t(activation, h)
-        (d1,) = torch.autograd.grad(y.sum(), h, create_graph=True)
+        d1 = _dphi_t(activation, h)
+        # φ'' only where φ' is differentiable (a piecewise-constant φ' has none: 0)
         d2 = torch.autograd.grad(d1.sum(), h, allow_unused=True)[0] if d1.requires_grad else None
     phi0 = float(_phi_t(activation, torch.zeros(1, dtype=torch.float64)))
     d1 = d1.detach()
@@ -172,8 +169,8 @@ def _moments(activation: str, q: np.ndarray, V: bool = True, dV: bool = False, D
     """
     q = _as_array(q).reshape(-1)
     out: dict[str, np.ndarray] = {}
-    if activation in _HOMOGENEOUS:
-        s = _HOMOGENEOUS[activation]
+    s = homogeneous_slope(activation)
+    if s is not None:
         k = (1 + s * s) / 2
         if V:
             out["V"] = k * q
