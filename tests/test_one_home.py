@@ -33,8 +33,6 @@ ALLOWED: dict[str, tuple[set[str], str]] = {
     "core/figures/runs.py": ({"linear"}, "Plotly's axis type 'linear'; and (figures branch) `activation == 'linear'` "
                                          "is `not ACTIVATIONS[a].has_flat_region`"),
     # Files other branches own, with the entry attribute that replaces the name; remove when merged.
-    "core/models/mlp.py": ({"lsuv"}, "measure branch: `if cfg.init == 'lsuv'` is `INITIALIZERS[cfg.init].calibrate`"),
-    "core/run/engine.py": ({"lsuv"}, "measure branch: `cfg.init == 'lsuv'` is `INITIALIZERS[cfg.init].needs_data`"),
     "ui/theory.py": ({"lsuv", "orthogonal"}, "figures branch: LSUV's stand-in is `INITIALIZERS[cfg.init].starts_as`, "
                                             "`cfg.init == 'lsuv'` is `.needs_data`"),
 }

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from core.schema import RunConfig
-from core.models.init import INIT_FUNCTIONS, lsuv_
-from core.registry import ACTIVATIONS
+from core.models.init import INIT_FUNCTIONS
+from core.registry import ACTIVATIONS, INITIALIZERS
 
 
 class MLP(nn.Module):
@@ -87,9 +87,10 @@ def build_network(cfg: RunConfig, calibration: torch.Tensor | None = None) -> ML
         nn.init.kaiming_uniform_(net.out.weight, a=math.sqrt(5), generator=out_gen)  # = nn.Linear's default
         bound = 1 / math.sqrt(net.out.in_features)
         nn.init.uniform_(net.out.bias, -bound, bound, generator=out_gen)
-    if cfg.init == "lsuv":
+    calibrate = INITIALIZERS[cfg.init].calibrate  # a data-driven initializer (LSUV) rescales on a batch
+    if calibrate is not None:
         if calibration is None:
-            raise ValueError("init 'lsuv' needs a calibration batch of inputs.")
+            raise ValueError(f"init {cfg.init!r} needs a calibration batch of inputs.")
         net.train()
-        lsuv_(net, calibration)
+        calibrate(net, calibration)
     return net

@@ -23,7 +23,7 @@ from core.measure.probes import histograms
 from core.measure.records import COL, M_W, M_X, assemble, first_nonfinite_layer
 from core.measure.strategy import choose, expected_records
 from core.measure.tracker import WeightTracker
-from core.registry import ACTIVATIONS, OPTIMIZERS
+from core.registry import ACTIVATIONS, INITIALIZERS, OPTIMIZERS
 
 
 def set_training_threads(n: int = 1) -> None:
@@ -145,7 +145,7 @@ class Trainer:
         self.cfg = cfg
         self.data = load_data(cfg)
         self.sampler = BatchSampler(len(self.data.x_train), cfg.batch_size, cfg.seed)
-        calibration = self.data.x_train[: min(len(self.data.x_train), 512)] if cfg.init == "lsuv" else None
+        calibration = self.data.x_train[: min(len(self.data.x_train), 512)] if INITIALIZERS[cfg.init].needs_data else None
         self.net = build_network(cfg, calibration)
         self.net.train()
         skip_dynamo_for_optimizers()
