@@ -13,7 +13,7 @@ nav()
 
 from core.scenarios import SCENARIOS  # noqa: E402
 from ui.links import page_link  # noqa: E402
-from ui.session import changed_settings, warm_up_engine  # noqa: E402
+from ui.session import warm_up_engine  # noqa: E402
 from ui.share import compare_query, explore_query  # noqa: E402
 
 warm_up_engine()  # the first Run on this server should not wait for start-up
@@ -34,7 +34,7 @@ for i, sc in enumerate(SCENARIOS.values()):
         st.markdown(f"**{sc.title}**")
         st.write(sc.story)
         if sc.compare is not None:
-            st.caption(f"depth {cfg.depth} · {cfg.activation} · A → B: {', '.join(changed_settings(cfg, sc.compare))}")
+            st.caption(f"{cfg.describe(short=True)}  \nA → B: {'; '.join(map(str, cfg.diff(sc.compare)))}")
             page_link("Compare", "Compare A and B", compare_query(cfg, sc.compare), icon=":material/compare_arrows:")
             a, b = st.columns(2)
             with a:
@@ -42,7 +42,5 @@ for i, sc in enumerate(SCENARIOS.values()):
             with b:
                 page_link("Explore", "B in Explore", explore_query(sc.compare), icon=":material/science:")
         else:
-            st.caption(f"depth {cfg.depth} · {cfg.activation} · {cfg.init}"
-                       f"{f' (σ_w = {cfg.sigma_w:g})' if cfg.sigma_w != 1 else ''}"
-                       f"{' · BatchNorm' if cfg.batchnorm else ''} · {cfg.steps} steps")
+            st.caption(cfg.describe(short=True))
             page_link("Explore", "Open in Explore", explore_query(cfg), icon=":material/science:")

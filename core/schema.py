@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, NamedTuple
 
 from core.limits import HARD
 from core.registry import (ACTIVATIONS, DATASETS, DEFAULT_ACTIVATION, DEFAULT_INIT, INITIALIZERS, OPTIMIZERS,
@@ -218,17 +218,24 @@ class RunConfig:
 
     @classmethod
     def from_query(
-        cls, params: Mapping[str, Any], *, prefix: str = "", ignore: Iterable[str] = ()
+        cls, params: Mapping[str, Any], *, prefix: str = "", ignore: Iterable[str] = (),
+        base: "RunConfig | None" = None, using: str = "the default",
     ) -> tuple["RunConfig", list[str]]:
         """Lenient parse of URL query parameters.
 
-        Returns the config and a list of notes for people. A bad value falls
-        back to its default and gets a note naming it; unknown keys and
-        repeated keys get a note too. Never raises.
+        Returns `base` (default: `RunConfig()`) with the parameters' settings,
+        and a list of notes for people. A bad value keeps base's value and gets
+        a note naming the parameter as the link writes it (with `prefix`) and
+        ending "Using `using`."; unknown keys and repeated keys get a note too.
+        Never raises.
         """
         notes: list[str] = []
         ignore = set(ignore)
         values: dict[str, Any] = {}
+
+        def named(e: ConfigError) -> str:  # the parameter as the link writes it
+            return e.message.replace(f"Invalid {e.field} ", f"Invalid {prefix}{e.field} ", 1) if prefix else e.message
+
         for raw_key in params:
             key = str(raw_key)
             if key in ignore or (prefix and not key.startswith(prefix)):
@@ -248,22 +255,92 @@ class RunConfig:
                     FIELDS[name].check(value)  # now, so that a bad widths does not displace a good depth/width
                 values[name] = value
             except ConfigError as e:
-                notes.append(e.message + " Using the default.")
+                notes.append(f"{named(e)} Using {using}.")
         if "widths" in values and values["widths"] is not None:
             for k in ("depth", "width"):
                 if k in values:
-                    notes.append(f"Parameter {_show(prefix + k)} was ignored because widths is given.")
+                    notes.append(f"Parameter {_show(prefix + k)} was ignored because {prefix}widths is given.")
                     values.pop(k)
-        # Cross-field checks: drop the offending field and try again.
-        for _ in range(len(FIELDS) + 1):
+        cfg, dropped = cls.lenient(values, base)
+        notes += [f"{named(e)} Using {using if kept == 'base' else 'the default'}." for e, kept in dropped]
+        return cfg, notes
+
+    @classmethod
+    def lenient(cls, values: Mapping[str, Any], base: "RunConfig | None" = None
+                ) -> tuple["RunConfig", list[tuple[ConfigError, str]]]:
+        """`base` (default `RunConfig()`) with `values` changed, as far as the checks allow: the one
+        "drop the bad field and retry" loop. A value a check refuses is dropped, so the field keeps
+        base's value ("base"); where base's own value clashes with the rest (a batch larger than a newly
+        chosen dataset), the field takes RunConfig's default ("default"). Returns the config and, in
+        order, (the error, "base" or "default") of each fallback. Never raises."""
+        base = cls() if base is None else base
+        values = dict(values)
+        dropped: list[tuple[ConfigError, str]] = []
+        defaulted: set[str] = set()
+        for _ in range(2 * len(FIELDS) + 1):
             try:
-                return cls(**values), notes
+                return base.replace(**values), dropped
             except ConfigError as e:
-                if e.field not in values:
+                if e.field in defaulted or e.field not in FIELDS:
                     break
-                notes.append(e.message + " Using the default.")
-                values.pop(e.field)
-        return cls(), notes
+                if e.field in values:
+                    values.pop(e.field)
+                    dropped.append((e, "base"))
+                elif getattr(base, e.field) != _DEFAULTS[e.field]:
+                    values[e.field] = _DEFAULTS[e.field]
+                    defaulted.add(e.field)
+                    dropped.append((e, "default"))
+                else:
+                    break
+        return base, dropped
+
+    # -- for people -----------------------------------------------------------
+    def diff(self, other: "RunConfig") -> list["SettingChange"]:
+        """The settings that differ from `self` to `other`, in FIELDS order, as people read them
+        (field labels, registry labels: "Initializer: Xavier/Glorot normal → He/Kaiming normal").
+        depth, width and widths are left out when the hidden layers are the same."""
+        out = []
+        same_layers = self.hidden_widths == other.hidden_widths
+        for name, spec in FIELDS.items():
+            a, b = getattr(self, name), getattr(other, name)
+            if a == b or (same_layers and name in ("depth", "width", "widths")):
+                continue
+            out.append(SettingChange(name, spec.label, spec.show(a), spec.show(b)))
+        return out
+
+    def describe(self, short: bool = False) -> str:
+        """The experiment in one line of words, with the registries' labels. `short` for a narrow
+        column: '20 × 128 · Tanh · Xavier/Glorot normal · Digits (8×8) · 300 steps of SGD, lr 0.05 · seed 0';
+        else '20 hidden layers of 128 units, Tanh, Xavier/Glorot normal init, on Digits (8×8), 300 steps
+        of SGD (lr 0.05, seed 0)'."""
+        ini = INITIALIZERS[self.init]
+        init = ini.label
+        if ini.uses_sigma_b:  # its label names them: "Normal (σ_w, σ_b) = (2.5, 0)"
+            init += f" = ({self.sigma_w:g}, {self.sigma_b:g})"
+        elif self.sigma_w != 1.0:
+            init += f" (σ_w = {self.sigma_w:g})"
+        widths = FIELDS["widths"].format(self.hidden_widths) if self.widths is not None else str(self.width)
+        bn = ["BatchNorm"] if self.batchnorm else []
+        act, data = ACTIVATIONS[self.activation].label, DATASETS[self.dataset].label
+        opt = OPTIMIZERS[self.optimizer].label
+        if short:
+            shape = f"{self.depth} × {self.width}" if self.widths is None else f"widths {widths}"
+            return " · ".join([shape, act, init, *bn, data, f"{self.steps:,} steps of {opt}, lr {self.lr:g}",
+                               f"seed {self.seed}"])
+        return ", ".join([f"{len(self.hidden_widths)} hidden layers of {widths} units", act, f"{init} init", *bn,
+                          f"on {data}", f"{self.steps:,} steps of {opt} (lr {self.lr:g}, seed {self.seed})"])
+
+
+class SettingChange(NamedTuple):
+    """One setting that differs between two configs, as people read it (`RunConfig.diff`)."""
+
+    name: str    # the field, as the URL and the CLI write it
+    label: str   # the field for people
+    old: str     # its value for people
+    new: str
+
+    def __str__(self) -> str:
+        return f"{self.label} {self.old} → {self.new}"
 
 
 # -- the declared fields --------------------------------------------------------
@@ -275,6 +352,25 @@ class FieldSpec:
     help: str
     check: Callable[[Any], None]
     optional: bool = False
+    label: str = ""                 # the setting for people ("Initializer"); the name when empty
+    registry: dict | None = field(default=None, hash=False, compare=False)  # a choice's registry: its labels
+    none_text: str = "default"      # what None means, for people (optional fields)
+
+    def __post_init__(self):
+        if not self.label:
+            object.__setattr__(self, "label", self.name)
+
+    def show(self, value: Any) -> str:
+        """`value` for people: a registry label, on/off, a number as written; `none_text` for None."""
+        if value is None:
+            return self.none_text
+        if self.registry is not None and value in self.registry:
+            return self.registry[value].label
+        if self.kind is bool:
+            return "on" if value else "off"
+        if self.kind is float:
+            return f"{value:g}"
+        return self.format(value)
 
     def parse(self, text: str) -> Any:
         text = text.strip()
@@ -384,29 +480,39 @@ def _widths(v):
 
 
 _FIELD_LIST = [
-    FieldSpec("depth", int, "Number of hidden layers.", _int_range("depth", 1, HARD.max_depth)),
-    FieldSpec("width", int, "Units in every hidden layer.", _int_range("width", 1, HARD.max_width)),
-    FieldSpec("widths", tuple, "Comma-separated width of each hidden layer (instead of depth/width).", _widths, optional=True),
+    FieldSpec("depth", int, "Number of hidden layers.", _int_range("depth", 1, HARD.max_depth), label="Depth"),
+    FieldSpec("width", int, "Units in every hidden layer.", _int_range("width", 1, HARD.max_width), label="Width"),
+    FieldSpec("widths", tuple, "Comma-separated width of each hidden layer (instead of depth/width).", _widths,
+              optional=True, label="Per-layer widths", none_text="depth × width"),
     FieldSpec("input_dim", int, "Input features of the gaussian dataset (default: the first hidden width).",
-              _int_range("input_dim", 1, HARD.max_width), optional=True),
-    FieldSpec("activation", str, "Nonlinearity φ of every hidden layer.", _choice("activation", ACTIVATIONS)),
-    FieldSpec("init", str, "Weight initialization scheme.", _choice("init", INITIALIZERS)),
+              _int_range("input_dim", 1, HARD.max_width), optional=True, label="Input features",
+              none_text="the first hidden width"),
+    FieldSpec("activation", str, "Nonlinearity φ of every hidden layer.", _choice("activation", ACTIVATIONS),
+              label="Activation", registry=ACTIVATIONS),
+    FieldSpec("init", str, "Weight initialization scheme.", _choice("init", INITIALIZERS), label="Initializer",
+              registry=INITIALIZERS),
     FieldSpec("sigma_w", float, "σ_w: weight scale (Var W = σ_w²/fan_in under normal/uniform; a multiplier of the std otherwise).",
-              _float_range("sigma_w", 0.0, 100.0)),
-    FieldSpec("sigma_b", float, "σ_b: bias standard deviation under normal/uniform.", _float_range("sigma_b", 0.0, 100.0)),
-    FieldSpec("bias", bool, "Give each Linear layer a bias.", _bool("bias")),
-    FieldSpec("batchnorm", bool, "BatchNorm1d between each Linear and its activation.", _bool("batchnorm")),
-    FieldSpec("dataset", str, "Training data.", _choice("dataset", DATASETS)),
-    FieldSpec("batch_size", int, "Examples per step.", _int_range("batch_size", 2, HARD.max_batch_size)),
+              _float_range("sigma_w", 0.0, 100.0), label="σ_w"),
+    FieldSpec("sigma_b", float, "σ_b: bias standard deviation under normal/uniform.",
+              _float_range("sigma_b", 0.0, 100.0), label="σ_b"),
+    FieldSpec("bias", bool, "Give each Linear layer a bias.", _bool("bias"), label="Bias"),
+    FieldSpec("batchnorm", bool, "BatchNorm1d between each Linear and its activation.", _bool("batchnorm"),
+              label="BatchNorm"),
+    FieldSpec("dataset", str, "Training data.", _choice("dataset", DATASETS), label="Dataset", registry=DATASETS),
+    FieldSpec("batch_size", int, "Examples per step.", _int_range("batch_size", 2, HARD.max_batch_size),
+              label="Batch size"),
     FieldSpec("steps", int, "Optimizer steps (0 = only look at the network at initialization).",
-              _int_range("steps", 0, HARD.max_steps)),
-    FieldSpec("lr", float, "Learning rate.", _float_range("lr", 0.0, 1000.0, lo_open=True)),
-    FieldSpec("optimizer", str, "Optimizer.", _choice("optimizer", OPTIMIZERS)),
-    FieldSpec("seed", int, "Random seed: same seed, same weights, same batches, same table.", _int_range("seed", 0, 2**31 - 1)),
+              _int_range("steps", 0, HARD.max_steps), label="Steps"),
+    FieldSpec("lr", float, "Learning rate.", _float_range("lr", 0.0, 1000.0, lo_open=True), label="Learning rate"),
+    FieldSpec("optimizer", str, "Optimizer.", _choice("optimizer", OPTIMIZERS), label="Optimizer",
+              registry=OPTIMIZERS),
+    FieldSpec("seed", int, "Random seed: same seed, same weights, same batches, same table.",
+              _int_range("seed", 0, 2**31 - 1), label="Seed"),
     FieldSpec("record_every", int, "Record statistics every N steps (0 = never: the overhead baseline).",
-              _int_range("record_every", 0, HARD.max_steps)),
+              _int_range("record_every", 0, HARD.max_steps), label="Record every N steps"),
     FieldSpec("eval_every", int, "Measure held-out accuracy every N steps (0 = never).",
-              _int_range("eval_every", 0, HARD.max_steps)),
+              _int_range("eval_every", 0, HARD.max_steps), label="Held-out accuracy every N steps"),
 ]
 FIELDS: dict[str, FieldSpec] = {f.name: f for f in _FIELD_LIST}
 assert list(FIELDS) == [f.name for f in dataclasses.fields(RunConfig)], "FIELDS must list RunConfig's fields in order"
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)}

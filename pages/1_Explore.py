@@ -17,9 +17,10 @@ from ui.live import live_view, show_theory_preview  # noqa: E402
 from ui.saved import opened, saved_run_box, show_saved_run, showing_saved  # noqa: E402
 from ui.session import limits_problem, run_controls, warm_up_engine  # noqa: E402
 from ui.share import config_from_query, explore_url, share_box, show_notes  # noqa: E402
-from ui.sidebar import describe, sidebar  # noqa: E402
+from ui.sidebar import sidebar  # noqa: E402
+from ui.state import SlotKeys  # noqa: E402
 
-KEY = "explore"
+KEY = SlotKeys("explore").slot  # this page's run, saved run, settings widgets and charts (ui.state)
 warm_up_engine()
 
 st.title("Explore")
@@ -37,7 +38,7 @@ with st.expander("Open a saved run", icon=":material/folder_open:", expanded=ope
     saved = saved_run_box(KEY, settings_prefix=KEY, sidebar_cfg=cfg)
 snap = show_saved_run(saved, KEY) if saved is not None else live_view(KEY)
 if snap is None:
-    st.info(f"{describe(cfg)}. Press **Run** to train it, or **Step** to look at it at initialization.",
+    st.info(f"{cfg.describe()}. Press **Run** to train it, or **Step** to look at it at initialization.",
             icon=":material/arrow_back:")
     show_theory_preview(cfg, KEY)
 

@@ -11,7 +11,7 @@ from ui.nav import nav  # noqa: E402
 
 nav()
 
-from ui.compare import any_opened, controls, live_pair, run_buttons, saved_boxes, settings_diff  # noqa: E402
+from ui.compare import SLOTS, any_opened, controls, live_pair, run_buttons, saved_boxes, settings_diff  # noqa: E402
 from ui.downloads import code_snippets  # noqa: E402
 from ui.session import limits_problem  # noqa: E402
 from ui.share import compare_from_query, compare_url, explore_url, share_box, show_notes  # noqa: E402
@@ -53,6 +53,6 @@ with c1:
 with c2:
     tab_a, tab_b = st.tabs(["Code for A", "Code for B"])
     with tab_a:
-        code_snippets(a, "compare_code_a")
+        code_snippets(a, SLOTS["A"].slot)
     with tab_b:
-        code_snippets(b, "compare_code_b")
+        code_snippets(b, SLOTS["B"].slot)

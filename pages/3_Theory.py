@@ -2,7 +2,8 @@
 
 URL → small sidebar → the numbers in words → per-layer prediction beside a
 measurement at initialization → variance map and phase diagram → Jacobian
-spectrum → links. Computations are cached in ui/theory.py.
+spectrum → links. Everything is computed in core.theory and drawn by core.figures;
+ui/theory.py caches those calls.
 """
 import streamlit as st
 
@@ -12,7 +13,8 @@ from ui.nav import nav  # noqa: E402
 
 nav()
 
-from core.figures import theory as TF  # noqa: E402
+from core import figures as F  # noqa: E402
+from core import theory as T  # noqa: E402
 from core.registry import ACTIVATIONS  # noqa: E402
 from ui import theory as TH  # noqa: E402
 from ui.links import page_link  # noqa: E402
@@ -36,7 +38,7 @@ act = ACTIVATIONS[cfg.activation].label
 with st.expander("What the theory assumes, and when it does not apply", expanded=False):
     st.markdown(TH.ASSUMPTIONS)
 prof = TH.profile(cfg)
-for sentence in TH.limitations(cfg, prof):
+for sentence in T.limitations(cfg, prof):
     st.warning(sentence, icon=":material/warning:")
 
 # -- the numbers ------------------------------------------------------------------------------------
@@ -61,7 +63,7 @@ c[4].metric("ξ_c", TH.depth_scale_text(s["depth_scale_c"], s["phase"]),
             help="Depth scale of correlations: about how many layers information about the input (and the gradient) "
                  "survives, ξ_c = −1/log χ_c. Infinite at the edge of chaos; networks train to a depth of a few ξ_c.")
 crit = s["critical_sigma_w2"]
-gradient = TH.gradient_sentence(prof)
+gradient = T.gradient_sentence(prof)
 st.markdown(
     f"{s['note']} "
     + (f"At this σ_b² the edge of chaos is at **σ_w² = {crit:.4g}**." if crit is not None else
@@ -73,8 +75,8 @@ st.markdown(
 st.subheader("Layer by layer")
 with st.spinner("Measuring the real network at initialization…"):
     measured = TH.measured_at_init(cfg)
-mq, mg = (None, None) if isinstance(measured, str) else measured
-chart(TF.fig_predicted_profile(prof, mq, mg), "theory__fig_profile")
+mq, mg = (None, None) if isinstance(measured, str) else (measured["q"], measured["grad_rel"])
+chart(F.fig_predicted_profile(prof, mq, mg), TH.KEYS.fig("profile"))
 st.caption("Dashed: the theory's q^l, iterated from the input with each layer's own σ_w², and its gradient profile "
            "E[(∂L/∂h^l)²] relative to the last layer. Dots: the same network measured at step 0 on one batch "
            f"of {cfg.batch_size} {cfg.dataset} examples. "
@@ -83,17 +85,17 @@ st.caption("Dashed: the theory's q^l, iterated from the input with each layer's 
 
 # -- variance map and phase diagram -----------------------------------------------------------------
 st.subheader("The variance map")
-chart(TH.variance_map_figure(cfg.activation, n.sigma_w2, n.sigma_b2), "theory__fig_map")
+chart(TH.variance_map_figure(cfg.activation, n.sigma_w2, n.sigma_b2), TH.KEYS.fig("map"))
 st.caption("Each layer maps the second moment q of its pre-activations to the next layer's f(q). Where the curve "
            "crosses the diagonal is the fixed point q*; the orange staircase follows the layers from an input of "
            "second moment 1.")
 
 st.subheader("The order-to-chaos phase diagram")
-quantity = st.radio("Colour the diagram by", ["chi1", "xi_c"], horizontal=True, key="theory__quantity",
+quantity = st.radio("Colour the diagram by", ["chi1", "xi_c"], horizontal=True, key=TH.QUANTITY,
                     format_func={"chi1": "χ₁: order ↔ chaos", "xi_c": "ξ_c: how deep signals survive"}.get,
                     help="χ₁ says whether gradients shrink or grow per layer; ξ_c how many layers a signal about "
                          "the input survives.")
-chart(TH.phase_figure(cfg.activation, n.sigma_w2, n.sigma_b2, quantity), "theory__fig_phase")
+chart(TH.phase_figure(cfg.activation, n.sigma_w2, n.sigma_b2, quantity), TH.KEYS.fig("phase"))
 st.caption("Every (σ_w², σ_b²) at once; the star is this setting, the black line the edge of chaos (χ₁ = 1). "
            "He initialization puts ReLU on it (σ_w² = 2, σ_b² = 0); Xavier and LeCun put tanh and SELU at "
            "σ_w² = 1.")
@@ -106,9 +108,9 @@ if isinstance(jac, str):
     st.info(jac)
 else:
     svs, mean = jac
-    chart(TF.fig_jacobian_spectrum(svs, mean), "theory__fig_jacobian")
+    chart(F.fig_jacobian_spectrum(svs, mean), TH.KEYS.fig("jacobian"))
     st.caption("The singular values of ∂a^L/∂x, how much the whole network stretches each input direction "
-               f"({TH.jacobian_inputs(cfg)} random inputs, float64, this network's real weights). All near 1 is "
+               f"({T.jacobian_inputs(cfg)} random inputs, float64, this network's real weights). All near 1 is "
                "dynamical isometry: every direction, and so every gradient, passes through unchanged. "
                "Orthogonal weights with tanh at the edge of chaos get close; ReLU cannot, since it zeroes half "
                "of every layer's directions. The theory predicts the mean squared value (Π χ₁, for infinitely wide "

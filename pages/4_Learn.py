@@ -1,7 +1,8 @@
 """Learn: the questions people ask about initialization, each answered briefly with
 its formula, a small live experiment and a link to the full one.
 
-Text on the left, chart on the right; the computations are cached in ui/learn.py.
+Text on the left, chart on the right. The numbers come from core (a network measured at
+initialization, the theory's curves: cached in ui/learn.py), the charts from core.figures.
 """
 import numpy as np
 import streamlit as st
@@ -12,10 +13,13 @@ from ui.nav import nav  # noqa: E402
 
 nav()
 
+from core import figures as F  # noqa: E402
 from core.io.codegen import keras_code, pytorch_code  # noqa: E402
 from core.scenarios import SCENARIOS  # noqa: E402
+from core.theory import pow10  # noqa: E402
 from ui import learn as L  # noqa: E402
 from ui.links import page_link  # noqa: E402
+from ui.live import chart  # noqa: E402
 
 QUESTIONS = [
     "What is the vanishing gradient problem, and how does it slow or stop training?",
@@ -48,8 +52,8 @@ def question(i: int):
 text, fig = question(1)
 sig = L.mini(SCENARIOS["sigmoid_vanishing"].config)
 relu_he = sig.replace(activation="relu", init="kaiming_normal")
-g_sig = L.column(sig, "grad_preact_var", relative_to_last=True)
-g_he = L.column(relu_he, "grad_preact_var", relative_to_last=True)
+g_sig = L.grad_rel(sig)
+g_he = L.grad_rel(relu_he)
 with text:
     st.markdown("Training moves every weight by −lr × ∂L/∂W, and ∂L/∂W of a layer is its input times δ, the "
                 "gradient that arrives from above. δ reaches layer l only by passing back through every layer "
@@ -61,20 +65,20 @@ with text:
         f"Each layer multiplies the gradient's second moment by χ, so over L layers it changes by about χ^L. "
         f"When χ < 1 it **vanishes** geometrically toward the input. Sigmoid's slope is at most 1/4, so χ is "
         f"about 1/18 with Xavier weights: in this {sig.depth}-layer network, layer 1's gradient is "
-        f"**{L.pow10(g_sig[0])}** of the last layer's (chart, red).")
+        f"**{pow10(g_sig[0])}** of the last layer's (chart, red).")
     st.markdown("With plain SGD the first layers then barely move: they keep their random weights, and the layers "
                 "above have to learn on top of random features. Training crawls, or stalls at a poor loss. "
                 "ReLU with He initialization (blue) keeps χ = 1, and every layer gets a gradient of the same size.")
     L.scenario_link("sigmoid_vanishing")
 with fig:
-    L.by_layer_chart({"sigmoid, Xavier normal": g_sig, "ReLU, He normal": g_he}, sig.depth, "learn__vanishing",
+    L.by_layer_chart({"sigmoid, Xavier normal": g_sig, "ReLU, He normal": g_he}, sig.depth, "vanishing",
                      what="Var(∂L/∂h)", y_title="relative to the last layer")
 
 # 2 -- Xavier ----------------------------------------------------------------------------------------
 text, fig = question(2)
 sc = SCENARIOS["tanh_small_vs_xavier"]
 small, xavier = L.mini(sc.config), L.mini(sc.compare)
-q_small, q_xav = L.column(small, "preact_var"), L.column(xavier, "preact_var")
+q_small, q_xav = L.var_h(small), L.var_h(xavier)
 with text:
     st.markdown("For a unit that is close to linear around 0 (tanh is, with slope 1), one layer multiplies the "
                 "variance of the signal going forward by fan_in · Var(W), and of the gradient going backward by "
@@ -89,18 +93,18 @@ with text:
              r"\ \text{ or }\ W \sim \mathcal{U}\!\left(\pm\sqrt{\tfrac{6}{n_{\mathrm{in}}+n_{\mathrm{out}}}}\right)")
     st.markdown(
         f"Weights 2.5× too small (σ_w = {sc.config.sigma_w:g}) lose a factor σ_w² = {sc.config.sigma_w ** 2:.2f} per "
-        f"layer: by layer {small.depth} the signal's variance is {L.pow10(q_small[-1])} (red). Xavier loses only "
+        f"layer: by layer {small.depth} the signal's variance is {pow10(q_small[-1])} (red). Xavier loses only "
         f"a factor {q_xav[0] / q_xav[-1]:.0f} over the same depth (blue; a slow drift, because tanh's slope falls "
         "below 1 away from 0). "
         "Xavier assumes a zero-centred activation with slope 1 at 0: right for tanh, wrong for ReLU (next questions).")
     L.scenario_link("tanh_small_vs_xavier")
 with fig:
     L.by_layer_chart({f"tanh, σ_w = {sc.config.sigma_w:g} (too small)": q_small, "tanh, Xavier normal": q_xav},
-                     small.depth, "learn__xavier")
+                     small.depth, "xavier")
 
 # 3 -- saturation and ReLU ---------------------------------------------------------------------------
 text, fig = question(3)
-h, d = L.derivative_curves(("sigmoid", "tanh", "relu"))
+h, d = L.slope_curves(("sigmoid", "tanh", "relu"))
 with text:
     st.markdown("Sigmoid and tanh flatten out for large |h|: their slope goes to 0, and a unit sitting there "
                 "passes almost no gradient back (δ is multiplied by φ'(h)). Large weights push pre-activations "
@@ -115,17 +119,17 @@ with text:
                 "dead: it gets no gradient at all.")
     L.scenario_link("relu_xavier_vs_he")
 with fig:
-    L.chart(L.fig_lines({"sigmoid′": d["sigmoid"], "tanh′": d["tanh"], "ReLU′": d["relu"]},
+    chart(F.fig_lines({"sigmoid′": d["sigmoid"], "tanh′": d["tanh"], "ReLU′": d["relu"]},
                         x={"sigmoid′": h, "tanh′": h, "ReLU′": h}, log_y=False, x_title="pre-activation h",
                         y_title="slope φ′(h)", title="How much gradient each activation lets through"),
-            "learn__saturation")
+            L.KEYS.fig("saturation"))
 
 # 4 -- exploding gradients ---------------------------------------------------------------------------
 text, fig = question(4)
 boom = L.mini(SCENARIOS["exploding"].config)
 he = boom.replace(init="kaiming_normal", sigma_w=1.0)
-q_boom, q_he = L.column(boom, "preact_var"), L.column(he, "preact_var")
-g_boom = L.column(boom, "grad_preact_var", relative_to_last=True)
+q_boom, q_he = L.var_h(boom), L.var_h(he)
+g_boom = L.grad_rel(boom)
 with text:
     st.markdown("The same product, with factors above 1. For ReLU with W ~ N(0, σ_w²/n_in), each layer multiplies "
                 "both the forward variance and the gradient's second moment by σ_w²/2:")
@@ -133,15 +137,15 @@ with text:
     st.latex(r"\mathbb{E}[(\delta^{1})^2] \approx \left(\tfrac{\sigma_w^2}{2}\right)^{L-1}\mathbb{E}[(\delta^{L})^2]")
     st.markdown(
         f"With σ_w = {boom.sigma_w:g} that is ×{boom.sigma_w ** 2 / 2:.1f} per layer: the last layer's activations "
-        f"have variance {L.pow10(q_boom[-1])} (red) and layer 1's gradient is "
-        f"{L.pow10(g_boom[0])} times the last layer's. The logits are huge, the loss and its gradients are "
+        f"have variance {pow10(q_boom[-1])} (red) and layer 1's gradient is "
+        f"{pow10(g_boom[0])} times the last layer's. The logits are huge, the loss and its gradients are "
         "huge, and the first SGD step throws the weights far away: the loss jumps around, becomes inf or nan, and "
         "training diverges. A smaller learning rate can keep the first steps finite, but the network stays badly "
         "conditioned; the cure is the right scale (He, blue).")
     L.scenario_link("exploding")
 with fig:
     L.by_layer_chart({f"ReLU, σ_w = {boom.sigma_w:g}": q_boom, "ReLU, He normal": q_he}, boom.depth,
-                     "learn__exploding")
+                     "exploding")
 
 # 5 -- why initialization matters --------------------------------------------------------------------
 text, fig = question(5)
@@ -157,23 +161,23 @@ with text:
     st.markdown("He (σ_w² = 2 for ReLU), Xavier/LeCun (σ_w² = 1 for tanh and SELU) and orthogonal weights are "
                 "recipes for χ₁ ≈ 1. The chart shows the theory's gradient ratio between the first and the last "
                 f"layer for ReLU: at depth 50, missing σ_w² = 2 by only 10% (σ_w² = 1.8) already leaves layer 1 "
-                f"with {L.pow10(window[50][grid.index(1.8)])} of the last layer's gradient. "
+                f"with {pow10(window[50][grid.index(1.8)])} of the last layer's gradient. "
                 "Initialization also has to break symmetry: with all weights equal (zeros), every unit of a layer "
                 "computes and learns the same thing forever.")
     page_link("Theory", "See the phase diagram for any activation on the Theory page", {"activation": "relu",
               "init": "kaiming_normal", "depth": "30"}, icon=":material/functions:")
 with fig:
-    L.chart(L.fig_lines({f"depth {k}": v for k, v in window.items()}, x={f"depth {k}": grid for k in window},
+    chart(F.fig_lines({f"depth {k}": v for k, v in window.items()}, x={f"depth {k}": grid for k in window},
                         x_title="σ_w² = fan_in · Var(W)", y_title="E[δ¹²] / E[δᴸ²] (theory)",
                         title="ReLU: gradient at layer 1 relative to the last layer", marks=[(2.0, "He")]),
-            "learn__window")
+            L.KEYS.fig("window"))
 
 # 6 -- BatchNorm -------------------------------------------------------------------------------------
 text, fig = question(6)
 sc = SCENARIOS["batchnorm_rescue"]
 bad, bn = L.mini(sc.config), L.mini(sc.compare)
-q_bad, q_bn = L.column(bad, "preact_var"), L.column(bn, "preact_var")
-g_bn = L.column(bn, "grad_preact_var", relative_to_last=True)
+q_bad, q_bn = L.var_h(bad), L.var_h(bn)
+g_bn = L.grad_rel(bn)
 with text:
     st.markdown("BatchNorm standardizes every unit's pre-activation over the batch before the activation, then "
                 "applies a learned scale γ and shift β (γ = 1, β = 0 at the start):")
@@ -191,7 +195,7 @@ with text:
     L.scenario_link("batchnorm_depth50")
 with fig:
     L.by_layer_chart({f"tanh, σ_w = {sc.config.sigma_w:g}, no BatchNorm": q_bad,
-                      f"tanh, σ_w = {sc.config.sigma_w:g}, BatchNorm": q_bn}, bad.depth, "learn__batchnorm",
+                      f"tanh, σ_w = {sc.config.sigma_w:g}, BatchNorm": q_bn}, bad.depth, "batchnorm",
                      y_title="Var(h), after BN when on")
 
 # 7 -- He initialization in code ---------------------------------------------------------------------

@@ -185,7 +185,7 @@ def test_changing_a_widget_mid_run_keeps_the_run(stop_runs):
     at.slider(key="explore_depth").set_value(5).run()
     assert not at.exception
     assert the_run(at) is run and run.status in ("queued", "running"), "the run goes on"
-    assert "differ from this run" in texts(at.info) and "depth 3 → 5" in texts(at.info)
+    assert "differ from this run" in texts(at.info) and "Depth 3 → 5" in texts(at.info)
     at.button(key="explore__btn_pause").click().run()
     assert run.status == "paused"
     at.button(key="explore__btn_pause").click().run()  # now labelled Resume

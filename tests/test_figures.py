@@ -1,4 +1,4 @@
-"""core.figures.runs: the Explore charts, built from a real small run and from edge cases.
+"""core.figures: the charts, built from a real small run and from edge cases; and that only core builds them.
 
 Checks what a reader of the charts relies on: one point per layer, log axes
 where variances span decades, gaps (not exceptions, not fake numbers) for
@@ -7,10 +7,12 @@ first and last step, and a payload small enough to send several times a second.
 """
 from __future__ import annotations
 
+import ast
 import base64
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import plotly.io as pio
@@ -277,3 +279,103 @@ def test_theory_preview_before_any_run():
     assert fig.layout.yaxis.type == "log" and fig.layout.yaxis2.type == "log"
     hidden = F.fig_theory_profile(predicted_profile(CFG.replace(batchnorm=True)))
     assert "does not cover" in annotations(hidden)
+
+
+# -- Compare's and Learn's charts (core.figures.compare, core.figures.learn) ---------------------------
+
+def test_loss_compare_draws_each_runs_recorded_loss_and_held_out_accuracy(snap):
+    short = snap.steps[:5]
+    fig = F.fig_loss_compare({"A": snap.steps, "B": short})
+    data = decoded(fig)["data"]
+    loss = {t["name"]: t for t in data if t["name"].endswith(": loss")}
+    np.testing.assert_array_equal(loss["A: loss"]["x"], snap.steps[:, 0])
+    np.testing.assert_allclose(loss["A: loss"]["y"], snap.steps[:, 1], rtol=1e-6)   # float32 on the wire
+    np.testing.assert_allclose(loss["B: loss"]["y"], short[:, 1], rtol=1e-6)
+    acc = {t["name"]: t for t in data if "held-out" in t["name"]}
+    tested = np.isfinite(snap.steps[:, 3])
+    np.testing.assert_array_equal(acc["A: held-out accuracy"]["x"], snap.steps[tested, 0])
+    assert {t["line"]["color"] for t in loss.values()} == {F.RUN_COLOURS["A"], F.RUN_COLOURS["B"]}
+    assert fig.layout.template == F.TEMPLATE
+
+
+def test_shared_zrange_is_the_first_recorded_runs_and_the_default_without_records(snap):
+    empty = np.zeros((0, CFG.depth, len(STAT_COLUMNS)))
+    assert F.shared_zrange({"A": empty, "B": snap.stats}, "grad_preact_var") == \
+        F.heatmap_zrange(snap.stats, "grad_preact_var")
+    centre = round(np.log10(snap.stats[0, -1, COL["grad_preact_var"]]))  # the last layer's gradient at step 0
+    assert F.shared_zrange({"B": snap.stats}, "grad_preact_var") == (centre - F.HEATMAP_SPAN, centre + F.HEATMAP_SPAN)
+    assert F.shared_zrange({"A": None}, "preact_var") == (-F.HEATMAP_SPAN, F.HEATMAP_SPAN)
+
+
+def test_fig_lines_one_line_per_series_with_gaps_for_what_a_log_axis_cannot_show():
+    fig = F.fig_lines({"a": [1.0, 0.0, 1e-3], "b": [np.inf, 2.0, 4.0]}, title="t", marks=[(2.0, "He")])
+    a, b = decoded(fig)["data"]
+    np.testing.assert_array_equal(a["x"], [1, 2, 3])
+    assert a["y"][0] == 1.0 and np.isnan(a["y"][1]) and a["y"][2] == pytest.approx(1e-3)
+    assert np.isnan(b["y"][0]) and list(b["y"][1:]) == [2.0, 4.0]
+    assert fig.layout.yaxis.type == "log" and fig.layout.shapes[0].x0 == 2.0
+    lin = F.fig_lines({"s": [-1.0, 0.5]}, x={"s": [-6.0, 6.0]}, log_y=False, title="slopes")
+    assert list(lin.data[0].x) == [-6.0, 6.0] and list(lin.data[0].y) == [-1.0, 0.5] and lin.layout.yaxis.type is None
+    by_layer = F.fig_by_layer({"x": [1.0, 2.0]}, 2)
+    assert "depth 2" in by_layer.layout.title.text
+
+
+def test_every_figure_uses_the_one_template(snap):
+    prof = predicted_profile(CFG)
+    figs = [F.fig_variance_by_layer(snap.stats, snap.steps), F.fig_loss_accuracy(snap.steps),
+            F.fig_variance_compare({"A": (snap.stats, snap.steps)}), F.fig_loss_compare({"A": snap.steps}),
+            F.fig_lines({"a": [1.0]}, title="t"), F.fig_variance_map("tanh", 1.0, 0.0),
+            F.fig_phase_diagram("tanh", 1.0, 0.0, n=8), F.fig_jacobian_spectrum([0.5, 1.0, 2.0], 1.0),
+            F.fig_predicted_profile(prof)]
+    assert all(f.layout.template == F.TEMPLATE for f in figs)
+
+
+# -- figures only in core: ui/ and pages/ lay them out --------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every module a file imports, and `module.name` for each `from module import name`."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{a.name}" for a in node.names)
+    return names
+
+
+def ui_files() -> list[Path]:
+    return sorted([*(ROOT / "ui").glob("*.py"), *(ROOT / "pages").glob("*.py"), ROOT / "app.py"])
+
+
+def test_no_ui_module_or_page_builds_a_figure_or_runs_torch():
+    files = ui_files()
+    assert len(files) >= 15
+    figures = {"plotly.graph_objects", "plotly.graph_objs", "plotly.subplots", "plotly.subplots.make_subplots",
+               "plotly.express"}
+    builds = {p.relative_to(ROOT).as_posix(): sorted(imports_of(p) & figures) for p in files}
+    assert {k: v for k, v in builds.items() if v} == {}, "figures are built in core.figures"
+    computes = {p.relative_to(ROOT).as_posix(): sorted(m for m in imports_of(p) if m.split(".")[0] == "torch")
+                for p in files}
+    assert {k: v for k, v in computes.items() if v} == {}, "statistics and theory are computed in core"
+
+
+def test_the_import_checker_sees_figure_and_torch_imports(tmp_path):
+    probe = tmp_path / "m.py"
+    probe.write_text("import plotly.graph_objects as go\nfrom plotly.subplots import make_subplots\n"
+                     "def f():\n    import torch.autograd\n")
+    assert {"plotly.graph_objects", "plotly.subplots.make_subplots", "torch.autograd"} <= imports_of(probe)
+
+
+def test_no_module_imports_another_modules_private_names():
+    offenders = []
+    for p in [*ui_files(), *(ROOT / "core" / "figures").glob("*.py")]:
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                offenders += [f"{p.name}: {node.module}.{a.name}" for a in node.names
+                              if a.name.startswith("_") and not a.name.startswith("__")]
+    assert offenders == []

@@ -30,11 +30,6 @@ ALLOWED: dict[str, tuple[set[str], str]] = {
                            "lecun_normal", "orthogonal"}, "the Home page's presets are data: settings with a story"),
     "pages/4_Learn.py": ({"sigmoid", "tanh", "relu", "kaiming_normal"},
                          "the lessons' mini-experiments are presets, like the scenarios"),
-    "core/figures/runs.py": ({"linear"}, "Plotly's axis type 'linear'; and (figures branch) `activation == 'linear'` "
-                                         "is `not ACTIVATIONS[a].has_flat_region`"),
-    # Files other branches own, with the entry attribute that replaces the name; remove when merged.
-    "ui/theory.py": ({"lsuv", "orthogonal"}, "figures branch: LSUV's stand-in is `INITIALIZERS[cfg.init].starts_as`, "
-                                            "`cfg.init == 'lsuv'` is `.needs_data`"),
 }
 
 

@@ -76,8 +76,9 @@ def test_compare_query_sets_a_and_b_widgets():
     assert at.toggle(key="compare_a_batchnorm").value is False
     assert at.toggle(key="compare_b_batchnorm").value is True
     diff = at.table[0].value
-    assert set(diff["setting"]) == {"init", "batchnorm"}
-    assert dict(zip(diff["setting"], diff["B"])) == {"init": "kaiming_normal", "batchnorm": "true"}
+    # as people read it: the fields' and the registry's labels (RunConfig.diff), not the URL's names
+    assert dict(zip(diff["setting"], zip(diff["A"], diff["B"]))) == {
+        "Initializer": ("Xavier/Glorot normal", "He/Kaiming normal"), "BatchNorm": ("off", "on")}
     assert "b_init=kaiming_normal" in "\n".join(c.value for c in at.code)   # the share link
 
 

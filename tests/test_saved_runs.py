@@ -289,7 +289,7 @@ def test_explore_shows_an_uploaded_run_like_a_live_one(small_file, stop_runs):
     at.button(key="explore__show_live").click().run()
     assert "Finished" in at.get("progress")[0].proto.text
     at.button(key="explore__close_saved").click().run()
-    assert "explore__opened" not in at.session_state and not at.exception
+    assert at.session_state["explore__opened"] is None and not at.exception  # (ui.state declares it, default None)
     assert at.file_uploader[0].value is None, "closing empties the uploader"
     assert "Saved run" not in texts(at.info)
 
@@ -353,7 +353,7 @@ def test_compare_opens_a_and_b_from_files(small_file):
     assert at.slider(key="compare_a_depth").value == 3 and at.slider(key="compare_b_depth").value == 4
     assert at.selectbox(key="compare_a_activation").value == "relu"
     assert at.selectbox(key="compare_b_activation").value == "tanh"
-    assert set(at.table[0].value["setting"]) == {"depth", "activation", "init"}
+    assert set(at.table[0].value["setting"]) == {"Depth", "Activation", "Initializer"}
 
 
 def test_compare_refuses_a_bad_file_for_b_and_still_shows_a(small_file):

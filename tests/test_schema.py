@@ -344,3 +344,49 @@ def test_limits_violation_names_the_field_and_the_variable():
     small = Limits(max_work=cfg.parameter_count() * 32)
     assert small.violation(cfg) is None
     assert Limits(max_work=cfg.parameter_count() * 32 - 1).violation(cfg)[0] == "width"
+
+
+# -- for people: the settings diff, the one-line description, the one lenient loop ------------------------
+
+def test_diff_names_settings_and_values_as_people_read_them():
+    a = RunConfig(depth=30, activation="relu", init="xavier_normal")
+    b = a.replace(init="kaiming_normal", batchnorm=True, lr=0.1)
+    assert [tuple(c) for c in a.diff(b)] == [
+        ("init", "Initializer", INITIALIZERS["xavier_normal"].label, INITIALIZERS["kaiming_normal"].label),
+        ("batchnorm", "BatchNorm", "off", "on"), ("lr", "Learning rate", "0.05", "0.1")]
+    assert str(a.diff(b)[0]) == "Initializer Xavier/Glorot normal → He/Kaiming normal"
+    assert a.diff(a) == []
+    # the same hidden layers written two ways are not a difference; other layers are
+    assert RunConfig(depth=2, width=8).diff(RunConfig(widths=(8, 8))) == []
+    assert [c.name for c in RunConfig(depth=3, width=8).diff(RunConfig(widths=(8, 4)))] == ["depth", "widths"]
+    assert RunConfig(widths=(8, 4)).diff(RunConfig(depth=2, width=8))[-1].new == "depth × width"
+
+
+def test_describe_uses_the_registries_labels_long_and_short():
+    cfg = RunConfig(depth=20, width=128, activation="relu", init="normal", sigma_w=1.5, batchnorm=True, steps=200)
+    long, short = cfg.describe(), cfg.describe(short=True)
+    for text in (long, short):
+        assert ACTIVATIONS["relu"].label in text and INITIALIZERS["normal"].label in text and "BatchNorm" in text
+        assert "(σ_w, σ_b) = (1.5, 0)" in text and "200 steps" in text and "seed 0" in text
+    assert "He/Kaiming normal (σ_w = 2)" in cfg.replace(init="kaiming_normal", sigma_w=2.0).describe()
+    assert long.startswith("20 hidden layers of 128 units") and short.startswith("20 × 128 · ")
+    assert "BatchNorm" not in RunConfig().describe()
+
+
+def test_lenient_drops_a_refused_value_to_the_base_and_a_clashing_base_value_to_the_default():
+    base = RunConfig(dataset="gaussian", batch_size=2000, depth=3)
+    cfg, dropped = RunConfig.lenient({"depth": 0, "seed": 4}, base)
+    assert (cfg.depth, cfg.seed) == (3, 4) and [(e.field, kept) for e, kept in dropped] == [("depth", "base")]
+    # digits has 1,438 training examples: base's batch of 2,000 no longer fits, so batch_size takes the default
+    cfg, dropped = RunConfig.lenient({"dataset": "digits"}, base)
+    assert (cfg.dataset, cfg.batch_size) == ("digits", RunConfig().batch_size)
+    assert [(e.field, kept) for e, kept in dropped] == [("batch_size", "default")]
+    cfg, dropped = RunConfig.lenient({}, None)
+    assert (cfg, dropped) == (RunConfig(), [])
+
+
+def test_from_query_over_a_base_names_the_prefixed_parameter_and_what_it_uses():
+    a = RunConfig(depth=7, init="orthogonal")
+    b, notes = RunConfig.from_query({"b_init": "nope", "b_depth": "3"}, prefix="b_", base=a, using="A's value")
+    assert (b.depth, b.init) == (3, "orthogonal")
+    assert len(notes) == 1 and "Invalid b_init 'nope'" in notes[0] and notes[0].endswith("Using A's value.")

@@ -11,6 +11,8 @@ from core.limits import SAVED_RUN_MAX_MB
 from core.run.record import RunRecord, progress_text
 from core.io.export import export_bytes
 
+from .state import SlotKeys
+
 MIME = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet", "json": "application/json"}
 
 
@@ -42,7 +44,7 @@ def download_buttons(snap: RunRecord | None, key: str) -> None:
     for col, (fmt, (name, make)) in zip(cols, files.items()):
         col.download_button(
             fmt.upper(), icon=":material/download:", data=make, file_name=name,
-            mime=MIME[fmt], key=f"{key}__dl_{fmt}", on_click="ignore", width="stretch",
+            mime=MIME[fmt], key=SlotKeys(key).control(f"dl_{fmt}"), on_click="ignore", width="stretch",
             help={"csv": "One row per recorded step and layer (the CLI's table).",
                   "parquet": "The same table, typed and compressed, with the run's settings and how it ended in "
                              "the file's metadata: the compact saved run that **Open a saved run** opens again "
@@ -73,5 +75,5 @@ def code_snippets(cfg: RunConfig, key: str) -> bool:
                 continue
             st.code(code, language="python")
             st.download_button(f"{file_stem(cfg)}_{ext}.py", icon=":material/download:", data=code, file_name=f"{file_stem(cfg)}_{ext}.py",
-                               mime="text/x-python", key=f"{key}__dl_code_{ext}", on_click="ignore")
+                               mime="text/x-python", key=SlotKeys(key).control(f"dl_code_{ext}"), on_click="ignore")
     return True

@@ -8,7 +8,8 @@ from typing import Mapping
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from .share import page_file, page_url
+from .nav import page_file
+from .share import page_url
 
 
 def page_link(page: str, label: str, query: Mapping[str, str], icon: str | None = None) -> None:

@@ -21,6 +21,7 @@ from core.run.record import RunRecord as Snapshot
 from core.schema import RunStatus
 
 from .session import current_run, status_line
+from .state import SlotKeys
 
 REFRESH_SECONDS = 0.4   # ≥ 2 refreshes a second while training
 DETAIL_SECONDS = 2.0    # distributions, saturation, update ratio: they change slowly
@@ -87,14 +88,14 @@ def memo_for(key: str, group: str, owner, snap: Snapshot | None) -> Callable[[st
     if owner is None or snap is None:
         return _no_memo
     token = ((owner, snap.version),)
-    return lambda name, build: memo(f"{key}__memo_{group}", token, name, build)
+    return lambda name, build: memo(SlotKeys(key).memo(group), token, name, build)
 
 
 def show_theory_preview(cfg: RunConfig, key: str) -> None:
     """Before any run: what the theory predicts for `cfg` (also loads the chart library early)."""
     theory = theory_profile(cfg)
     try:
-        chart(F.fig_theory_profile(theory), f"{key}__fig_theory_preview")
+        chart(F.fig_theory_profile(theory), SlotKeys(key).fig("theory_preview"))
     except Exception as e:
         _failed(e)
         return
@@ -107,9 +108,10 @@ def show_main_charts(snap: Snapshot, key: str, owner=None) -> None:
     With `owner` (the Run or SavedRun `snap` comes from), figures are rebuilt
     only when the snapshot's version changes (see `memo`)."""
     stats, steps, cfg = snap.stats, snap.steps, snap.config
+    fig_key = SlotKeys(key).fig
     cached = memo_for(key, "main", owner, snap)
     theory = theory_profile(cfg)
-    chart(cached("variance", lambda: F.fig_variance_by_layer(stats, steps, theory=theory)), f"{key}__fig_variance")
+    chart(cached("variance", lambda: F.fig_variance_by_layer(stats, steps, theory=theory)), fig_key("variance"))
     if theory is not None and theory.attrs.get("note"):
         prefix = "" if theory.attrs.get("applies", True) else "Theory line hidden. "
         st.caption(prefix + theory.attrs["note"])
@@ -118,14 +120,14 @@ def show_main_charts(snap: Snapshot, key: str, owner=None) -> None:
     c1, c2 = st.columns(2)
     with c1:
         chart(cached("heat_forward", lambda: F.fig_layer_step_heatmap(
-            stats, steps, "preact_var", title="Forward: log10 Var(h) by layer and step")), f"{key}__fig_heat_forward")
+            stats, steps, "preact_var", title="Forward: log10 Var(h) by layer and step")), fig_key("heat_forward"))
     with c2:
         chart(cached("heat_backward", lambda: F.fig_layer_step_heatmap(
             stats, steps, "grad_preact_var", title="Backward: log10 Var(∂L/∂h) by layer and step")),
-              f"{key}__fig_heat_backward")
+              fig_key("heat_backward"))
     st.caption("Colour limits are fixed for the whole run: white is variance 1 (forward) or the last layer's gradient "
                "variance at step 0 (backward); blue is smaller, red larger, ±6 decades. Grey cells: 0, inf or nan.")
-    chart(cached("loss", lambda: F.fig_loss_accuracy(steps)), f"{key}__fig_loss")
+    chart(cached("loss", lambda: F.fig_loss_accuracy(steps)), fig_key("loss"))
 
 
 def show_detail_charts(snap: Snapshot, key: str, *, histograms: bool = True, owner=None) -> None:
@@ -133,13 +135,14 @@ def show_detail_charts(snap: Snapshot, key: str, *, histograms: bool = True, own
     none), saturation and dead units, update:data ratio. `owner` as for
     `show_main_charts`."""
     stats, steps, cfg = snap.stats, snap.steps, snap.config
+    fig_key = SlotKeys(key).fig
     cached = memo_for(key, "detail", owner, snap)
     if histograms:
         c1, c2 = st.columns(2)
         with c1:
-            chart(cached("hist_act", lambda: F.fig_histograms(snap.hist, "act")), f"{key}__fig_hist_act")
+            chart(cached("hist_act", lambda: F.fig_histograms(snap.hist, "act")), fig_key("hist_act"))
         with c2:
-            chart(cached("hist_grad", lambda: F.fig_histograms(snap.hist, "grad_preact")), f"{key}__fig_hist_grad")
+            chart(cached("hist_grad", lambda: F.fig_histograms(snap.hist, "grad_preact")), fig_key("hist_grad"))
         st.caption("Each ridge is one layer's histogram over the batch, scaled to its own peak, on a shared x axis: "
                    "a signal that vanishes turns into a spike at 0.")
     else:
@@ -148,9 +151,9 @@ def show_detail_charts(snap: Snapshot, key: str, *, histograms: bool = True, own
     c1, c2 = st.columns(2)
     with c1:
         chart(cached("saturation", lambda: F.fig_saturation(stats, steps, activation=cfg.activation)),
-              f"{key}__fig_saturation")
+              fig_key("saturation"))
     with c2:
-        chart(cached("update", lambda: F.fig_update_ratio(stats, steps)), f"{key}__fig_update")
+        chart(cached("update", lambda: F.fig_update_ratio(stats, steps)), fig_key("update"))
 
 
 def _failed(e: Exception) -> None:

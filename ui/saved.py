@@ -5,13 +5,13 @@
     snap = show_saved_run(saved, key) if saved else live_view(key)
 
 Per page slot `key` (the same key as the slot's live run: "explore",
-"compare_a", "compare_b") the session holds:
+"compare_a", "compare_b") the session holds (keys named in `ui.state.SlotKeys`):
 
-- `f"{key}__file"`: the file uploader (Streamlit's widget state; a new key,
-  `f"{key}__file_<n>"`, once **Close the file** has emptied it);
-- `f"{key}__opened"`: what was made of its file, a `SavedRun` or a `Refused`
+- `file(n)`: the file uploader (Streamlit's widget state; a new key once
+  **Close the file** has emptied it, counted by `file_generation`);
+- `opened`: what was made of its file, a `SavedRun` or a `Refused`
   (parsed once, when the file arrives, in the uploader's callback);
-- `f"{key}__show_saved"`: True while the page shows the opened run rather than
+- `show_saved`: True while the page shows the opened run rather than
   the live one. Opening a file sets it; starting a run
   (`ui.session.start_run`) clears it; two buttons switch back and forth.
 
@@ -32,8 +32,9 @@ from core.run.record import RunRecord, progress_text
 
 from .live import show_detail_charts, show_main_charts, show_verdict
 from .markdown import escape_markdown
-from .session import changed_settings, current_run, is_live, outcome_line, stop_run
+from .session import current_run, is_live, outcome_line, stop_run
 from .sidebar import set_widgets
+from .state import slot
 
 UPLOAD_HELP = (
     "A run saved from this app: the **Parquet** (compact) or **JSON** download under *Take it with you*, or the "
@@ -82,16 +83,16 @@ def open_run_file(data: bytes, name: str = "saved run", file_id: str = "") -> Sa
 
 def _file_key(key: str) -> str:
     """The uploader's widget key; a new one after **Close the file**, which empties it."""
-    n = st.session_state.get(f"{key}__file_generation", 0)
-    return f"{key}__file" if n == 0 else f"{key}__file_{n}"
+    keys = slot(key)
+    return keys.file(st.session_state[keys.file_generation])
 
 
 def _opened_key(key: str) -> str:
-    return f"{key}__opened"
+    return slot(key).opened
 
 
 def _show_key(key: str) -> str:
-    return f"{key}__show_saved"
+    return slot(key).show_saved
 
 
 def opened(key: str) -> SavedRun | Refused | None:
@@ -149,7 +150,7 @@ def _set_show(key: str, value: bool) -> None:
 
 def _close(key: str) -> None:
     put_file(key, None)
-    st.session_state[f"{key}__file_generation"] = st.session_state.get(f"{key}__file_generation", 0) + 1
+    st.session_state[slot(key).file_generation] += 1
 
 
 def _use_settings(key: str, settings_prefix: str, after: Callable | None) -> None:
@@ -186,22 +187,22 @@ def saved_run_box(key: str, *, settings_prefix: str, sidebar_cfg=None,
     same = sidebar_cfg is not None and sidebar_cfg == cfg
     live = current_run(key)
     row = st.container(horizontal=True, wrap=True)  # buttons wrap in a narrow column (Compare) instead of truncating
-    row.button("Use these settings", icon=":material/tune:", key=f"{key}__use_saved", width="content",
+    row.button("Use these settings", icon=":material/tune:", key=slot(key).control("use_saved"), width="content",
                on_click=_use_settings, args=(key, settings_prefix, after_use), disabled=same,
                help="Put this run's settings (seed included) into the sidebar; then **Run** replays it."
                     + (" The sidebar already has them." if same else ""))
     if shown is not None and live is not None:
-        row.button("Show the live run", icon=":material/monitoring:", key=f"{key}__show_live", width="content",
+        row.button("Show the live run", icon=":material/monitoring:", key=slot(key).control("show_live"), width="content",
                    on_click=_set_show, args=(key, False), help="Back to the run you trained on this page.")
     elif shown is None:
-        row.button("Show the saved run", icon=":material/folder_open:", key=f"{key}__show_file", width="content",
+        row.button("Show the saved run", icon=":material/folder_open:", key=slot(key).control("show_file"), width="content",
                    on_click=_set_show, args=(key, True),
                    help="Show this file's run instead of the live one (a run still training is stopped; its records "
                         "stay).")
-    row.button("Close the file", icon=":material/close:", key=f"{key}__close_saved", width="content",
+    row.button("Close the file", icon=":material/close:", key=slot(key).control("close_saved"), width="content",
                on_click=_close, args=(key,), help="Stop showing this saved run (the file on your disk is untouched).")
     if shown is not None and sidebar_cfg is not None and not same:
-        diff = changed_settings(cfg, sidebar_cfg)
+        diff = [str(change) for change in cfg.diff(sidebar_cfg)]
         st.caption("The sidebar differs from this saved run "
                    f"({escape_markdown('; '.join(diff[:4]))}{'; …' if len(diff) > 4 else ''}): "
                    "**Use these settings** to replay it.")

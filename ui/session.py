@@ -1,7 +1,7 @@
 """One training run per page and session, and the buttons that drive it.
 
 The run is a `core.run.background.Run` (a background thread) kept in
-`st.session_state[f"{key}__run"]`. It owns its RunConfig: changing a widget
+`st.session_state[slot(key).run]` (ui.state). It owns its RunConfig: changing a widget
 reruns the script but never touches the run; the new settings apply when the
 user presses Run again. Server-wide, `run_slots()` caps concurrent training
 threads (`Limits.max_concurrent_runs`) and queues the rest; `heartbeat_timeout`
@@ -21,10 +21,12 @@ import time
 
 import streamlit as st
 
-from core.schema import FIELDS, RunConfig, RunStatus
+from core.schema import RunConfig, RunStatus
 from core.run.background import HEARTBEAT_CHECK_SECONDS, Run, RunSlots
 from core.run.record import RunRecord, status_text
 from core.limits import Limits
+
+from .state import slot
 
 CLOSED_TAB_STOP_SECONDS = 30.0  # promised in the README: a closed tab's run stops within this
 HEARTBEAT_SECONDS = 20.0        # a run nobody polled for this long is stopped; 30 s left no margin (30.5 s measured)
@@ -70,17 +72,9 @@ def run_slots() -> RunSlots:
     return RunSlots(server_limits().max_concurrent_runs)
 
 
-def _run_key(key: str) -> str:
-    return f"{key}__run"
-
-
-def _flash_key(key: str) -> str:
-    return f"{key}__flash"
-
-
 def current_run(key: str) -> Run | None:
     """The run of this page (`key`) in this session, if one was started."""
-    return st.session_state.get(_run_key(key))
+    return st.session_state[slot(key).run]
 
 
 def is_live(run: Run | None) -> bool:
@@ -99,8 +93,8 @@ def start_run(cfg: RunConfig, key: str, *, paused: bool = False) -> Run | None:
         return None
     stop_run(key, wait=False)
     run = Run(cfg, max_seconds=limits.max_run_seconds, heartbeat_timeout=HEARTBEAT_SECONDS, slots=run_slots())
-    st.session_state[_run_key(key)] = run.start(paused=paused)
-    st.session_state[f"{key}__show_saved"] = False  # a new run is what the page shows (ui.saved)
+    st.session_state[slot(key).run] = run.start(paused=paused)
+    st.session_state[slot(key).show_saved] = False  # a new run is what the page shows (ui.saved)
     return run
 
 
@@ -114,12 +108,14 @@ def stop_run(key: str, wait: bool = True) -> None:
 
 def flash(key: str, kind: str, text: str) -> None:
     """A message shown once, on the next render of `run_controls`."""
-    st.session_state[_flash_key(key)] = (kind, text)
+    st.session_state[slot(key).flash] = (kind, text)
 
 
 def _show_flash(key: str) -> None:
-    kind, text = st.session_state.pop(_flash_key(key), (None, None))
-    if kind is not None:
+    keys = slot(key)
+    flashed, st.session_state[keys.flash] = st.session_state[keys.flash], None
+    if flashed is not None:
+        kind, text = flashed
         getattr(st, kind)(text)
 
 
@@ -129,42 +125,31 @@ def _wait_for(run: Run, done, timeout: float = 3.0) -> None:
         time.sleep(0.02)
 
 
-def changed_settings(old: RunConfig, new: RunConfig) -> list[str]:
-    """['depth 8 → 12', ...] for the fields that differ."""
-    out = []
-    for name, spec in FIELDS.items():
-        a, b = getattr(old, name), getattr(new, name)
-        if a != b:
-            show = lambda v: "default" if v is None else spec.format(v)
-            out.append(f"{name} {show(a)} → {show(b)}")
-    return out
-
-
 def _handle_clicks(cfg: RunConfig, key: str) -> None:
     """Act on a button clicked in the browser before the buttons are drawn
     (Streamlit puts a click in session_state first), so they are drawn once,
     already showing the run's new state."""
-    ss = st.session_state
+    ss, button = st.session_state, slot(key).button
     run = current_run(key)
     live = is_live(run)
-    if ss.get(f"{key}__btn_run"):
+    if ss.get(button("run")):
         run = start_run(cfg, key)
         if run is not None:  # draw the first record right away rather than on the next poll
             _wait_for(run, lambda s: len(s.steps) > 0 or s.status.ended, 1.5)
-    elif ss.get(f"{key}__btn_pause") and live:
+    elif ss.get(button("pause")) and live:
         if run.status is RunStatus.PAUSED:
             run.resume()
         else:
             run.pause()
             _wait_for(run, lambda s: s.status is not RunStatus.RUNNING, 1.0)
-    elif ss.get(f"{key}__btn_step"):
+    elif ss.get(button("step")):
         if not live:
             run = start_run(cfg, key, paused=True)
         if run is not None:
             before = run.snapshot().steps_taken
             run.step(1)
             _wait_for(run, lambda s: (s.steps_taken > before and s.status is RunStatus.PAUSED) or s.status.ended)
-    elif ss.get(f"{key}__btn_stop") and live:
+    elif ss.get(button("stop")) and live:
         stop_run(key)
 
 
@@ -174,7 +159,7 @@ def run_controls(cfg: RunConfig, key: str, *, stale_note: bool = True) -> Run | 
     Returns the current run (or None). Run starts `cfg` afresh (stopping the
     previous run); Step takes one optimizer step and pauses (starting a new
     paused run first when none is live); limits are checked before starting.
-    Button keys are `f"{key}__btn_run"`, `__btn_pause`, `__btn_step`, `__btn_stop`.
+    Button keys are `slot(key).button("run")`, "pause", "step", "stop" (ui.state).
     `stale_note=False` leaves out the note that the sidebar differs from the
     run (when the page shows something else, e.g. a saved run).
     """
@@ -182,19 +167,20 @@ def run_controls(cfg: RunConfig, key: str, *, stale_note: bool = True) -> Run | 
     run = current_run(key)
     live = is_live(run)
     paused = live and run.status is RunStatus.PAUSED
+    button = slot(key).button
     c1, c2, c3, c4, _ = st.columns([1.1, 1.2, 1, 1, 3], vertical_alignment="center")
-    c1.button("Run", icon=":material/play_arrow:", key=f"{key}__btn_run", type="primary", width="stretch",
+    c1.button("Run", icon=":material/play_arrow:", key=button("run"), type="primary", width="stretch",
               help="Train this network from scratch with the settings in the sidebar.")
     c2.button("Resume" if paused else "Pause", icon=":material/play_arrow:" if paused else ":material/pause:",
-              key=f"{key}__btn_pause", disabled=not live, width="stretch",
+              key=button("pause"), disabled=not live, width="stretch",
               help="Pause or resume training; the charts keep what was recorded.")
-    c3.button("Step", icon=":material/skip_next:", key=f"{key}__btn_step", width="stretch",
+    c3.button("Step", icon=":material/skip_next:", key=button("step"), width="stretch",
               help="Take one training step, then pause. With no run going, starts one paused at initialization.")
-    c4.button("Stop", icon=":material/stop:", key=f"{key}__btn_stop", disabled=not live, width="stretch",
+    c4.button("Stop", icon=":material/stop:", key=button("stop"), disabled=not live, width="stretch",
               help="End the run; what it recorded stays on screen and can be downloaded.")
     _show_flash(key)
     if stale_note and run is not None and run.cfg != cfg:
-        diff = changed_settings(run.cfg, cfg)
+        diff = [str(change) for change in run.cfg.diff(cfg)]
         st.info("The sidebar settings differ from this run's "
                 f"({'; '.join(diff[:6])}{'; …' if len(diff) > 6 else ''}). "
                 "The charts show the run with its own settings; press **Run** to apply the new ones.",
@@ -227,5 +213,6 @@ def outcome_line(snap: RunRecord) -> None:
         st.warning(snap.note, icon=":material/info:")
 
 
-__all__ = ["HEARTBEAT_SECONDS", "CLOSED_TAB_STOP_SECONDS", "HEARTBEAT_CHECK_SECONDS", "server_limits", "limits_problem", "run_slots", "current_run", "is_live", "start_run",
-           "stop_run", "flash", "warm_up_engine", "changed_settings", "run_controls", "status_line", "outcome_line"]
+__all__ = ["HEARTBEAT_SECONDS", "CLOSED_TAB_STOP_SECONDS", "HEARTBEAT_CHECK_SECONDS", "server_limits",
+           "limits_problem", "run_slots", "current_run", "is_live", "start_run", "stop_run", "flash",
+           "warm_up_engine", "run_controls", "status_line", "outcome_line"]

@@ -8,19 +8,17 @@ for people, which `show_notes` puts on the page.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Iterable, Mapping
 from urllib.parse import urlencode
 
 import streamlit as st
 
-from core.schema import FIELDS, ConfigError, RunConfig
+from core.schema import FIELDS, RunConfig
 
 from .markdown import escape_markdown
+from .nav import PAGES
 
 B_PREFIX = "b_"
-PAGES = ("Explore", "Compare", "Theory", "Learn")
-APP_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_BASE = "http://localhost:8501"
 
 
@@ -77,49 +75,9 @@ def compare_from_query(params: Mapping[str, Any] | None = None) -> tuple[RunConf
     the `b_` parameters changed. An invalid B value falls back to A's value."""
     params = _params(params)
     a, notes = config_from_query(params, other_prefixes=(B_PREFIX,))
-    changes: dict[str, Any] = {}
-
-    def b_message(e: ConfigError) -> str:  # name B's parameter as the link writes it
-        return e.message.replace(f"Invalid {e.field} ", f"Invalid {B_PREFIX}{e.field} ", 1)
-
-    for key, raw in params.items():
-        key = str(key)
-        if not key.startswith(B_PREFIX):
-            continue
-        name = key[len(B_PREFIX):]
-        if name not in FIELDS:
-            continue  # named in config_from_query's note on unknown parameters
-        if isinstance(raw, (list, tuple)):
-            if len(raw) > 1:
-                notes.append(f"Parameter {_show(key)} was given {len(raw)} times; using the last value.")
-            raw = raw[-1] if raw else ""
-        try:
-            value = FIELDS[name].parse(str(raw))
-            if value is not None:
-                FIELDS[name].check(value)
-            changes[name] = value
-        except ConfigError as e:
-            notes.append(f"Setting B: {b_message(e)} Using A's value.")
-    if changes.get("widths") is not None:
-        for k in ("depth", "width"):
-            if k in changes:
-                notes.append(f"Parameter {_show(B_PREFIX + k)} was ignored because {B_PREFIX}widths is given.")
-                changes.pop(k)
-    elif "depth" in changes or "width" in changes:
-        changes.setdefault("depth", a.depth)
-        changes.setdefault("width", a.width)
-        changes["widths"] = None
-    b = a
-    for _ in range(len(FIELDS) + 1):
-        try:
-            b = a.replace(**changes) if changes else a
-            break
-        except ConfigError as e:
-            notes.append(f"Setting B: {b_message(e) if e.field in changes else e.message} Using A's value.")
-            if e.field not in changes:
-                changes = {}
-            changes.pop(e.field, None)
-    return a, b, notes
+    b_params = {k: v for k, v in params.items() if _known(str(k), (B_PREFIX,))}  # unknown ones: noted with A's
+    b, b_notes = RunConfig.from_query(b_params, prefix=B_PREFIX, base=a, using="A's value")
+    return a, b, notes + [n if n.startswith("Parameter ") else f"Setting B: {n}" for n in b_notes]
 
 
 MAX_NOTES = 40  # a screenful; a link that earns more gets "…and N more"
@@ -168,8 +126,8 @@ def app_url() -> str:
         return DEFAULT_BASE
     url = url.split("?", 1)[0].split("#", 1)[0].rstrip("/")
     for page in PAGES:
-        if url.endswith("/" + page):
-            return url[: -len(page) - 1]
+        if url.endswith("/" + page.label):
+            return url[: -len(page.label) - 1]
     return url
 
 
@@ -188,15 +146,6 @@ def compare_url(a: RunConfig, b: RunConfig, base: str | None = None) -> str:
     return page_url("Compare", compare_query(a, b), base)
 
 
-def page_file(name: str) -> str | None:
-    """'pages/1_Explore.py' for 'Explore' (for st.page_link), or None if there is no such page yet."""
-    for path in sorted((APP_DIR / "pages").glob("*.py")):
-        stem = path.stem.split("_", 1)[-1] if path.stem[:1].isdigit() else path.stem
-        if stem.lower() == name.lower():
-            return f"pages/{path.name}"
-    return None
-
-
 def share_box(url: str, *, label: str = "Share this experiment") -> None:
     """The link in a copyable code box (the copy button is in its corner)."""
     st.markdown(f"**{label}**")
@@ -205,4 +154,4 @@ def share_box(url: str, *, label: str = "Share this experiment") -> None:
 
 
 __all__ = ["B_PREFIX", "config_from_query", "compare_from_query", "show_notes", "explore_query", "compare_query",
-           "app_url", "page_url", "explore_url", "compare_url", "page_file", "share_box"]
+           "app_url", "page_url", "explore_url", "compare_url", "share_box"]

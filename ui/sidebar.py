@@ -5,7 +5,7 @@
 Widgets are grouped as Network, Initialization, Data & training, Recording;
 their options come from the registries and their help text from `FIELDS`
 and the registries, so a new activation or initializer needs no change here.
-Widget keys are `f"{key_prefix}_{field}"`. The widgets start from `defaults`
+Widget keys are `SlotKeys(key_prefix).widget(field)` (ui.state), e.g. `explore_depth`. The widgets start from `defaults`
 (usually the URL's settings) and are reset to them whenever `defaults` change
 (a new link opened in the same session); otherwise they keep what the user set.
 """
@@ -21,15 +21,12 @@ from core.registry import ACTIVATIONS, DATASETS, INITIALIZERS, OPTIMIZERS
 
 from .markdown import escape_markdown
 from .session import server_limits
+from .state import SlotKeys
 
 # Field -> widget; `widths_text` is the text box behind `widths`.
 _WIDGET_FIELDS = ("depth", "width", "widths_text", "input_dim", "activation", "init", "sigma_w", "sigma_b", "bias",
                   "batchnorm", "dataset", "batch_size", "steps", "lr", "optimizer", "seed", "record_every",
                   "eval_every")
-
-
-def _k(prefix: str, name: str) -> str:
-    return f"{prefix}_{name}"
 
 
 def widget_values(cfg: RunConfig) -> dict[str, Any]:
@@ -43,19 +40,20 @@ def widget_values(cfg: RunConfig) -> dict[str, Any]:
 def set_widgets(cfg: RunConfig, key_prefix: str) -> None:
     """Put `cfg` into the widgets of `key_prefix` (call before they are drawn, or from a callback)."""
     for name, value in widget_values(cfg).items():
-        st.session_state[_k(key_prefix, name)] = value
+        st.session_state[SlotKeys(key_prefix).widget(name)] = value
 
 
 def prepare_widgets(defaults: RunConfig, key_prefix: str) -> None:
     """Before the widgets of `key_prefix` are drawn: reset them to `defaults` when
     those changed (a new link), else restore any Streamlit forgot on a page switch."""
-    source = _k(key_prefix, "_defaults")
+    keys = SlotKeys(key_prefix)
+    source = keys.widget_defaults
     if st.session_state.get(source) != defaults:
         set_widgets(defaults, key_prefix)
         st.session_state[source] = defaults
         return
     for name, value in widget_values(defaults).items():  # widgets forgotten after a page switch
-        st.session_state.setdefault(_k(key_prefix, name), value)
+        st.session_state.setdefault(keys.widget(name), value)
 
 
 def _help(name: str, extra: str = "") -> str:
@@ -70,7 +68,8 @@ def config_controls(defaults: RunConfig, key_prefix: str = "explore", *, contain
     `defaults` (or, if that fails too, to RunConfig's default).
     """
     prepare_widgets(defaults, key_prefix)
-    k = lambda name: _k(key_prefix, name)  # noqa: E731
+    keys = SlotKeys(key_prefix)
+    k = keys.widget
     ss = st.session_state
     box = st.sidebar if container is None else container
     limits = server_limits()
@@ -137,7 +136,7 @@ def config_controls(defaults: RunConfig, key_prefix: str = "explore", *, contain
                                             key=k("record_every"), help=_help("record_every"))
         v["eval_every"] = st.number_input("Held-out accuracy every N steps", 0, HARD.max_steps, step=1,
                                           key=k("eval_every"), help=_help("eval_every"))
-        st.button("↺ Reset to the link's settings", key=k("_reset"), on_click=set_widgets, args=(defaults, key_prefix),
+        st.button("↺ Reset to the link's settings", key=keys.control("reset"), on_click=set_widgets, args=(defaults, key_prefix),
                   help="Put every control back to the settings this page was opened with.")
 
     cfg = _build(v, defaults, problems)
@@ -147,35 +146,15 @@ def config_controls(defaults: RunConfig, key_prefix: str = "explore", *, contain
 
 
 def _build(values: dict[str, Any], defaults: RunConfig, problems: list[str]) -> RunConfig:
+    """The widgets' RunConfig; a value the checks refuse keeps `defaults`' (`RunConfig.lenient`), with a sentence."""
     values = dict(values)
     if values.get("widths") is not None:
         values.pop("depth"), values.pop("width")
-    for _ in range(len(FIELDS) + 1):
-        try:
-            return RunConfig(**values)
-        except ConfigError as e:
-            fallback = getattr(defaults, e.field, None) if e.field in values else None
-            if e.field not in values:
-                break
-            if values[e.field] == fallback:
-                values.pop(e.field)
-                problems.append(e.message + " Using the default.")
-            else:
-                values[e.field] = fallback
-                problems.append(e.message + f" Using {FIELDS[e.field].format(fallback) if fallback is not None else 'the default'}.")
-    return defaults
-
-
-def describe(cfg: RunConfig) -> str:
-    """'20 hidden layers of 128 units, ReLU, He/Kaiming normal init, on Digits (8×8), 200 steps of SGD' (Markdown)."""
-    shape = (f"**{cfg.depth} hidden layers** of {cfg.width} units" if cfg.widths is None
-             else f"**{len(cfg.widths)} hidden layers** of {FIELDS['widths'].format(cfg.widths)} units")
-    init = INITIALIZERS[cfg.init].label
-    if cfg.sigma_w != 1.0 or INITIALIZERS[cfg.init].uses_sigma_b:
-        init += f" (σ_w = {cfg.sigma_w:g}" + (f", σ_b = {cfg.sigma_b:g})" if INITIALIZERS[cfg.init].uses_sigma_b else ")")
-    return (f"{shape}, {ACTIVATIONS[cfg.activation].label}, {init} init{', BatchNorm' if cfg.batchnorm else ''}, "
-            f"on {DATASETS[cfg.dataset].label}, {cfg.steps} steps of {OPTIMIZERS[cfg.optimizer].label} (lr {cfg.lr:g}, "
-            f"seed {cfg.seed})")
+    cfg, dropped = RunConfig.lenient(values, defaults)
+    for e, kept in dropped:
+        used = FIELDS[e.field].show(getattr(cfg, e.field))
+        problems.append(e.message + (f" Using {used}." if kept == "base" else f" Using the default, {used}."))
+    return cfg
 
 
 def sidebar(defaults: RunConfig, key_prefix: str = "explore") -> RunConfig:
@@ -184,4 +163,4 @@ def sidebar(defaults: RunConfig, key_prefix: str = "explore") -> RunConfig:
     return config_controls(defaults, key_prefix)
 
 
-__all__ = ["sidebar", "config_controls", "prepare_widgets", "set_widgets", "widget_values", "describe"]
+__all__ = ["sidebar", "config_controls", "prepare_widgets", "set_widgets", "widget_values"]

@@ -1,6 +1,8 @@
-"""The Theory page's helpers: its small sidebar, cached mean-field computations, and the words.
+"""The Theory page's helpers: its small sidebar, cached calls into `core.theory`, and number formats.
 
-Everything heavy is cached with `st.cache_data` keyed on the (hashable,
+Everything heavy is computed in core (`core.theory`: the setting's summary,
+the predicted and the measured profile, the Jacobian spectrum; `core.figures`:
+the charts) and cached here with `st.cache_data`, keyed on the (hashable,
 frozen) RunConfig or on plain numbers, so moving between settings already
 seen is instant.
 """
@@ -8,25 +10,21 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
+from core import figures as F
 from core import theory as T
-from core.figures import theory as TF
 from core.schema import FIELDS, RunConfig
-from core.run.engine import train
-from core.measure.records import COL
 from core.registry import ACTIVATIONS, INITIALIZERS
 
 from .session import server_limits
 from .sidebar import prepare_widgets
+from .state import SlotKeys
 
-KEY = "theory"
-JACOBIAN_MAX_COST = 3e9      # depth · width² · inputs: a few seconds of float64 at most
+KEYS = SlotKeys("theory")           # the page's settings widgets, charts and controls
+QUANTITY = KEYS.control("quantity")  # what colours the phase diagram
 MEASURE_WORK_FACTOR = 20     # the step-0 measurement is one step: 20× a run's per-step budget (~1 s)
 ASSUMPTIONS = (
     "**What the theory assumes.** Mean-field theory (Poole et al. 2016, Schoenholz et al. 2017) describes a "
@@ -41,10 +39,6 @@ ASSUMPTIONS = (
 
 
 # -- the sidebar ------------------------------------------------------------------------------------
-
-def _k(name: str) -> str:
-    return f"{KEY}_{name}"
-
 
 def clamp_to_limits(cfg: RunConfig) -> tuple[RunConfig, list[str]]:
     """Depth and width within this server's limits (a link may ask for more); notes name the parameter."""
@@ -66,29 +60,31 @@ def clamp_to_limits(cfg: RunConfig) -> tuple[RunConfig, list[str]]:
 def sidebar(defaults: RunConfig) -> RunConfig:
     """Activation, initializer, σ_w, σ_b, depth, width and BatchNorm; the other
     settings (dataset, seed, ...) come from the link unchanged."""
-    prepare_widgets(defaults, KEY)  # a new link starts from it; widgets forgotten after a page switch come back
+    prepare_widgets(defaults, KEYS.slot)  # a new link starts from it; widgets forgotten after a page switch come back
     limits = server_limits()
     sb = st.sidebar
     sb.header("Settings")
-    activation = sb.selectbox("Activation φ", list(ACTIVATIONS), key=_k("activation"),
+    activation = sb.selectbox("Activation φ", list(ACTIVATIONS), key=KEYS.widget("activation"),
                               format_func=lambda n: ACTIVATIONS[n].label, help=FIELDS["activation"].help)
     sb.caption(ACTIVATIONS[activation].help)
-    init = sb.selectbox("Initializer", list(INITIALIZERS), key=_k("init"), format_func=lambda n: INITIALIZERS[n].label,
+    init = sb.selectbox("Initializer", list(INITIALIZERS), key=KEYS.widget("init"),
+                        format_func=lambda n: INITIALIZERS[n].label,
                         help=FIELDS["init"].help + " The theory sees it only through its effective σ_w² and σ_b².")
     ini = INITIALIZERS[init]
     sb.markdown(f"`{ini.formula}`")
     c1, c2 = sb.columns(2)
-    sigma_w = c1.number_input("σ_w", 0.0, 100.0, step=0.05, format="%g", key=_k("sigma_w"), help=FIELDS["sigma_w"].help)
-    sigma_b = c2.number_input("σ_b", 0.0, 100.0, step=0.05, format="%g", key=_k("sigma_b"),
+    sigma_w = c1.number_input("σ_w", 0.0, 100.0, step=0.05, format="%g", key=KEYS.widget("sigma_w"),
+                              help=FIELDS["sigma_w"].help)
+    sigma_b = c2.number_input("σ_b", 0.0, 100.0, step=0.05, format="%g", key=KEYS.widget("sigma_b"),
                               disabled=not ini.uses_sigma_b,
                               help=FIELDS["sigma_b"].help + ("" if ini.uses_sigma_b else
                                                              " Biases start at 0 under this initializer."))
-    depth = sb.slider("Depth (hidden layers)", 1, limits.max_depth, key=_k("depth"),
+    depth = sb.slider("Depth (hidden layers)", 1, limits.max_depth, key=KEYS.widget("depth"),
                       help=FIELDS["depth"].help + " For the per-layer profile and the Jacobian.")
-    width = sb.number_input("Width (units per layer)", 1, limits.max_width, step=16, key=_k("width"),
+    width = sb.number_input("Width (units per layer)", 1, limits.max_width, step=16, key=KEYS.widget("width"),
                             help=FIELDS["width"].help + " The theory assumes it is large; the Jacobian and the "
                                                         "measured points use this real width.")
-    batchnorm = sb.toggle("BatchNorm", key=_k("batchnorm"),
+    batchnorm = sb.toggle("BatchNorm", key=KEYS.widget("batchnorm"),
                           help=FIELDS["batchnorm"].help + " The theory does not cover it: turn it on to see why.")
     changes = dict(activation=activation, init=init, sigma_w=float(sigma_w), sigma_b=float(sigma_b),
                    batchnorm=bool(batchnorm))
@@ -102,35 +98,12 @@ def sidebar(defaults: RunConfig) -> RunConfig:
     return dataclasses.replace(defaults, **changes)  # keeps per-layer widths unless depth/width changed
 
 
-# -- the numbers ------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Numbers:
-    sigma_w2: float          # effective σ_w² of a square hidden layer
-    sigma_b2: float
-    summary: dict            # core.theory.meanfield.summary at (σ_w, σ_b) = √ of the above
-    source: str              # where σ_w², σ_b² come from, in words
-
+# -- cached core calls -----------------------------------------------------------------------------
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def numbers(cfg: RunConfig) -> Numbers:
+def numbers(cfg: RunConfig) -> T.SettingSummary:
     """Effective (σ_w², σ_b²) of a square hidden layer under cfg's initializer, and the theory's summary."""
-    width = cfg.hidden_widths[-1]
-    init = "orthogonal" if cfg.init == "lsuv" else cfg.init
-    eff = T.effective_sigma2(init, width, width, cfg.sigma_w if cfg.init != "lsuv" else 1.0, cfg.sigma_b)
-    sw2, sb2 = eff
-    if not cfg.bias:
-        sb2 = 0.0
-    ini = INITIALIZERS[cfg.init]
-    if cfg.init == "lsuv":
-        source = "LSUV starts from orthogonal weights (σ_w² = 1); the theory shows that starting point."
-    elif ini.uses_sigma_b:
-        source = f"σ_w² = {cfg.sigma_w:g}² and σ_b² = {cfg.sigma_b:g}² of the {ini.label} parameterization."
-    else:
-        source = (f"{ini.label} on a {width} × {width} layer has Var(W) = {sw2 / width:.3g} = {sw2:.3g}/fan_in, "
-                  f"so σ_w² = {sw2:.3g}" + (f"; its biases have σ_b² = {sb2:.3g}." if sb2 else "; biases start at 0."))
-    summ = T.summary(cfg.activation, math.sqrt(sw2), math.sqrt(sb2), depth=len(cfg.hidden_widths), q0=1.0)
-    return Numbers(sw2, sb2, summ, source)
+    return T.setting_summary(cfg)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -139,65 +112,38 @@ def profile(cfg: RunConfig) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def measured_at_init(cfg: RunConfig) -> tuple[np.ndarray, np.ndarray] | str:
-    """Step 0 of a real run (one batch, this width): per-layer Var(h) and Var(∂L/∂h) relative to the last
-    layer; or a sentence on why it was not measured."""
-    probe_cfg = cfg.replace(steps=0, record_every=1, eval_every=0)
+def measured_at_init(cfg: RunConfig) -> pd.DataFrame | str:
+    """The real network measured at step 0 (`core.theory.measured_profile`: layer, q, grad_rel), or a
+    sentence on why it was not measured (over this server's limits, or no record)."""
     # One forward and backward pass, not a training run: allow 20× the per-step work of a run.
     limits = server_limits()
-    problem = dataclasses.replace(limits, max_work=limits.max_work * MEASURE_WORK_FACTOR).violation(probe_cfg)
+    problem = dataclasses.replace(limits, max_work=limits.max_work * MEASURE_WORK_FACTOR).violation(
+        T.at_init_config(cfg))
     if problem is not None:
         return f"Not measured: {problem[1]}"
-    result = train(probe_cfg)
-    if not len(result.steps):
-        return "Not measured: the network produced no record."
-    rec = result.stats[0]
-    q = rec[:, COL["preact_var"]]
-    g = rec[:, COL["grad_preact_var"]]
-    with np.errstate(all="ignore"):
-        rel = g / g[-1] if math.isfinite(g[-1]) and g[-1] > 0 else np.full_like(g, np.nan)
-    return q, rel
-
-
-def _jacobian_cost(cfg: RunConfig) -> int:
-    """The work of one input point's Jacobian: Σ fan_in · fan_out · the widest layer."""
-    widths = cfg.hidden_widths
-    return sum(a * b for a, b in zip((cfg.features, *widths[:-1]), widths)) * max(widths)
-
-
-def jacobian_inputs(cfg: RunConfig) -> int:
-    """How many input points to take: ~256 singular values in all, within the cost budget."""
-    per_point = min(cfg.hidden_widths[-1], cfg.features)
-    n = max(1, min(8, math.ceil(256 / max(per_point, 1))))
-    cost = _jacobian_cost(cfg)
-    while n > 1 and n * cost > JACOBIAN_MAX_COST:
-        n -= 1
-    return n
+    try:
+        return T.measured_profile(cfg)
+    except RuntimeError as e:
+        return f"Not measured: {e}"
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def jacobian(cfg: RunConfig) -> tuple[np.ndarray, float | None] | str:
+def jacobian(cfg: RunConfig):
     """Singular values of ∂a^L/∂x at initialization and the theory's mean squared value; or why not."""
-    if cfg.batchnorm:
-        return ("With BatchNorm, the Jacobian at initialization depends on the whole batch, so it is not shown; "
-                "turn BatchNorm off to see it.")
-    if _jacobian_cost(cfg) > 4 * JACOBIAN_MAX_COST:
-        return "This network is too large to compute its Jacobian here; make it narrower or shallower."
-    svs = T.jacobian_singular_values(cfg, n_inputs=jacobian_inputs(cfg))
-    return svs, T.jacobian_theory_mean(cfg, 1.0)
+    return T.jacobian_at_init(cfg)
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
-def variance_map_figure(activation: str, sigma_w2: float, sigma_b2: float) -> go.Figure:
-    return TF.fig_variance_map(activation, sigma_w2, sigma_b2)
+def variance_map_figure(activation: str, sigma_w2: float, sigma_b2: float):
+    return F.fig_variance_map(activation, sigma_w2, sigma_b2)
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
-def phase_figure(activation: str, sigma_w2: float, sigma_b2: float, quantity: str) -> go.Figure:
-    return TF.fig_phase_diagram(activation, sigma_w2, sigma_b2, quantity=quantity)
+def phase_figure(activation: str, sigma_w2: float, sigma_b2: float, quantity: str):
+    return F.fig_phase_diagram(activation, sigma_w2, sigma_b2, quantity=quantity)
 
 
-# -- the words --------------------------------------------------------------------------------------
+# -- number formats --------------------------------------------------------------------------------------
 
 def fmt(x: float | None, digits: int = 3) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
@@ -213,55 +159,5 @@ def depth_scale_text(value: float | None, phase: str) -> str:
     return f"{value:.3g} layers"
 
 
-_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
-
-
-def pow10(x: float) -> str:
-    """10 to the nearest whole power of x, in print: 1.3e-24 → '10⁻²⁴' ('—' if x is not a positive number)."""
-    if not (math.isfinite(x) and x > 0):
-        return "—"
-    return "10" + str(int(round(math.log10(x)))).translate(_SUPERSCRIPT)
-
-
-def ratio_text(x: float) -> str:
-    """0.051 as '0.051', 1.3e-24 as 'about 10⁻²⁴'."""
-    return f"{x:.2g}" if 1e-3 <= x <= 1e3 else f"about {pow10(x)}"
-
-
-def gradient_sentence(prof: pd.DataFrame) -> str | None:
-    """How much the gradient changes from the last layer to the first, predicted along the actual q path."""
-    if not prof.attrs.get("applies", True) or len(prof) < 2:
-        return None
-    g = float(prof["grad_rel"].iloc[0])
-    L = len(prof)
-    if not math.isfinite(g):
-        return f"The predicted gradient second moment overflows over {L} layers: it explodes."
-    if g <= 0:
-        return f"No gradient reaches layer 1: the predicted gradient second moment there is 0 (of layer {L}'s)."
-    dec = math.log10(g)
-    if abs(dec) < 0.3:
-        return f"Over {L} layers the gradient keeps its size: layer 1 gets {g:.2g}× the last layer's second moment."
-    word = "shrinks" if dec < 0 else "grows"
-    return (f"Over {L} layers the gradient {word}: layer 1's second moment is predicted at {ratio_text(g)} × "
-            f"layer {L}'s.")
-
-
-def limitations(cfg: RunConfig, prof: pd.DataFrame) -> list[str]:
-    """Sentences on where the theory does not apply (or only roughly) for this setting."""
-    out = []
-    if cfg.batchnorm:
-        out.append("**BatchNorm is on:** every layer's pre-activations are renormalized to variance 1, whatever the "
-                   "weights, so the forward prediction is q = 1 in every layer and the backward pass is not covered. "
-                   "The variance map and phase diagram below describe the same network without BatchNorm.")
-    if cfg.init == "lsuv":
-        out.append("**LSUV** sets each layer's scale from a batch of data, so the theory, which needs the weight "
-                   "variance in advance, does not apply; the numbers below are for its orthogonal starting point.")
-    note = prof.attrs.get("note", "")
-    if note and not cfg.batchnorm and cfg.init != "lsuv":
-        out.append(note)
-    return out
-
-
-__all__ = ["KEY", "ASSUMPTIONS", "clamp_to_limits", "sidebar", "Numbers", "numbers", "profile", "measured_at_init",
-           "jacobian_inputs", "jacobian", "variance_map_figure", "phase_figure", "fmt", "depth_scale_text",
-           "gradient_sentence", "limitations", "pow10", "ratio_text"]
+__all__ = ["KEYS", "QUANTITY", "ASSUMPTIONS", "clamp_to_limits", "sidebar", "numbers", "profile",
+           "measured_at_init", "jacobian", "variance_map_figure", "phase_figure", "fmt", "depth_scale_text"]

@@ -1,16 +1,23 @@
 """Every Plotly figure of the app, built in core with one template.
 
-* `style`: the palette, the template, log-axis ticks and shared helpers;
-* `runs`: the charts of a run (variance by layer, heatmaps, loss, ...);
-* `theory`: the Theory page's charts.
+One module per family of charts, each a set of pure functions `fig_*(arrays or table, ...) -> go.Figure`:
 
-`from core import figures as F` gives the run charts and the style's public names.
+* `style`: the palette, the one template, the shared layout and helpers (log axes, gaps, notes);
+* `runs`: the charts of one run (variance by layer, heatmaps, loss, distributions, ...);
+* `compare`: several runs on one chart (Compare);
+* `theory`: the Theory page's charts (variance map, phase diagram, Jacobian spectrum, profile);
+* `learn`: the Learn page's small line charts.
+
+`from core import figures as F` gives every figure builder and the style's public names.
 """
 from core.figures.style import (
-    COLOURS, HEALTHY_UPDATE_RATIO, HEATMAP_SPAN, MAX_POINTS, MAX_RIDGES, NAMES, TEMPLATE, THEORY_LABEL, log_ticks,
-    sample_indices,
+    COLOURS, HEALTHY_UPDATE_RATIO, HEATMAP_SPAN, MAX_POINTS, MAX_RIDGES, NAMES, RUN_COLOURS, SERIES_COLOURS, TEMPLATE,
+    THEORY_LABEL, log_ticks, sample_indices,
 )
 from core.figures.runs import (
     fig_histograms, fig_layer_step_heatmap, fig_loss_accuracy, fig_saturation, fig_theory_profile, fig_update_ratio,
-    fig_variance_by_layer, fig_variance_compare, heatmap_zrange, theory_traces,
+    fig_variance_by_layer, heatmap_zrange, theory_traces,
 )
+from core.figures.compare import fig_loss_compare, fig_variance_compare, shared_zrange
+from core.figures.theory import fig_jacobian_spectrum, fig_phase_diagram, fig_predicted_profile, fig_variance_map
+from core.figures.learn import fig_by_layer, fig_lines

@@ -2,10 +2,10 @@
 
 No Streamlit here: the pages lay these out, a notebook can call them too.
 
-Inputs are the arrays a `Snapshot` or `RunResult` carries:
+Inputs are the arrays a `core.run.record.RunRecord` carries:
   `stats` (records, layers, len(STAT_COLUMNS)) float64, columns in
   `core.measure.probes.STAT_COLUMNS`; `steps` (records, 4) with columns
-  step, loss, train_accuracy, test_accuracy (`core.run.engine.STEP_COLUMNS`);
+  step, loss, train_accuracy, test_accuracy (`core.run.record.STEP_COLUMNS`);
   `hist` the latest per-layer histograms ({'act' | 'grad_preact' | 'preact':
   [(edges, counts), ...], 'step': int}).
 
@@ -19,19 +19,18 @@ headless Chromium), and Streamlit mounts a chart afresh when it changes.
 from __future__ import annotations
 
 import math
-from typing import Mapping
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
-from plotly.subplots import make_subplots
 
-from core.figures.style import (  # noqa: F401  (the public ones are re-exported: figures.NAMES, figures.TEMPLATE, ...)
-    COLOURS, HEALTHY_UPDATE_RATIO, HEATMAP_SPAN, MAX_POINTS, MAX_RIDGES, NAMES, TEMPLATE, THEORY_LABEL, _check,
-    _empty, _f32, _gap_note, _layers, _layout, _log10, _log_ready, _note, _ranges, _record_axes, _record_index,
-    _step_ticks, _subtitle, log_ticks, sample_indices,
+from core.figures.style import (
+    COLOURS, HEALTHY_UPDATE_RATIO, HEATMAP_SPAN, LAYER_AXIS, MAX_POINTS, MAX_RIDGES, NAMES, THEORY_LABEL, add_note,
+    apply_layout, as_f32, check_arrays, empty_figure, for_log_axis, gap_note, layer_axes, layer_axis, log10_or_gap,
+    log_ticks, ranges_text, record_axes, sample_indices, step_ticks, title_with_note, two_panels,
 )
 from core.measure.records import COL
+from core.registry import ACTIVATIONS
 
 # -- 1. variance by layer --------------------------------------------------------------------------
 
@@ -57,35 +56,34 @@ def fig_variance_by_layer(stats: np.ndarray, steps: np.ndarray, *, record: int =
     `core.theory.predicted_profile`) applies, its predicted Var(h) and gradient
     profile as dashed lines. One point per layer in every measured trace."""
     stats, steps = np.asarray(stats), np.asarray(steps)
-    _check(stats, steps)
+    check_arrays(stats, steps)
     title = "Variance by layer"
     if len(steps) == 0:
-        return _empty(title, "Nothing recorded yet: press Run.", height)
-    i, step, L, x = _record_axes(stats, steps, record)
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.09, subplot_titles=(
-        "Forward: activations", "Backward: gradients ∂L/∂h"))
+        return empty_figure(title, "Nothing recorded yet: press Run.", height)
+    i, step, L, x = record_axes(stats, steps, record)
+    fig = two_panels("Forward", "Backward: ∂L/∂h")
     panels = {1: ("preact_var", "act_var"), 2: ("grad_preact_var",)}
     notes: dict[int, list] = {1: [], 2: []}
     for col, columns in panels.items():
         for c in columns:
             if ghost and i != 0:
                 fig.add_trace(go.Scatter(
-                    x=x, y=_log_ready(stats[0, :, COL[c]]), mode="lines", name="at step 0 (faint)",
+                    x=x, y=for_log_axis(stats[0, :, COL[c]]), mode="lines", name="at step 0 (faint)",
                     legendgroup="ghost", showlegend=(c == "preact_var"),
                     line=dict(color=COLOURS[c], width=2, dash="dot"), opacity=0.35,
                     hovertemplate=f"{NAMES[c]} at step 0<br>layer %{{x}}: %{{y:.3g}}<extra></extra>"), row=1, col=col)
             fig.add_trace(go.Scatter(
-                x=x, y=_log_ready(stats[i, :, COL[c]]), mode="lines+markers", name=NAMES[c],
+                x=x, y=for_log_axis(stats[i, :, COL[c]]), mode="lines+markers", name=NAMES[c],
                 line=dict(color=COLOURS[c], width=2.5), marker=dict(size=5 if L <= 60 else 3),
                 hovertemplate=f"{NAMES[c]} at step {step}<br>layer %{{x}}: %{{y:.3g}}<extra></extra>"), row=1, col=col)
-            notes[col].append(_gap_note(stats[i, :, COL[c]], NAMES[c]))
+            notes[col].append(gap_note(stats[i, :, COL[c]], NAMES[c]))
     q, grad = theory_traces(theory, stats, steps)
     if q is not None:
-        fig.add_trace(go.Scatter(x=x, y=_log_ready(q), mode="lines", name=THEORY_LABEL, legendgroup="theory",
+        fig.add_trace(go.Scatter(x=x, y=for_log_axis(q), mode="lines", name=THEORY_LABEL, legendgroup="theory",
                                  line=dict(color=COLOURS["theory"], width=1.5, dash="dash"),
                                  hovertemplate="theory Var(h), layer %{x}: %{y:.3g}<extra></extra>"), row=1, col=1)
     if grad is not None and np.isfinite(grad).any():
-        fig.add_trace(go.Scatter(x=x, y=_log_ready(grad), mode="lines", name=THEORY_LABEL, legendgroup="theory",
+        fig.add_trace(go.Scatter(x=x, y=for_log_axis(grad), mode="lines", name=THEORY_LABEL, legendgroup="theory",
                                  showlegend=q is None, line=dict(color=COLOURS["theory"], width=1.5, dash="dash"),
                                  hovertemplate="theory Var(∂L/∂h), layer %{x}: %{y:.3g}<extra></extra>"), row=1, col=2)
     if theory is not None and not theory.attrs.get("applies", True):
@@ -93,49 +91,15 @@ def fig_variance_by_layer(stats: np.ndarray, steps: np.ndarray, *, record: int =
                            x=1.0, y=-0.17, xref="paper", yref="paper", xanchor="right", showarrow=False,
                            font=dict(size=11, color="#666666"))
     for col, lines in notes.items():
-        _note(fig, lines, panel=col)
-    fig.update_xaxes(title_text="layer (1 = next to the input)", range=[0.5, L + 0.5] if L < 3 else None)
+        add_note(fig, lines, panel=col)
+    layer_axes(fig, L)
     for col, columns in panels.items():
         shown = [stats[i, :, COL[c]] for c in columns] + ([stats[0, :, COL[c]] for c in columns] if ghost else [])
         shown.append(q if col == 1 else grad)
         fig.update_yaxes(**log_ticks(*shown), row=1, col=col)
     fig.update_yaxes(title_text="variance (log scale)", row=1, col=1)
-    _layout(fig, f"{title} at step {step}", height, legend_bottom=True)
+    apply_layout(fig, f"{title} at step {step}", height, legend_bottom=True)
     return fig
-
-
-def fig_variance_compare(runs: Mapping[str, tuple[np.ndarray, np.ndarray]], *, record: int = -1,
-                         height: int = 430) -> go.Figure:
-    """Several runs on one variance-by-layer chart (Compare): `runs` maps a
-    label ("A", "B") to (stats, steps). Forward Var(h) left, Var(∂L/∂h) right;
-    runs differ by line style, quantities by colour."""
-    dashes = ["solid", "dash", "dot", "dashdot"]
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.09, subplot_titles=(
-        "Forward: Var(h)", "Backward: Var(∂L/∂h)"))
-    notes: dict[int, list] = {1: [], 2: []}
-    for k, (label, (stats, steps)) in enumerate(runs.items()):
-        stats, steps = np.asarray(stats), np.asarray(steps)
-        _check(stats, steps)
-        if len(steps) == 0:
-            notes[1].append(f"{label}: nothing recorded yet")
-            continue
-        i = _record_index(steps, record)
-        step = int(steps[i, 0])
-        x = _layers(stats.shape[1])
-        for col, c in ((1, "preact_var"), (2, "grad_preact_var")):
-            fig.add_trace(go.Scatter(
-                x=x, y=_log_ready(stats[i, :, COL[c]]), mode="lines+markers", name=f"{label}: {NAMES[c]} (step {step})",
-                line=dict(color=COLOURS[c], width=2.5, dash=dashes[k % len(dashes)]), marker=dict(size=4),
-                hovertemplate=f"{label}, {NAMES[c]} at step {step}<br>layer %{{x}}: %{{y:.3g}}<extra></extra>"),
-                row=1, col=col)
-            notes[col].append(_gap_note(stats[i, :, COL[c]], f"{label}: {NAMES[c]}"))
-    for col, lines in notes.items():
-        _note(fig, lines, panel=col)
-    fig.update_xaxes(title_text="layer (1 = next to the input)")
-    for col, c in ((1, "preact_var"), (2, "grad_preact_var")):
-        fig.update_yaxes(**log_ticks(*[np.asarray(st)[..., COL[c]] for st, _ in runs.values()]), row=1, col=col)
-    fig.update_yaxes(title_text="variance (log scale)", row=1, col=1)
-    return _layout(fig, "Variance by layer", height, legend_bottom=True)
 
 
 def fig_theory_profile(theory, *, height: int = 380) -> go.Figure:
@@ -144,22 +108,21 @@ def fig_theory_profile(theory, *, height: int = 380) -> go.Figure:
     (right), from `core.theory.predicted_profile`."""
     title = "What theory predicts"
     if theory is None or not theory.attrs.get("applies", True) or not np.isfinite(np.asarray(theory["q"], float)).any():
-        return _empty(title, "Mean-field theory does not cover this setting: press Run to measure it.", height)
+        return empty_figure(title, "Mean-field theory does not cover this setting: press Run to measure it.", height)
     x = np.asarray(theory["layer"], dtype=np.int32)
     q = np.asarray(theory["q"], dtype=np.float64)
     g = np.asarray(theory["grad_rel"], dtype=np.float64)
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.09, subplot_titles=(
-        "Forward: predicted Var(h)", "Backward: predicted Var(∂L/∂h) ÷ last layer's"))
-    fig.add_trace(go.Scatter(x=x, y=_log_ready(q), mode="lines+markers", name="predicted Var(h)",
+    fig = two_panels("Forward: predicted Var(h)", "Backward, ÷ the last layer")
+    fig.add_trace(go.Scatter(x=x, y=for_log_axis(q), mode="lines+markers", name="predicted Var(h)",
                              line=dict(color=COLOURS["preact_var"], width=2, dash="dash"), marker=dict(size=4),
                              hovertemplate="layer %{x}: %{y:.3g}<extra></extra>"), row=1, col=1)
-    fig.add_trace(go.Scatter(x=x, y=_log_ready(g), mode="lines+markers", name="predicted Var(∂L/∂h), relative",
+    fig.add_trace(go.Scatter(x=x, y=for_log_axis(g), mode="lines+markers", name="predicted Var(∂L/∂h), relative",
                              line=dict(color=COLOURS["grad_preact_var"], width=2, dash="dash"), marker=dict(size=4),
                              hovertemplate="layer %{x}: %{y:.3g} × the last layer's<extra></extra>"), row=1, col=2)
-    fig.update_xaxes(title_text="layer (1 = next to the input)")
+    layer_axes(fig, len(x))
     fig.update_yaxes(**log_ticks(q), row=1, col=1)
     fig.update_yaxes(**log_ticks(g), row=1, col=2)
-    return _layout(fig, title + " (" + THEORY_LABEL.split(": ", 1)[1] + ")", height, legend_bottom=True)
+    return apply_layout(fig, title + " (" + THEORY_LABEL.split(": ", 1)[1] + ")", height, legend_bottom=True)
 
 
 # -- 2. layer × step heatmaps ----------------------------------------------------------------------
@@ -186,18 +149,18 @@ def fig_layer_step_heatmap(stats: np.ndarray, steps: np.ndarray, column: str = "
     0, inf and nan are grey gaps. At most `max_steps` records (evenly spaced,
     first and last kept)."""
     stats, steps = np.asarray(stats), np.asarray(steps)
-    _check(stats, steps)
+    check_arrays(stats, steps)
     name = NAMES.get(column, column)
     title = title or f"log10 {name} by layer and step"
     if len(steps) == 0:
-        return _empty(title, "Nothing recorded yet: press Run.", height)
+        return empty_figure(title, "Nothing recorded yet: press Run.", height)
     idx = sample_indices(len(steps), max_steps)
     raw = stats[idx, :, COL[column]]                       # (k, L)
-    z = _log10(raw).T                                      # (L, k)
+    z = log10_or_gap(raw).T                                      # (L, k)
     zmin, zmax = zrange if zrange is not None else heatmap_zrange(stats, column)
     L = stats.shape[1]
     fig = go.Figure(go.Heatmap(
-        z=z, x=steps[idx, 0].astype(np.int32), y=_layers(L),
+        z=z, x=steps[idx, 0].astype(np.int32), y=layer_axis(L),
         zmin=zmin, zmax=zmax, zmid=(zmin + zmax) / 2, colorscale="RdBu", reversescale=True,
         hoverongaps=False, colorbar=dict(title=dict(text="log10", side="right"), thickness=14),
         hovertemplate="step %{x}, layer %{y}<br>log10 " + name + " = %{z:.2f}<extra></extra>",
@@ -208,8 +171,8 @@ def fig_layer_step_heatmap(stats: np.ndarray, steps: np.ndarray, column: str = "
         r, l = np.argwhere(bad)[0]
         note = f"grey = 0, inf or nan (first at step {int(steps[idx[r], 0])}, layer {int(l) + 1})"
     fig.update_yaxes(title_text="layer", autorange="reversed", showgrid=False)
-    fig.update_xaxes(title_text="step", showgrid=False, **_step_ticks(steps[idx, 0]))
-    _layout(fig, _subtitle(title, note), height)
+    fig.update_xaxes(title_text="step", showgrid=False, **step_ticks(steps[idx, 0]))
+    apply_layout(fig, title_with_note(title, note), height)
     fig.update_layout(plot_bgcolor="#c8c8c8")
     return fig
 
@@ -222,23 +185,23 @@ def fig_loss_accuracy(steps: np.ndarray, *, max_points: int = MAX_POINTS, height
     steps = np.asarray(steps)
     title = "Loss and accuracy"
     if len(steps) == 0:
-        return _empty(title, "Nothing recorded yet: press Run.", height)
+        return empty_figure(title, "Nothing recorded yet: press Run.", height)
     idx = sample_indices(len(steps), max_points)
     x = steps[idx, 0].astype(np.int32)
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=("Training loss", "Accuracy"))
+    fig = two_panels("Training loss", "Accuracy")
     loss = steps[idx, 1]
     few = len(x) <= 20  # a single point of a line would not show
-    fig.add_trace(go.Scatter(x=x, y=_f32(loss), mode="lines+markers" if few else "lines", name="training loss (batch)",
+    fig.add_trace(go.Scatter(x=x, y=as_f32(loss), mode="lines+markers" if few else "lines", name="training loss (batch)",
                                line=dict(color=COLOURS["loss"], width=2),
                                hovertemplate="step %{x}: loss %{y:.4g}<extra></extra>"), row=1, col=1)
-    fig.add_trace(go.Scatter(x=x, y=_f32(steps[idx, 2]), mode="lines+markers" if few else "lines",
+    fig.add_trace(go.Scatter(x=x, y=as_f32(steps[idx, 2]), mode="lines+markers" if few else "lines",
                                name="training batch accuracy",
                                line=dict(color=COLOURS["train_accuracy"], width=1.5),
                                hovertemplate="step %{x}: batch accuracy %{y:.1%}<extra></extra>"), row=1, col=2)
     tested = np.flatnonzero(np.isfinite(steps[:, 3]))
     if tested.size:
         t = tested[sample_indices(tested.size, max_points)]
-        fig.add_trace(go.Scatter(x=steps[t, 0].astype(np.int32), y=_f32(steps[t, 3]), mode="lines+markers",
+        fig.add_trace(go.Scatter(x=steps[t, 0].astype(np.int32), y=as_f32(steps[t, 3]), mode="lines+markers",
                                    name="held-out accuracy", line=dict(color=COLOURS["test_accuracy"], width=2.5),
                                    marker=dict(size=5), hovertemplate="step %{x}: held-out accuracy %{y:.1%}<extra></extra>"),
                       row=1, col=2)
@@ -247,11 +210,11 @@ def fig_loss_accuracy(steps: np.ndarray, *, max_points: int = MAX_POINTS, height
         fig.update_yaxes(**log_ticks(finite), row=1, col=1)
     bad = np.flatnonzero(~np.isfinite(steps[:, 1]))
     if bad.size:
-        _note(fig, [f"the loss became inf/nan at step {int(steps[bad[0], 0])}"])
-    fig.update_xaxes(title_text="step", **_step_ticks(x))
+        add_note(fig, [f"the loss became inf/nan at step {int(steps[bad[0], 0])}"])
+    fig.update_xaxes(title_text="step", **step_ticks(x))
     fig.update_yaxes(title_text="cross-entropy", row=1, col=1)
     fig.update_yaxes(range=[0, 1.02], tickformat=".0%", row=1, col=2)
-    return _layout(fig, title, height, legend_bottom=True)
+    return apply_layout(fig, title, height, legend_bottom=True)
 
 
 # -- 4. distributions (ridge plot) -----------------------------------------------------------------
@@ -267,7 +230,7 @@ def fig_histograms(hist: dict | None, kind: str = "act", *, max_layers: int = MA
     what = HIST_KINDS.get(kind, kind)
     title = f"Distribution of {what}"
     if not hist or not hist.get(kind):
-        return _empty(title, "No distributions recorded yet.", height)
+        return empty_figure(title, "No distributions recorded yet.", height)
     per_layer = hist[kind]
     L = len(per_layer)
     title += f" at step {hist.get('step', '?')}"
@@ -284,7 +247,7 @@ def fig_histograms(hist: dict | None, kind: str = "act", *, max_layers: int = MA
         hi = max(hi, edges[min(np.searchsorted(cdf, 0.9975) + 1, len(edges) - 1)])
     fig = go.Figure()
     if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
-        return _empty(title, "Every value was inf/nan or the layers were empty.", height)
+        return empty_figure(title, "Every value was inf/nan or the layers were empty.", height)
     colours = sample_colorscale("Viridis", list(np.linspace(0.0, 0.85, len(chosen))))
     empty = []
     for k, l in enumerate(chosen):
@@ -299,7 +262,7 @@ def fig_histograms(hist: dict | None, kind: str = "act", *, max_layers: int = MA
         xs = np.concatenate([[centres[0]], centres, [centres[-1]]])
         ys = base - np.concatenate([[0.0], height_ * (L / max(len(chosen), 1)) * 0.9, [0.0]])
         fig.add_trace(go.Scatter(
-            x=_f32(xs), y=_f32(ys), mode="lines", fill="toself", name=f"layer {l + 1}", showlegend=False,
+            x=as_f32(xs), y=as_f32(ys), mode="lines", fill="toself", name=f"layer {l + 1}", showlegend=False,
             line=dict(color=colours[k], width=1), fillcolor=colours[k].replace("rgb", "rgba").replace(")", ", 0.45)"),
             hoveron="fills+points", hovertemplate=f"layer {l + 1}<br>x = %{{x:.3g}}<extra></extra>"))
     pad = 0.03 * (hi - lo)
@@ -308,8 +271,8 @@ def fig_histograms(hist: dict | None, kind: str = "act", *, max_layers: int = MA
     ticks = [l for l in range(1, L + 1) if l == 1 or l == L or l % step_ticks == 0]
     fig.update_yaxes(autorange="reversed", title_text="layer", tickvals=ticks, showgrid=False, zeroline=False)
     subset = "" if len(chosen) == L else f" ({len(chosen)} of {L} layers)"
-    note = f"no finite values in layer{'s' if len(empty) > 1 else ''} {_ranges(empty)}" if empty else None
-    return _layout(fig, _subtitle(title + subset, note), height)
+    note = f"no finite values in layer{'s' if len(empty) > 1 else ''} {ranges_text(empty)}" if empty else None
+    return apply_layout(fig, title_with_note(title + subset, note), height)
 
 
 # -- 5. saturation and dead units ------------------------------------------------------------------
@@ -320,26 +283,26 @@ def fig_saturation(stats: np.ndarray, steps: np.ndarray, *, record: int = -1, ac
     activation's flat region (saturation) and the share of units flat for the
     whole batch (dead), in percent, with step 0 as a faint ghost."""
     stats, steps = np.asarray(stats), np.asarray(steps)
-    _check(stats, steps)
+    check_arrays(stats, steps)
     title = "Saturation and dead units by layer"
     if len(steps) == 0:
-        return _empty(title, "Nothing recorded yet: press Run.", height)
-    i, step, L, x = _record_axes(stats, steps, record)
+        return empty_figure(title, "Nothing recorded yet: press Run.", height)
+    i, step, L, x = record_axes(stats, steps, record)
     fig = go.Figure()
     for c in ("saturation", "dead_units"):
         if ghost and i != 0:
-            fig.add_trace(go.Scatter(x=x, y=_f32(100 * stats[0, :, COL[c]]), mode="lines", name="at step 0 (faint)",
+            fig.add_trace(go.Scatter(x=x, y=as_f32(100 * stats[0, :, COL[c]]), mode="lines", name="at step 0 (faint)",
                                      legendgroup="ghost", showlegend=c == "saturation",
                                      line=dict(color=COLOURS[c], dash="dot", width=2), opacity=0.35,
                                      hovertemplate=f"{NAMES[c]} at step 0<br>layer %{{x}}: %{{y:.1f}}%<extra></extra>"))
-        fig.add_trace(go.Scatter(x=x, y=_f32(100 * stats[i, :, COL[c]]), mode="lines+markers", name=NAMES[c],
+        fig.add_trace(go.Scatter(x=x, y=as_f32(100 * stats[i, :, COL[c]]), mode="lines+markers", name=NAMES[c],
                                  line=dict(color=COLOURS[c], width=2.5), marker=dict(size=5 if L <= 60 else 3),
                                  hovertemplate=f"{NAMES[c]} at step {step}<br>layer %{{x}}: %{{y:.1f}}%<extra></extra>"))
-    if activation == "linear":
-        _note(fig, ["a linear activation has no flat region: nothing can saturate or die"])
-    fig.update_xaxes(title_text="layer (1 = next to the input)")
+    if activation is not None and not ACTIVATIONS[activation].has_flat_region:
+        add_note(fig, [f"{ACTIVATIONS[activation].label} has no flat region: nothing can saturate or die"])
+    fig.update_xaxes(title_text=LAYER_AXIS)
     fig.update_yaxes(title_text="% of entries / units", range=[-2, 102])
-    return _layout(fig, f"{title} at step {step}", height, legend_bottom=True)
+    return apply_layout(fig, f"{title} at step {step}", height, legend_bottom=True)
 
 
 # -- 6. update:data ratio --------------------------------------------------------------------------
@@ -351,11 +314,11 @@ def fig_update_ratio(stats: np.ndarray, steps: np.ndarray, *, max_steps: int = M
     evenly spaced ones are drawn (first and last kept), coloured from the
     input side (dark) to the output side (light)."""
     stats, steps = np.asarray(stats), np.asarray(steps)
-    _check(stats, steps)
+    check_arrays(stats, steps)
     title = "Update:data ratio per layer"
     rows = np.flatnonzero(steps[:, 0] > 0)  # no update has happened at step 0
     if rows.size == 0:
-        fig = _empty(title, "No update yet: the ratio appears after the first step.", height)
+        fig = empty_figure(title, "No update yet: the ratio appears after the first step.", height)
         return fig
     idx = rows[sample_indices(rows.size, max_steps)]
     x = steps[idx, 0].astype(np.int32)
@@ -366,7 +329,7 @@ def fig_update_ratio(stats: np.ndarray, steps: np.ndarray, *, max_steps: int = M
     notes = []
     for k, l in enumerate(chosen):
         y = stats[idx, l, COL["update_ratio"]]
-        fig.add_trace(go.Scatter(x=x, y=_log_ready(y), mode="lines" if len(x) > 20 else "lines+markers",
+        fig.add_trace(go.Scatter(x=x, y=for_log_axis(y), mode="lines" if len(x) > 20 else "lines+markers",
                                    name=f"layer {l + 1}", line=dict(color=colours[k], width=1.8),
                                    hovertemplate=f"layer {l + 1}, step %{{x}}: %{{y:.2e}}<extra></extra>"))
         if (~np.isfinite(y)).any():
@@ -375,8 +338,8 @@ def fig_update_ratio(stats: np.ndarray, steps: np.ndarray, *, max_steps: int = M
     # On a log axis an annotation's y is log10 of the value (a shape's is the value itself).
     fig.add_annotation(x=0.0, xref="paper", xanchor="left", y=math.log10(HEALTHY_UPDATE_RATIO), yanchor="bottom",
                        text="1e-3: the usual healthy value", showarrow=False, font=dict(size=11, color="#555555"))
-    _note(fig, notes[:2])
-    fig.update_xaxes(title_text="step", **_step_ticks(x))
+    add_note(fig, notes[:2])
+    fig.update_xaxes(title_text="step", **step_ticks(x))
     shown = stats[idx][:, chosen, COL["update_ratio"]]
     fig.update_yaxes(**log_ticks(shown, HEALTHY_UPDATE_RATIO), title_text="std(ΔW) / std(W)")
     ok = shown[np.isfinite(shown) & (shown > 0)]
@@ -385,13 +348,12 @@ def fig_update_ratio(stats: np.ndarray, steps: np.ndarray, *, max_steps: int = M
         hi = math.log10(max(ok.max(), HEALTHY_UPDATE_RATIO)) + 0.25
         fig.update_yaxes(range=[lo, hi])
     subset = "" if len(chosen) == L else f" ({len(chosen)} of {L} layers)"
-    _layout(fig, title + subset, height)
+    apply_layout(fig, title + subset, height)
     fig.update_layout(legend=dict(orientation="v", yanchor="top", y=1.0, xanchor="left", x=1.02), margin=dict(r=90))
     return fig
 
 
 __all__ = [
-    "MAX_POINTS", "COLOURS", "NAMES", "THEORY_LABEL", "TEMPLATE", "sample_indices", "heatmap_zrange", "theory_traces",
-    "fig_variance_by_layer", "fig_variance_compare", "fig_theory_profile", "fig_layer_step_heatmap", "fig_loss_accuracy", "fig_histograms",
-    "fig_saturation", "fig_update_ratio",
+    "heatmap_zrange", "theory_traces", "fig_variance_by_layer", "fig_theory_profile", "fig_layer_step_heatmap",
+    "fig_loss_accuracy", "fig_histograms", "fig_saturation", "fig_update_ratio",
 ]

@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 MAX_POINTS = 200  # steps kept per line or heatmap row: enough to see the dynamics, small on the wire
 MAX_RIDGES = 25   # histograms drawn per ridge plot: more overlap into a blur
@@ -41,12 +42,16 @@ NAMES = {
     "saturation": "saturated entries",
     "dead_units": "dead units",
 }
+INK, MUTED = "#222222", "#7f7f7f"  # text; reference lines (identity, isometry)
+RUN_COLOURS = {"A": "#1f77b4", "B": "#d62728"}  # Compare's two runs
+SERIES_COLOURS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd")  # small multi-line charts: the "bad" setting first
 THEORY_LABEL = "theory: wide layers, at initialization, no BatchNorm"
+LAYER_AXIS = "layer (1 = next to the input)"
 HEATMAP_SPAN = 6.0  # decades either side of the colour scale's centre
 
 # A tiny template (Plotly's default one is ~6.5 KB of JSON in every figure).
 TEMPLATE = go.layout.Template(layout=dict(
-    font=dict(family="Source Sans Pro, Arial, sans-serif", size=13, color="#222222"),
+    font=dict(family="Source Sans Pro, Arial, sans-serif", size=13, color=INK),
     paper_bgcolor="white", plot_bgcolor="white",
     xaxis=dict(gridcolor="#ebebeb", zerolinecolor="#d0d0d0", linecolor="#bbbbbb", showline=True, ticks="outside"),
     yaxis=dict(gridcolor="#ebebeb", zerolinecolor="#d0d0d0", linecolor="#bbbbbb", showline=True, ticks="outside"),
@@ -69,7 +74,7 @@ def sample_indices(n: int, max_points: int = MAX_POINTS) -> np.ndarray:
 F32_MAX, F32_TINY = 3.0e38, 1.2e-38  # beyond these float32 overflows or loses precision down to 0
 
 
-def _f32(values) -> np.ndarray:
+def as_f32(values) -> np.ndarray:
     """float32 (half the bytes of float64 on the wire) with every non-finite
     value as NaN: a gap. Where float32 cannot hold a finite value (an
     exploding variance of 1e40, a vanished one of 1e-42), float64 instead, so
@@ -82,14 +87,14 @@ def _f32(values) -> np.ndarray:
     return a.astype(np.float32)
 
 
-def _log_ready(values) -> np.ndarray:
+def for_log_axis(values) -> np.ndarray:
     """For a log axis: float32, NaN where the value is not a positive finite number."""
     a = np.asarray(values, dtype=np.float64)
     a = np.where(np.isfinite(a) & (a > 0), a, np.nan)
-    return _f32(a)
+    return as_f32(a)
 
 
-def _log10(values) -> np.ndarray:
+def log10_or_gap(values) -> np.ndarray:
     a = np.asarray(values, dtype=np.float64)
     with np.errstate(all="ignore"):
         out = np.where(np.isfinite(a) & (a > 0), np.log10(np.where(a > 0, a, 1.0)), np.nan)
@@ -116,17 +121,17 @@ def log_ticks(*arrays) -> dict:
     return out
 
 
-def _step_ticks(steps) -> dict:
+def step_ticks(steps) -> dict:
     """Whole-number step ticks when only a few steps are shown (no 0.5 ticks)."""
     steps = np.asarray(steps)
     return dict(dtick=1, tick0=0) if steps.size and steps.max() - steps.min() < 8 else {}
 
 
-def _layers(n: int) -> np.ndarray:
+def layer_axis(n: int) -> np.ndarray:
     return np.arange(1, n + 1, dtype=np.int32)
 
 
-def _ranges(numbers: Sequence[int]) -> str:
+def ranges_text(numbers: Sequence[int]) -> str:
     """[1, 2, 3, 7, 9, 10] -> '1–3, 7, 9–10' (at most four groups)."""
     groups: list[list[int]] = []
     for v in sorted(set(int(x) for x in numbers)):
@@ -138,20 +143,20 @@ def _ranges(numbers: Sequence[int]) -> str:
     return ", ".join(parts[:4]) + (", …" if len(parts) > 4 else "")
 
 
-def _gap_note(values: np.ndarray, what: str, log_axis: bool = True) -> str | None:
+def gap_note(values: np.ndarray, what: str, log_axis: bool = True) -> str | None:
     """A sentence on which layers (of a 1-D per-layer array) cannot be drawn, or None."""
     a = np.asarray(values, dtype=np.float64)
     bad = ~np.isfinite(a)
     zero = np.isfinite(a) & (a <= 0) if log_axis else np.zeros_like(bad)
     notes = []
     if bad.any():
-        notes.append(f"{what} is inf/nan in layer{'s' if bad.sum() > 1 else ''} {_ranges(np.flatnonzero(bad) + 1)}")
+        notes.append(f"{what} is inf/nan in layer{'s' if bad.sum() > 1 else ''} {ranges_text(np.flatnonzero(bad) + 1)}")
     if zero.any():
-        notes.append(f"{what} is 0 in layer{'s' if zero.sum() > 1 else ''} {_ranges(np.flatnonzero(zero) + 1)}")
+        notes.append(f"{what} is 0 in layer{'s' if zero.sum() > 1 else ''} {ranges_text(np.flatnonzero(zero) + 1)}")
     return "; ".join(notes) if notes else None
 
 
-def _note(fig: go.Figure, lines: Sequence[str | None], y: float = 1.0, panel: int = 1) -> None:
+def add_note(fig: go.Figure, lines: Sequence[str | None], y: float = 1.0, panel: int = 1) -> None:
     """A red note in the top-left corner of a plotting area (gaps, divergence);
     `panel` is the subplot (1 = the first x/y axes)."""
     lines = [s for s in lines if s]
@@ -164,23 +169,47 @@ def _note(fig: go.Figure, lines: Sequence[str | None], y: float = 1.0, panel: in
                        bgcolor="rgba(255,255,255,0.85)")
 
 
-def _empty(title: str, message: str, height: int = 320) -> go.Figure:
+def two_panels(left: str, right: str, spacing: float = 0.1) -> go.Figure:
+    """Two side-by-side panels titled `left` and `right`. Their titles are small and short, and
+    `layer_axes` writes the long axis title once, so nothing overlaps on a phone (~130 px a panel)."""
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=spacing, subplot_titles=(left, right))
+    fig.update_annotations(font_size=13)
+    return fig
+
+
+def layer_axes(fig: go.Figure, n_layers: int | None = None) -> None:
+    """The x axes of a two-panel by-layer chart: the full title under the left panel, 'layer' under
+    the right one; with fewer than 3 layers, a range that keeps the points off the edges."""
+    rng = [0.5, n_layers + 0.5] if n_layers is not None and n_layers < 3 else None
+    fig.update_xaxes(title_text="layer (1 = input side)", range=rng, row=1, col=1)
+    fig.update_xaxes(title_text="layer", range=rng, row=1, col=2)
+
+
+def empty_figure(title: str, message: str, height: int = 320) -> go.Figure:
     fig = go.Figure()
     fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
                        font=dict(size=14, color="#666666"))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    return _layout(fig, title, height)
+    return apply_layout(fig, title, height)
 
 
-def _subtitle(title: str, note: str | None) -> str:
+def title_with_note(title: str, note: str | None) -> str:
     """The title with a red warning line under it (for notes that would cover the plot)."""
     if not note:
         return title
     return f"{title}<br><span style='font-size:12px;color:{COLOURS['warning']}'>⚠ {note}</span>"
 
 
-def _layout(fig: go.Figure, title: str, height: int, legend_bottom: bool = False) -> go.Figure:
+def title_lines(title: str, detail: str = "") -> str:
+    """A title with a second, smaller line of detail (Plotly does not wrap titles)."""
+    return f"{title}<br><span style='font-size:12px'>{detail}</span>" if detail else title
+
+
+def apply_layout(fig: go.Figure, title: str, height: int, legend_bottom: bool = False, *,
+                 x_title: str | None = None, y_title: str | None = None) -> go.Figure:
+    """The one layout every figure ends with: TEMPLATE, the title at the top left, the legend on top
+    (or, with `legend_bottom`, under the plot), the user's zoom kept across live refreshes."""
     legend = (dict(orientation="h", yref="container", yanchor="bottom", y=0.0, xanchor="left", x=0.0) if legend_bottom else
               dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1.0))
     fig.update_layout(
@@ -188,24 +217,28 @@ def _layout(fig: go.Figure, title: str, height: int, legend_bottom: bool = False
         margin=dict(l=70, r=20, t=80, b=60 if not legend_bottom else 105), legend=legend,
         hovermode="closest", uirevision="keep",  # keep the user's zoom across live refreshes
     )
+    if x_title is not None:
+        fig.update_layout(xaxis_title=x_title)
+    if y_title is not None:
+        fig.update_layout(yaxis_title=y_title)
     return fig
 
 
-def _record_index(steps: np.ndarray, record: int) -> int:
+def record_index(steps: np.ndarray, record: int) -> int:
     n = len(steps)
     if not -n <= record < n:
         raise IndexError(f"record {record} is out of range: the run has {n} records.")
     return record % n
 
 
-def _record_axes(stats: np.ndarray, steps: np.ndarray, record: int) -> tuple[int, int, int, np.ndarray]:
+def record_axes(stats: np.ndarray, steps: np.ndarray, record: int) -> tuple[int, int, int, np.ndarray]:
     """(record index, its step, number of layers, the layer axis 1..L) for a by-layer chart."""
-    i = _record_index(steps, record)
+    i = record_index(steps, record)
     L = stats.shape[1]
-    return i, int(steps[i, 0]), L, _layers(L)
+    return i, int(steps[i, 0]), L, layer_axis(L)
 
 
-def _check(stats: np.ndarray, steps: np.ndarray) -> None:
+def check_arrays(stats: np.ndarray, steps: np.ndarray) -> None:
     if stats.ndim != 3 or steps.ndim != 2 or len(stats) != len(steps):
         raise ValueError(f"stats must be (records, layers, columns) and steps (records, 4) with the same number of "
                          f"records; got {stats.shape} and {steps.shape}.")

@@ -1,7 +1,8 @@
 """Plotly figures of the mean-field theory (pure functions: numbers in, `go.Figure` out).
 
-No Streamlit here; the Theory page puts these on screen. All figures use the
-light `plotly_white` template. See `core.theory.meanfield` for the formulas.
+No Streamlit here; the Theory page puts these on screen. The template, the
+palette and the layout are `core.figures.style`'s, as for every figure. See
+`core.theory.meanfield` for the formulas.
 """
 from __future__ import annotations
 
@@ -11,14 +12,10 @@ import numpy as np
 import plotly.graph_objects as go
 
 from core import theory as T
-from core.figures.style import log_ticks
+from core.figures.style import COLOURS, INK, MUTED, apply_layout, for_log_axis, layer_axes, log_ticks, title_lines, two_panels
 from core.registry import ACTIVATIONS
 
-TEMPLATE = "plotly_white"
-_INK = "#222222"
-_CURVE = "#1f77b4"
-_ACCENT = "#d62728"
-_MUTED = "#7f7f7f"
+CURVE, ACCENT, COBWEB = COLOURS["preact_var"], COLOURS["grad_preact_var"], COLOURS["grad_act_var"]
 
 
 def _label(activation: str) -> str:
@@ -33,14 +30,10 @@ def _fmt(x: float | None, digits: int = 3) -> str:
     return f"{x:.{digits}g}"
 
 
-def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 440) -> go.Figure:
-    fig.update_layout(
-        template=TEMPLATE, title=dict(text=title, x=0.01, xanchor="left", font=dict(size=15)),
-        xaxis_title=x, yaxis_title=y, height=height, margin=dict(l=70, r=30, t=70, b=60),
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0, bgcolor="rgba(255,255,255,0.7)"),
-        font=dict(color=_INK),
-    )
-    return fig
+def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 440, detail: str = "") -> go.Figure:
+    """The theory charts' layout: `detail` on a second, smaller title line and the legend under the plot,
+    so a long title and the legend never overlap, even on a phone."""
+    return apply_layout(fig, title_lines(title, detail), height + 60, legend_bottom=True, x_title=x, y_title=y)
 
 
 def fig_variance_map(activation: str, sigma_w2: float, sigma_b2: float, q1: float | None = None,
@@ -64,8 +57,8 @@ def fig_variance_map(activation: str, sigma_w2: float, sigma_b2: float, q1: floa
     f = T.variance_map(activation, sw2, sb2, q)
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=q, y=q, mode="lines", name="identity f(q) = q",
-                             line=dict(color=_MUTED, dash="dash", width=1.5), hoverinfo="skip"))
-    fig.add_trace(go.Scatter(x=q, y=f, mode="lines", name="variance map f(q)", line=dict(color=_CURVE, width=3),
+                             line=dict(color=MUTED, dash="dash", width=1.5), hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=q, y=f, mode="lines", name="variance map f(q)", line=dict(color=CURVE, width=3),
                              hovertemplate="q = %{x:.4g}<br>f(q) = %{y:.4g}<extra></extra>"))
     if cobweb_steps > 0:
         path = T.q_path(activation, sw2, sb2, q1, cobweb_steps + 1)
@@ -76,12 +69,12 @@ def fig_variance_map(activation: str, sigma_w2: float, sigma_b2: float, q1: floa
             xs += [a, b]
             ys += [b, b]
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"layers from q¹ = {_fmt(q1)}",
-                                 line=dict(color="#ff7f0e", width=1.2), hoverinfo="skip"))
+                                 line=dict(color=COBWEB, width=1.2), hoverinfo="skip"))
     if math.isfinite(q_star):
         fig.add_trace(go.Scatter(
             x=[q_star], y=[q_star], mode="markers+text", name="fixed point q*",
-            marker=dict(color=_ACCENT, size=11, line=dict(color="white", width=1.5)),
-            text=[f"q* = {_fmt(q_star)}"], textposition="middle right", textfont=dict(color=_ACCENT),
+            marker=dict(color=ACCENT, size=11, line=dict(color="white", width=1.5)),
+            text=[f"q* = {_fmt(q_star)}"], textposition="middle right", textfont=dict(color=ACCENT),
             hovertemplate="q* = %{x:.5g}<extra></extra>"))
         status = f"q* = {_fmt(q_star)}, χ₁ = {_fmt(chi)}"
     else:
@@ -89,9 +82,8 @@ def fig_variance_map(activation: str, sigma_w2: float, sigma_b2: float, q1: floa
     fig.update_xaxes(range=[0, q_max], rangemode="tozero")
     fig.update_yaxes(range=[0, max(q_max, float(np.max(np.where(np.isfinite(f), f, 0.0))))])
     return _layout(
-        fig, f"Variance map, {_label(activation)}, σ_w² = {sw2:.3g}, σ_b² = {sb2:.3g}: {status}",
-        "q = E[h²] in layer l (pre-activation second moment, unitless)",
-        "f(q) = E[h²] in layer l + 1 (unitless)")
+        fig, f"Variance map, {_label(activation)}", "q = E[h²] in layer l (pre-activation)",
+        "f(q) = E[h²] in layer l + 1", detail=f"σ_w² = {sw2:.3g}, σ_b² = {sb2:.3g}: {status}")
 
 
 def fig_phase_diagram(activation: str, sigma_w2: float, sigma_b2: float, quantity: str = "chi1",
@@ -171,8 +163,8 @@ def fig_phase_diagram(activation: str, sigma_w2: float, sigma_b2: float, quantit
                            bgcolor="rgba(255,255,255,0.8)")
     fig.update_xaxes(range=[0, x_max])
     fig.update_yaxes(range=[0, y_max])
-    return _layout(fig, f"Phase diagram, {_label(activation)}: {what}",
-                   "σ_w² (weight variance × fan-in, unitless)", "σ_b² (bias variance, unitless)", height=500)
+    return _layout(fig, f"Phase diagram, {_label(activation)}", "σ_w² (weight variance × fan-in, unitless)",
+                   "σ_b² (bias variance, unitless)", height=500, detail=what)
 
 
 def fig_jacobian_spectrum(singular_values, theory_mean: float | None = None) -> go.Figure:
@@ -195,11 +187,11 @@ def fig_jacobian_spectrum(singular_values, theory_mean: float | None = None) -> 
     rms = float(np.sqrt(np.mean(s * s)))
     tr = (lambda v: np.log10(v)) if use_log else (lambda v: v)
     data = tr(pos) if use_log else s
-    fig.add_trace(go.Histogram(x=data, nbinsx=60, name="singular values", marker=dict(color=_CURVE, opacity=0.8),
+    fig.add_trace(go.Histogram(x=data, nbinsx=60, name="singular values", marker=dict(color=CURVE, opacity=0.8),
                                hovertemplate="%{x}<br>%{y} values<extra></extra>"))
-    lines = [(1.0, "isometry (σ = 1)", _MUTED, "dot"), (rms, f"measured RMS = {_fmt(rms)}", _INK, "solid")]
+    lines = [(1.0, "isometry (σ = 1)", MUTED, "dot"), (rms, f"measured RMS = {_fmt(rms)}", INK, "solid")]
     if theory_mean is not None and math.isfinite(theory_mean) and theory_mean > 0:
-        lines.append((math.sqrt(theory_mean), f"theory RMS = {_fmt(math.sqrt(theory_mean))}", _ACCENT, "dash"))
+        lines.append((math.sqrt(theory_mean), f"theory RMS = {_fmt(math.sqrt(theory_mean))}", ACCENT, "dash"))
     for value, name, color, dash in lines:
         if value <= 0:
             continue
@@ -208,17 +200,13 @@ def fig_jacobian_spectrum(singular_values, theory_mean: float | None = None) -> 
                                  line=dict(color=color, dash=dash, width=2), hoverinfo="skip"))
     fig.update_layout(yaxis2=dict(overlaying="y", range=[0, 1], visible=False))
     theory = "" if theory_mean is None else f" (theory {_fmt(theory_mean)})"
-    title = f"Input–output Jacobian at initialization: {s.size} singular values, mean σ² = {_fmt(rms * rms)}{theory}"
+    title = "Input–output Jacobian at initialization"
+    detail = f"{s.size} singular values, mean σ² = {_fmt(rms * rms)}{theory}"
     if use_log and zeros:
-        title += f"; {zeros} exactly 0 (not shown on the log axis)"
+        detail += f"; {zeros} exactly 0 (not shown on the log axis)"
     xlabel = ("log₁₀ singular value of ∂a^L/∂x (unitless)" if use_log
-              else "singular value of ∂a^L/∂x (unitless: output length per input length)")
-    return _layout(fig, title, xlabel, "count")
-
-
-def _positive(values) -> np.ndarray:
-    a = np.asarray(values, dtype=np.float64).reshape(-1)
-    return np.where(np.isfinite(a) & (a > 0), a, np.nan).astype(np.float32)
+              else "singular value of ∂a^L/∂x (output length per input length)")
+    return _layout(fig, title, xlabel, "count", detail=detail)
 
 
 def fig_predicted_profile(profile, measured_q=None, measured_grad_rel=None, height: int = 420) -> go.Figure:
@@ -232,36 +220,31 @@ def fig_predicted_profile(profile, measured_q=None, measured_grad_rel=None, heig
     `preact_var` and `grad_preact_var / grad_preact_var[last]`) as markers.
     Values that are 0, inf or nan are gaps.
     """
-    from plotly.subplots import make_subplots
-
     layer = np.asarray(profile["layer"], dtype=np.int32)
     L = int(layer.size)
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=(
-        "Forward: q = E[h²] per layer", "Backward: E[(∂L/∂h)²] relative to the last layer"))
+    fig = two_panels("Forward: q = E[h²]", "Backward, ÷ the last layer")
     applies = bool(profile.attrs.get("applies", True))
     theory_name = "theory (wide layers, at init)" if applies else "theory (does not apply here)"
     for col, key in ((1, "q"), (2, "grad_rel")):
-        y = _positive(profile[key])
+        y = for_log_axis(profile[key])
         if np.isfinite(y).any():
             fig.add_trace(go.Scatter(x=layer, y=y, mode="lines", name=theory_name, showlegend=col == 1,
-                                     legendgroup="theory", line=dict(color=_INK, width=2, dash="dash"),
+                                     legendgroup="theory", line=dict(color=INK, width=2, dash="dash"),
                                      hovertemplate="theory, layer %{x}: %{y:.3g}<extra></extra>"), row=1, col=col)
     for col, values, label in ((1, measured_q, "measured: Var(h) at step 0"),
                                (2, measured_grad_rel, "measured: Var(∂L/∂h) at step 0")):
         if values is None:
             continue
-        y = _positive(values)
+        y = for_log_axis(values)
         fig.add_trace(go.Scatter(x=np.arange(1, y.size + 1, dtype=np.int32), y=y, mode="markers", name=label,
-                                 marker=dict(color=_CURVE if col == 1 else _ACCENT, size=7 if L <= 60 else 4),
+                                 marker=dict(color=CURVE if col == 1 else ACCENT, size=7 if L <= 60 else 4),
                                  hovertemplate=label + ", layer %{x}: %{y:.3g}<extra></extra>"), row=1, col=col)
-    fig = _layout(fig, "Predicted per layer at initialization" + ("" if applies else " (the theory does not apply)"),
-                  "", "", height=height)
-    fig.update_layout(margin=dict(t=80, b=110),
-                      legend=dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0.0))
-    fig.update_xaxes(title_text="layer (1 = next to the input)", range=[0.5, L + 0.5] if L < 3 else None)
+    apply_layout(fig, "Predicted per layer at initialization" + ("" if applies else " (the theory does not apply)"),
+                 height, legend_bottom=True)
+    layer_axes(fig, L)
     fig.update_yaxes(type="log", exponentformat="power")
     for col, key, values in ((1, "q", measured_q), (2, "grad_rel", measured_grad_rel)):
-        shown = [_positive(profile[key])] + ([] if values is None else [_positive(values)])
+        shown = [for_log_axis(profile[key])] + ([] if values is None else [for_log_axis(values)])
         shown = np.concatenate(shown)
         shown = shown[np.isfinite(shown) & (shown > 0)]
         if shown.size:  # a flat profile still gets a readable axis: at least 1.2 decades

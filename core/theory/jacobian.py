@@ -11,6 +11,7 @@ learning through dynamical isometry", NeurIPS 2017.
 """
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,7 +22,10 @@ from core.registry import ACTIVATIONS, INITIALIZERS
 if TYPE_CHECKING:  # pragma: no cover
     from core.schema import RunConfig
 
-__all__ = ["jacobian_singular_values"]
+__all__ = ["jacobian_singular_values", "jacobian_cost", "jacobian_inputs", "jacobian_at_init",
+           "JACOBIAN_MAX_COST"]
+
+JACOBIAN_MAX_COST = 3e9  # depth · width² · inputs: a few seconds of float64 at most
 
 
 def jacobian_singular_values(cfg: "RunConfig", n_inputs: int = 1, seed: int | None = None,
@@ -79,3 +83,34 @@ def _snap_orthogonal(net, cfg: "RunConfig") -> None:
             U, S, Vh = torch.linalg.svd(linear.weight, full_matrices=False)
             scale = S.mean() if INITIALIZERS[cfg.init].needs_data else float(cfg.sigma_w)
             linear.weight.copy_(scale * (U @ Vh))
+
+
+def jacobian_cost(cfg: "RunConfig") -> int:
+    """The work of one input point's Jacobian: Σ fan_in · fan_out · the widest layer."""
+    widths = cfg.hidden_widths
+    return sum(a * b for a, b in zip((cfg.features, *widths[:-1]), widths)) * max(widths)
+
+
+def jacobian_inputs(cfg: "RunConfig", max_cost: float = JACOBIAN_MAX_COST) -> int:
+    """How many input points to take: ~256 singular values in all, within `max_cost`."""
+    per_point = min(cfg.hidden_widths[-1], cfg.features)
+    n = max(1, min(8, math.ceil(256 / max(per_point, 1))))
+    cost = jacobian_cost(cfg)
+    while n > 1 and n * cost > max_cost:
+        n -= 1
+    return n
+
+
+def jacobian_at_init(cfg: "RunConfig", max_cost: float = JACOBIAN_MAX_COST
+                     ) -> tuple[np.ndarray, float | None] | str:
+    """The singular values of ∂a^L/∂x at initialization (`jacobian_inputs(cfg)` points) and the theory's
+    mean squared value (`jacobian_theory_mean`), or a sentence on why they are not computed."""
+    from core.theory.predictions import jacobian_theory_mean
+
+    if cfg.batchnorm:
+        return ("With BatchNorm, the Jacobian at initialization depends on the whole batch, so it is not shown; "
+                "turn BatchNorm off to see it.")
+    if jacobian_cost(cfg) > 4 * max_cost:
+        return "This network is too large to compute its Jacobian here; make it narrower or shallower."
+    svs = jacobian_singular_values(cfg, n_inputs=jacobian_inputs(cfg, max_cost))
+    return svs, jacobian_theory_mean(cfg, 1.0)

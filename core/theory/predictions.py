@@ -8,14 +8,16 @@ input-output Jacobian. The names are importable from `core.theory.meanfield` too
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
 
 from core.theory.quadrature import _as_array, _check_activation
 from core.registry import INITIALIZERS
-from core.theory.meanfield import _chi1_flat, _dphi2, q_path
+from core.theory.meanfield import _chi1_flat, _dphi2, q_path, summary
 
 if TYPE_CHECKING:  # pragma: no cover
     from core.schema import RunConfig
@@ -177,3 +179,47 @@ def jacobian_theory_mean(cfg: "RunConfig", input_second_moment: float = 1.0) -> 
     with np.errstate(over="ignore", invalid="ignore"):
         chi = _chi1_flat(cfg.activation, sw2, q)
         return float(np.prod(chi) * sizes[-1] / min(sizes[-1], sizes[0]))
+
+
+# -- one setting, in numbers (the Theory page's headline) -------------------------------------------
+@dataclass(frozen=True)
+class SettingSummary:
+    """What the theory says about a config's hidden layers, taken as square layers of its last width."""
+
+    sigma_w2: float   # effective σ_w² = fan_in · Var(W)
+    sigma_b2: float   # effective σ_b² = Var(b) (0 without biases)
+    summary: dict     # `core.theory.meanfield.summary` at (σ_w, σ_b) = √ of the above
+    source: str       # where σ_w², σ_b² come from, in words
+
+
+def setting_summary(cfg: "RunConfig") -> SettingSummary:
+    """Effective (σ_w², σ_b²) of a square hidden layer under cfg's initializer, and the theory's summary.
+
+    A data-driven initializer (LSUV) sets its scale from a batch, which the theory
+    cannot know: the scheme it starts from (`Initializer.starts_as`, at σ_w = 1) is shown instead."""
+    width = cfg.hidden_widths[-1]
+    ini = INITIALIZERS[cfg.init]
+    start = INITIALIZERS[ini.starts_as] if ini.needs_data and ini.starts_as else None
+    if start is not None:
+        sw2, sb2 = start.effective_sigma2(width, width, 1.0, cfg.sigma_b)
+    else:
+        sw2, sb2 = effective_sigma2(cfg.init, width, width, cfg.sigma_w, cfg.sigma_b)
+    if not cfg.bias:
+        sb2 = 0.0
+    if start is not None:
+        source = (f"{ini.label} starts from {start.label.lower()} weights (σ_w² = {sw2:.3g}); "
+                  "the theory shows that starting point.")
+    elif ini.uses_sigma_b:
+        source = f"σ_w² = {cfg.sigma_w:g}² and σ_b² = {cfg.sigma_b:g}² of the {ini.label} parameterization."
+    else:
+        source = (f"{ini.label} on a {width} × {width} layer has Var(W) = {sw2 / width:.3g} = {sw2:.3g}/fan_in, "
+                  f"so σ_w² = {sw2:.3g}" + (f"; its biases have σ_b² = {sb2:.3g}." if sb2 else "; biases start at 0."))
+    summ = summary(cfg.activation, math.sqrt(sw2), math.sqrt(sb2), depth=len(cfg.hidden_widths), q0=1.0)
+    return SettingSummary(sw2, sb2, summ, source)
+
+
+def gradient_window(activation: str, depths: Sequence[int], sigma_w2: Sequence[float]) -> dict[int, np.ndarray]:
+    """Predicted E[(∂L/∂h¹)²] / E[(∂L/∂h^L)²] at each σ_w² of `sigma_w2` (σ_b = 0, input second moment 1),
+    for each depth L: how narrow the window of σ_w² that keeps the first layer's gradient becomes with depth."""
+    return {int(L): np.array([profile_table(activation, math.sqrt(float(s)), 0.0, int(L))["grad_rel"].iloc[0]
+                              for s in sigma_w2]) for L in depths}
