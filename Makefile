@@ -47,6 +47,7 @@ bench: install-dev
 	$(BIN)/python bench/bench_overhead.py
 	$(BIN)/python bench/bench_startup.py
 	$(BIN)/python bench/bench_theory.py
+	$(BIN)/python bench/bench_sweep.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

@@ -23,6 +23,7 @@ class Limits:
     max_work: int = 400_000_000     # parameters × batch size: bounds one step's cost (~50 ms here); the depth-50 scenarios need ~110M
     max_run_seconds: float = 300.0  # wall-clock cap of one run
     max_concurrent_runs: int = 2    # training threads on the whole server (2 cores)
+    max_sweep_work: int = 1_000_000_000_000  # Σ over a sweep's cells of parameters × batch × (steps + 1): ~4× the "6 ξ_c" scenario
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Limits":
@@ -61,10 +62,25 @@ class Limits:
                              f"(make it narrower, shallower or use a smaller batch; GFL_MAX_WORK raises it).")
         return None
 
+    def sweep_violation(self, cells) -> tuple[str, str] | None:
+        """(field, one sentence) for the first limit a sweep of RunConfigs `cells` exceeds, else None:
+        every cell must be a run this server accepts, and their total work must fit GFL_MAX_SWEEP_WORK."""
+        for cfg in cells:
+            problem = self.violation(cfg)
+            if problem is not None:
+                return problem[0], f"A cell of this sweep is over a limit: {problem[1]}"
+        work = sum(cfg.parameter_count() * cfg.batch_size * (cfg.steps + 1) for cfg in cells)
+        if work > self.max_sweep_work:
+            return "sweep", (f"This sweep's {len(cells):,} cells need {work:.3g} units of work (parameters × batch × "
+                             f"steps, summed), over this server's limit of {self.max_sweep_work:.3g} "
+                             f"(use fewer cells, fewer steps or smaller networks; GFL_MAX_SWEEP_WORK raises it).")
+        return None
+
 
 # Absolute bounds of RunConfig: sanity, not server protection.
 HARD = Limits(max_depth=1000, max_width=16384, max_batch_size=65536, max_steps=10_000_000,
-              max_work=10**13, max_run_seconds=float("inf"), max_concurrent_runs=1000)
+              max_work=10**13, max_run_seconds=float("inf"), max_concurrent_runs=1000,
+              max_sweep_work=10**18)
 
 # The largest saved run the app opens again, in megabytes of 10^6 bytes (the browser's uploader counts them so;
 # `.streamlit/config.toml`'s maxUploadSize says the same number, and a test holds the two together). The Parquet

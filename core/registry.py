@@ -101,6 +101,12 @@ class Activation:
         return torch.zeros_like(h, dtype=torch.bool)
 
     @property
+    def module_class(self) -> type:
+        """The torch.nn class that `module_code` builds (nn.ReLU for "nn.ReLU()"):
+        how `watch(model)` recognizes this activation in someone else's network."""
+        return getattr(torch.nn, self.module_code.split("(")[0].removeprefix("nn."))
+
+    @property
     def saturates(self) -> bool:
         """Flat on both sides (tanh, sigmoid): large |h| of either sign kills the slope."""
         return self.flat_beyond is not None
@@ -625,6 +631,12 @@ OPTIMIZERS: dict[str, Optimizer] = {
 }
 
 
+def activation_of_module(module) -> Activation | None:
+    """The entry whose `module_class` is exactly `module`'s class (a subclass may
+    compute another φ), or None."""
+    return next((a for a in ACTIVATIONS.values() if type(module) is a.module_class), None)
+
+
 def options_text(registry: dict) -> str:
     """'a, b or c' for error messages."""
     names = list(registry)
@@ -641,4 +653,4 @@ def phi_prime_max(act: Activation) -> float:
 __all__ = ["ACTIVATIONS", "INITIALIZERS", "DATASETS", "OPTIMIZERS", "Activation", "Advice", "Initializer", "BiasInit",
            "Dataset", "Optimizer", "options_text", "SELU_ALPHA", "SELU_SCALE", "LEAKY_SLOPE", "DEFAULT_ACTIVATION",
            "DEFAULT_INIT", "ZERO_BIAS", "NORMAL_BIAS", "UNIFORM_BIAS", "TORCH_DEFAULT_BIAS", "keras_fixed",
-           "keras_variance_scaling"]
+           "keras_variance_scaling", "activation_of_module"]

@@ -13,6 +13,7 @@ from ui.nav import nav  # noqa: E402
 nav()
 
 from ui.downloads import code_snippets, download_buttons  # noqa: E402
+from ui.follow import FOLLOW, follow_view, mode_switch  # noqa: E402
 from ui.live import live_view, show_theory_preview  # noqa: E402
 from ui.saved import opened, saved_run_box, show_saved_run, showing_saved  # noqa: E402
 from ui.session import limits_problem, run_controls, warm_up_engine  # noqa: E402
@@ -32,12 +33,15 @@ show_notes(notes)
 if problem := limits_problem():
     st.error(problem)
 cfg = sidebar(defaults, key_prefix=KEY)
+if mode_switch(KEY) == FOLLOW:  # a run of the user's own model (core.watch), not the sidebar's network
+    follow_view(KEY)
+    st.stop()
 
 run_controls(cfg, KEY, stale_note=showing_saved(KEY) is None)
 with st.expander("Open a saved run", icon=":material/folder_open:", expanded=opened(KEY) is not None):
     saved = saved_run_box(KEY, settings_prefix=KEY, sidebar_cfg=cfg)
 snap = show_saved_run(saved, KEY) if saved is not None else live_view(KEY)
-if snap is None:
+if snap is None and saved is None:
     st.info(f"{cfg.describe()}. Press **Run** to train it, or **Step** to look at it at initialization.",
             icon=":material/arrow_back:")
     show_theory_preview(cfg, KEY)

@@ -20,10 +20,10 @@ import streamlit as st
 
 from core import figures as F
 from core.schema import RunConfig, RunStatus
-from core.io.diagnosis import diagnose
 from core.run.record import RunRecord as Snapshot
 
 from .live import chart, memo, show_verdict
+from .follow import SavedWatch
 from .saved import SavedRun, opened, saved_run_box, saved_status, showing_saved
 from .session import current_run, is_live, server_limits, start_run, status_line, stop_run
 from .sidebar import config_controls, set_widgets, widget_values
@@ -169,7 +169,7 @@ def _sources() -> dict[str, object]:
 def shown() -> dict[str, tuple[Snapshot | None, SavedRun | None]]:
     """For A and B: the snapshot on screen and, when it comes from a file, the SavedRun."""
     return {label: (None if src is None else src.record if isinstance(src, SavedRun) else src.snapshot(),
-                    src if isinstance(src, SavedRun) else None)
+                    src if isinstance(src, (SavedRun, SavedWatch)) else None)
             for label, src in _sources().items()}
 
 
@@ -196,7 +196,8 @@ def show_pair(snaps: Mapping[str, Snapshot | None], saved: Mapping[str, SavedRun
             elif snap is not None:
                 status_line(snap)
             if snap is not None:
-                show_verdict(snap, cached(f"diagnosis_{label}", lambda: diagnose(snap)))
+                # a RunRecord, or a watch run's RunView (its verdict has its own advice)
+                show_verdict(snap, cached(f"diagnosis_{label}", lambda: snap.diagnosis))
     recorded = {label: s for label, s in snaps.items() if s is not None and len(s.steps)}
     if not recorded:
         st.caption("Building the networks and taking the first records…")

@@ -27,6 +27,7 @@ PAGES = (
     Page("Compare", "pages/2_Compare.py", ":material/compare_arrows:"),
     Page("Theory", "pages/3_Theory.py", ":material/functions:"),
     Page("Learn", "pages/4_Learn.py", ":material/school:"),
+    Page("Sweep", "pages/5_Sweep.py", ":material/grid_on:"),
 )
 
 

@@ -30,6 +30,7 @@ from core.io.export import ImportErrorForPeople, read_saved_run
 from core.limits import SAVED_RUN_MAX_MB
 from core.run.record import RunRecord, progress_text
 
+from .follow import SavedWatch, open_watch_file, show_watch_run, status_box, watch_file_box
 from .live import show_detail_charts, show_main_charts, show_verdict
 from .markdown import escape_markdown
 from .session import current_run, is_live, outcome_line, stop_run
@@ -38,7 +39,8 @@ from .state import slot
 
 UPLOAD_HELP = (
     "A run saved from this app: the **Parquet** (compact) or **JSON** download under *Take it with you*, or the "
-    "file `python -m core run --out run.parquet` (or `.json`) writes. It opens with the same charts, verdict and "
+    "file `python -m core run --out run.parquet` (or `.json`) writes, or a `watch(model)` run's "
+    "`w.save(\"run.json\")`. It opens with the same charts, verdict and "
     "downloads as a live run; **Use these settings** then puts its settings in the sidebar so that **Run** replays "
     f"it. At most {SAVED_RUN_MAX_MB} MB: the Parquet file of the largest run this server allows fits."
 )
@@ -63,7 +65,7 @@ class Refused:
     sentence: str
 
 
-def open_run_file(data: bytes, name: str = "saved run", file_id: str = "") -> SavedRun | Refused:
+def open_run_file(data: bytes, name: str = "saved run", file_id: str = "") -> SavedRun | SavedWatch | Refused:
     """Uploaded bytes → what the page shows: a SavedRun, or a Refused with one
     sentence (never an exception: a hostile file is only a message)."""
     suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
@@ -73,7 +75,10 @@ def open_run_file(data: bytes, name: str = "saved run", file_id: str = "") -> Sa
     try:
         result = read_saved_run(bytes(data))
     except ImportErrorForPeople as e:
-        return Refused(name, file_id, str(e))
+        watched = open_watch_file(bytes(data), name, file_id)  # a watch(model) run: drawn by ui.follow
+        if isinstance(watched, SavedWatch):
+            return watched
+        return Refused(name, file_id, watched if isinstance(watched, str) else str(e))
     except Exception as e:  # a reader bug must not become a traceback in the browser
         return Refused(name, file_id, f"The file could not be read as a saved run ({type(e).__name__}).")
     return SavedRun(name, file_id, len(data), result)
@@ -103,7 +108,7 @@ def opened(key: str) -> SavedRun | Refused | None:
 def showing_saved(key: str) -> SavedRun | None:
     """The SavedRun the page shows for slot `key` instead of its live run, if any."""
     item = opened(key)
-    if isinstance(item, SavedRun) and st.session_state.get(_show_key(key), False):
+    if isinstance(item, (SavedRun, SavedWatch)) and st.session_state.get(_show_key(key), False):
         return item
     return None
 
@@ -119,7 +124,7 @@ def put_file(key: str, data: bytes | None, name: str = "saved run", file_id: str
         return None
     item = open_run_file(data, name, file_id)
     ss[_opened_key(key)] = item
-    if isinstance(item, SavedRun):
+    if isinstance(item, (SavedRun, SavedWatch)):
         if is_live(current_run(key)):
             stop_run(key, wait=False)
         ss[_show_key(key)] = True
@@ -180,6 +185,8 @@ def saved_run_box(key: str, *, settings_prefix: str, sidebar_cfg=None,
         return None
     if item is None:
         return None
+    if isinstance(item, SavedWatch):
+        return watch_file_box(item, key, showing_saved(key) is not None, _set_show, _close)
     cfg = item.record.config
     shown = showing_saved(key)
     st.caption(f"Opened **{escape_markdown(item.name)}**: {item.record.records:,} records × "
@@ -209,8 +216,11 @@ def saved_run_box(key: str, *, settings_prefix: str, sidebar_cfg=None,
     return shown
 
 
-def saved_status(saved: SavedRun) -> None:
+def saved_status(saved: SavedRun | SavedWatch) -> None:
     """One line on what is shown, in the live status line's words, then how the run ended."""
+    if isinstance(saved, SavedWatch):
+        status_box(saved.run, "saved run")
+        return
     r = saved.record
     st.info(f"**Saved run** · {escape_markdown(saved.name)} · {r.status} · {progress_text(r)}",
             icon=":material/folder_open:")
@@ -218,7 +228,12 @@ def saved_status(saved: SavedRun) -> None:
 
 
 def show_saved_run(saved: SavedRun, key: str) -> RunRecord:
-    """The saved run with the live view's verdict and charts; returns its RunRecord (for the downloads)."""
+    """The saved run with the live view's verdict and charts; returns its RunRecord (for the downloads; None
+    for a watch(model) run, which has its own)."""
+    if isinstance(saved, SavedWatch):
+        status_box(saved.run, "saved run")
+        show_watch_run(saved.run, key)
+        return None
     snap = saved.record
     saved_status(saved)
     if len(snap.steps) == 0:

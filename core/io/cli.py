@@ -1,4 +1,4 @@
-"""`python -m core run ...` and `python -m core theory ...` (see CLI.md).
+"""`python -m core run ...`, `python -m core theory ...` and `python -m core sweep ...` (see CLI.md).
 
 Options come from `config.FIELDS`, so the CLI, the URL and the dashboard
 accept the same names and values. A bad value exits with status 2 and one
@@ -68,6 +68,23 @@ def build_parser() -> argparse.ArgumentParser:
     th.add_argument("--q0", default="1.0", help="Second moment of each input feature (default 1).")
     th.add_argument("--json", action="store_true", help="Print one JSON object.")
     th.add_argument("--out", help="Write the per-layer predicted q and gradient profile (.csv or .json).")
+
+    sw = sub.add_parser("sweep", help="Train a grid of configurations (one or two settings as axes) and write one row per cell.",
+                        description="Train every cell of one or two axes (FIELD=a,b,c or FIELD=start:stop:count; any run "
+                                    "option's URL name) and write a row of metrics per cell (.csv, .parquet or .json). "
+                                    "Finished cells are kept in the results store ($GFL_STORE_DIR) and not trained again.")
+    sw.add_argument("--axis", action="append", default=[], metavar="FIELD=SPEC",
+                    help="An axis, e.g. depth=10:60:6 or init=xavier_normal,kaiming_normal (give one or two).")
+    _add_config_options(sw)
+    sw.add_argument("--backend", default="local", help="local (a process pool, the default) or ray.")
+    sw.add_argument("--workers", default=None, help="Worker processes (default: one per core).")
+    sw.add_argument("--ray-address", dest="ray_address", default=None,
+                    help="An existing Ray cluster (default: $RAY_ADDRESS; without either, a local Ray instance).")
+    sw.add_argument("--store", default=None, help="Directory of the results store (default: $GFL_STORE_DIR or "
+                                                  "~/.cache/gradient-flow-lab).")
+    sw.add_argument("--no-store", dest="no_store", action="store_true", help="Train every cell; read and save nothing.")
+    sw.add_argument("--out", required=True, help="Output file: .csv, .parquet or .json.")
+    sw.add_argument("--quiet", action="store_true", help="No progress line.")
     return parser
 
 
@@ -257,6 +274,51 @@ def cmd_theory(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(ns: argparse.Namespace) -> int:
+    from core.sweep import ResultStore, SweepSpec, run_sweep, write_table
+    from core.sweep.backends import BACKENDS, BackendError, default_workers
+    from core.sweep.table import check_out_path
+
+    if not ns.axis:
+        raise ConfigError("axis", "Give at least one --axis FIELD=SPEC, e.g. --axis depth=10:60:6.")
+    spec = SweepSpec.parse(ns.axis, _config_from_args(ns))
+    check_out_path(ns.out)
+    if ns.backend not in BACKENDS:
+        raise ConfigError("backend", f"Invalid backend {ns.backend!r}: must be one of {', '.join(BACKENDS)}.")
+    workers = _int_opt("workers", ns.workers, 1, 1024) if ns.workers is not None else default_workers()
+    for cfg in spec.cells():
+        _check_memory(cfg)
+    try:
+        store = None if ns.no_store else ResultStore(ns.store)
+    except OSError as e:
+        raise ConfigError("store", str(e)) from None
+    show = not ns.quiet and sys.stderr.isatty()
+    t0 = time.monotonic()
+
+    def progress(cell, done, total):
+        if show:
+            rate = done / max(time.monotonic() - t0, 1e-9)
+            sys.stderr.write(f"\r{done}/{total} cells  ETA {(total - done) / rate:4.0f} s ")
+            sys.stderr.flush()
+
+    try:
+        result = run_sweep(spec, backend=ns.backend, workers=workers, ray_address=ns.ray_address, store=store,
+                           progress=progress)
+    except BackendError as e:
+        raise ConfigError("backend", str(e)) from None
+    if show:
+        sys.stderr.write("\n")
+    table = result.table
+    try:
+        write_table(table, ns.out, spec)
+    except OSError as e:
+        raise ConfigError("out", f"Cannot write {ns.out!r}: {e.strerror or e}.") from None
+    failed = int(table["status"].str.startswith("failed").sum())
+    print(f"{spec.size} cell{'s' if spec.size != 1 else ''} ({result.computed} trained, {spec.size - result.computed} from the store"
+          f"{f', {failed} failed' if failed else ''}) in {result.elapsed:.1f} s → {ns.out}", file=sys.stderr)
+    return 0
+
+
 def _one_line(text: str) -> str:
     """The sentence with control characters an argument brought in (a carriage return...) escaped."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
@@ -269,7 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ns.command is None:
             parser.print_help(sys.stderr)
             return 2
-        return cmd_run(ns) if ns.command == "run" else cmd_theory(ns)
+        return {"run": cmd_run, "theory": cmd_theory, "sweep": cmd_sweep}[ns.command](ns)
     except (UsageError, ConfigError) as e:
         print(f"error: {_one_line(str(e))}", file=sys.stderr)
         return 2

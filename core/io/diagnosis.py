@@ -219,6 +219,8 @@ def _suggest(cfg: RunConfig, kind: str, where: str = "", step: int = 0) -> tuple
 
     `where` is "forward" or "backward" for vanishing/exploding findings.
     """
+    if not isinstance(cfg, RunConfig):  # a network of the user's own (core.watch): no lab settings to change
+        return ()
     act = ACTIVATIONS[cfg.activation]
     ini = INITIALIZERS[cfg.init]
     out: list[Suggestion | None] = []

@@ -1,0 +1,107 @@
+"""Sweep throughput and the results store's lookup.
+
+    python bench/bench_sweep.py [--cells 24] [--steps 150] [--workers N] [--no-ray]
+
+The same cells (a depth-12 × width-64 tanh network on the digits, one seed per
+cell) three ways, in this one run: one after another in this process (the
+baseline, warmed up first), on the local process pool, and on a local Ray
+instance. The pool and Ray are warmed first the way the baseline is (their
+workers started by a first sweep of one cell each; its time is printed as
+start-up), so the ratios compare throughput, not interpreter start-up.
+Then the store: 120 finished cells written, and the time to open the store
+afresh and look the whole sweep up (what reopening a shared sweep link costs).
+
+Targets (issue 13): pool ≥ 0.8 × workers the serial throughput (≥ 1.6× on 2
+cores); Ray within 20 % of the pool; lookup of 120 cells < 0.5 s.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.schema import RunConfig  # noqa: E402
+from core.sweep import ResultStore, SweepSpec, run_sweep  # noqa: E402
+from core.sweep.backends import SerialBackend, default_workers  # noqa: E402
+from core.sweep.cells import run_cell  # noqa: E402
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def timed(fn) -> tuple[float, object]:
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cells", type=int, default=24)
+    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--workers", type=int, default=default_workers())
+    ap.add_argument("--no-ray", action="store_true")
+    ns = ap.parse_args()
+    base = RunConfig(depth=12, width=64, activation="tanh", init="xavier_normal", dataset="digits", batch_size=64,
+                     steps=ns.steps, record_every=ns.steps, eval_every=ns.steps)
+    spec = SweepSpec.parse([f"seed=0:{ns.cells - 1}:{ns.cells}"], base)
+    print(f"CPU: {cpu_model()} · {default_workers()} cores usable · {ns.workers} workers · {ns.cells} cells of "
+          f"{ns.steps} steps")
+
+    # Each side warmed alike: imports, data and kernels in this process; the pool's workers started (they stay
+    # for the next sweep) by a first sweep of one cell per worker, whose time is the pool's start-up.
+    run_cell(base)
+    warm = SweepSpec.parse([f"seed={ns.cells}:{ns.cells + ns.workers - 1}:{ns.workers}"], base)
+    t_start_pool, _ = timed(lambda: run_sweep(warm, workers=ns.workers))
+    t_serial, serial = timed(lambda: run_sweep(spec, backend_obj=SerialBackend()))
+    t_pool, pool = timed(lambda: run_sweep(spec, workers=ns.workers))
+    same = serial.table.drop(columns="seconds").equals(pool.table.drop(columns="seconds"))
+    print(f"serial (one process): {t_serial:7.1f} s  {ns.cells / t_serial:6.2f} cells/s")
+    print(f"local pool          : {t_pool:7.1f} s  {ns.cells / t_pool:6.2f} cells/s   pool/serial throughput "
+          f"{t_serial / t_pool:5.2f}× (target ≥ {0.8 * ns.workers:.1f}×)   same table: {same}   (start-up: "
+          f"{t_start_pool:.1f} s for the first {ns.workers} cells)")
+
+    if not ns.no_ray:
+        from core.sweep.backends import RayBackend
+
+        t_start, ray_backend = timed(lambda: RayBackend(workers=ns.workers))
+        try:
+            t_warm, _ = timed(lambda: run_sweep(warm, backend_obj=ray_backend))  # Ray starts its workers lazily
+            t_start += t_warm
+            t_ray, ray = timed(lambda: run_sweep(spec, backend_obj=ray_backend))
+        finally:
+            ray_backend.close()
+        same = ray.table.drop(columns="seconds").equals(pool.table.drop(columns="seconds"))
+        print(f"ray (local instance): {t_ray:7.1f} s  {ns.cells / t_ray:6.2f} cells/s   ray/pool throughput "
+              f"{t_pool / t_ray:5.2f} (target ≥ 0.80)   same table: {same}   (start-up: {t_start:.1f} s)")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = ResultStore(tmp)
+        big = SweepSpec.parse(["depth=1:12:12", "sigma_w=0.5:2:10"], base)
+        row, profile = run_cell(base.replace(steps=0))
+        for cfg in big.cells():
+            store.put(cfg, row, profile)
+        store.close()
+        times = []
+        for _ in range(5):
+            t, found = timed(lambda: ResultStore(tmp).get_many(big.cells()))
+            assert len(found) == big.size
+            times.append(t)
+        print(f"store lookup of a finished {big.size}-cell sweep (fresh connection): median "
+              f"{statistics.median(times) * 1000:.1f} ms, max {max(times) * 1000:.1f} ms (target < 500 ms)")
+
+
+if __name__ == "__main__":
+    main()
