@@ -20,7 +20,6 @@ SCANNED = ["core", "ui", "pages", "app.py"]
 
 # Whole directories not scanned.
 SKIPPED_DIRS = {
-    "core/measure": "cleaned in the measure branch",  # its kernels' SLOPES / probes' slope_times tables
 }
 
 # (file, names) allowed there, and why. Presets are data: a scenario *is* "sigmoid at depth 20".
