@@ -20,8 +20,9 @@ RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
 COPY . .
 RUN useradd --create-home --uid 10001 lab && chown -R lab:lab /app
 USER lab
-# Compile the statistics kernels once, into a cache the app user owns.
-RUN python -c "import core.measure.kernels as k; k.warm_up()"
+# Compile the statistics kernels once, into a cache the app user owns: every process loads
+# the same compiled code (python -m core.measure.warm_up; importing them never compiles).
+RUN python -m core.measure.warm_up
 
 EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \

@@ -58,11 +58,12 @@ class Activation:
     h ≤ `flat_below` (ReLU: h ≤ 0) or |h| > `flat_beyond` (tanh: 1.818,
     sigmoid: 3.636). That is what `saturation` and `dead_units` count.
     `torch_name` is what `torch.nn.init.calculate_gain` calls it.
-    `slope_from_output` names φ'(h) written in terms of a = φ(h) where that
-    is exact ("identity": 1, "relu": [a > 0], "leaky_relu": 1 or its slope,
-    "tanh": 1 − a², "sigmoid": a(1 − a)), the very formula PyTorch's backward
-    uses: with it the statistics of ∂L/∂h = ∂L/∂a · φ'(h) come from ∂L/∂a
-    and a.
+    `slope_from_output` is φ'(h) written as a plain scalar function of
+    a = φ(h), where that is exact and is the very formula PyTorch's backward
+    uses (None elsewhere): with it the statistics of ∂L/∂h = ∂L/∂a · φ'(h)
+    come from ∂L/∂a and a. The measuring kernels are compiled from it
+    (Numba's nopython subset: scalar arithmetic and comparisons; a zero
+    slope gives exactly 0, never ∞·0).
 
     `output_range` bounds φ's values for the histograms (None: unbounded).
     `homogeneous_slope` is s when φ(h) = h for h > 0 and s·h for h < 0
@@ -83,7 +84,7 @@ class Activation:
     torch_name: str
     keras_name: str
     module_code: str  # the nn.Module that builds it, for the code snippet
-    slope_from_output: str | None = None
+    slope_from_output: Callable[[float], float] | None = None
     derivative: Callable[[Tensor], Tensor] = field(kw_only=True, repr=False)
     advice: Advice = field(kw_only=True, repr=False)
     output_range: tuple[float, float] | None = field(default=None, kw_only=True)
@@ -122,6 +123,27 @@ class Activation:
         return f"Activation({self.name!r}: {self.label})"
 
 
+# φ'(h) from a = φ(h) (`Activation.slope_from_output`): module-level, scalar, Numba-compilable.
+def _identity_slope(a):
+    return 1.0
+
+
+def _sigmoid_slope(a):
+    return a * (1.0 - a)
+
+
+def _tanh_slope(a):
+    return 1.0 - a * a
+
+
+def _relu_slope(a):
+    return 1.0 if a > 0.0 else 0.0
+
+
+def _leaky_relu_slope(a):
+    return 1.0 if a > 0.0 else LEAKY_SLOPE
+
+
 def _gelu_derivative(h: Tensor) -> Tensor:
     """d/dh h·Φ(h) = Φ(h) + h·φ(h), φ and Φ the standard normal density and distribution."""
     return 0.5 * (1.0 + torch.erf(h * 0.7071067811865476)) + h * torch.exp(-0.5 * h * h) * 0.3989422804014327
@@ -150,12 +172,12 @@ ACTIVATIONS: dict[str, Activation] = {
     for a in [
         Activation(
             "linear", "Linear (identity)", "φ(h) = h. No nonlinearity: a deep linear network, the cleanest case for theory.",
-            lambda h: h, None, None, "linear", "linear", "nn.Identity()", "identity",
+            lambda h: h, None, None, "linear", "linear", "nn.Identity()", _identity_slope,
             derivative=torch.ones_like, homogeneous_slope=1.0, advice=Advice(_XAVIER, _XAVIER_WHY),
         ),
         Activation(
             "sigmoid", "Sigmoid", "φ(h) = 1/(1+e^-h). Saturates at both ends and its slope is at most 1/4, so gradients shrink layer after layer.",
-            torch.sigmoid, None, 3.636, "sigmoid", "sigmoid", "nn.Sigmoid()", "sigmoid",
+            torch.sigmoid, None, 3.636, "sigmoid", "sigmoid", "nn.Sigmoid()", _sigmoid_slope,
             derivative=_sigmoid_derivative, output_range=(0.0, 1.0),
             advice=Advice(_XAVIER, _XAVIER_WHY, vanishing="tanh",
                           vanishing_why="sigmoid's slope is at most 1/4, so ∂L/∂h loses at least 16× in variance per "
@@ -163,19 +185,19 @@ ACTIVATIONS: dict[str, Activation] = {
         ),
         Activation(
             "tanh", "Tanh", "φ(h) = tanh(h). Zero-centred, slope 1 at the origin, saturates for |h| ≳ 2.",
-            torch.tanh, None, 1.818, "tanh", "tanh", "nn.Tanh()", "tanh",
+            torch.tanh, None, 1.818, "tanh", "tanh", "nn.Tanh()", _tanh_slope,
             derivative=lambda h: 1.0 - torch.tanh(h).square(), output_range=(-1.0, 1.0),
             advice=Advice(_XAVIER, _XAVIER_WHY),
         ),
         Activation(
             "relu", "ReLU", "φ(h) = max(0, h). Never saturates for h > 0 but is exactly flat for h < 0: halves the variance, hence He's factor 2.",
-            F.relu, 0.0, None, "relu", "relu", "nn.ReLU()", "relu",
+            F.relu, 0.0, None, "relu", "relu", "nn.ReLU()", _relu_slope,
             derivative=lambda h: (h > 0).to(h.dtype), homogeneous_slope=0.0,
             advice=Advice(_HE, _HE_WHY, dead="leaky_relu", dead_why=_LEAKY_WHY),
         ),
         Activation(
             "leaky_relu", "Leaky ReLU (0.01)", "φ(h) = h for h > 0, 0.01·h otherwise. A small slope keeps units from dying completely.",
-            lambda h: F.leaky_relu(h, LEAKY_SLOPE), 0.0, None, "leaky_relu", "leaky_relu", "nn.LeakyReLU(0.01)", "leaky_relu",
+            lambda h: F.leaky_relu(h, LEAKY_SLOPE), 0.0, None, "leaky_relu", "leaky_relu", "nn.LeakyReLU(0.01)", _leaky_relu_slope,
             derivative=lambda h: torch.where(h > 0, torch.ones_like(h), torch.full_like(h, LEAKY_SLOPE)),
             homogeneous_slope=LEAKY_SLOPE, advice=Advice(_HE, _HE_WHY),
             # Keras' "leaky_relu" string means slope 0.2; the lab's (PyTorch's default) is 0.01.

@@ -20,7 +20,6 @@ SCANNED = ["core", "ui", "pages", "app.py"]
 
 # Whole directories not scanned.
 SKIPPED_DIRS = {
-    "core/measure": "cleaned in the measure branch",  # its kernels' SLOPES / probes' slope_times tables
 }
 
 # (file, names) allowed there, and why. Presets are data: a scenario *is* "sigmoid at depth 20".
@@ -31,9 +30,6 @@ ALLOWED: dict[str, tuple[set[str], str]] = {
     "core/sweep/scenarios.py": ({"tanh", "normal", "relu"}, "the shipped sweeps are presets, like the scenarios"),
     "pages/4_Learn.py": ({"sigmoid", "tanh", "relu", "kaiming_normal"},
                          "the lessons' mini-experiments are presets, like the scenarios"),
-    # Files other branches own, with the entry attribute that replaces the name; remove when merged.
-    "core/models/mlp.py": ({"lsuv"}, "measure branch: `if cfg.init == 'lsuv'` is `INITIALIZERS[cfg.init].calibrate`"),
-    "core/run/engine.py": ({"lsuv"}, "measure branch: `cfg.init == 'lsuv'` is `INITIALIZERS[cfg.init].needs_data`"),
 }
 
 

@@ -98,7 +98,8 @@ def test_cli_runs_and_writes_them(plugin, tmp_path):
 def test_training_matches_the_oracle_on_both_paths(plugin, path):
     cfg = RunConfig(widths=(48, 40), activation=ACT, init=INIT, dataset="gaussian", batch_size=32, steps=2, lr=0.1,
                     sigma_w=1.3, seed=3, eval_every=0)
-    trainer = Trainer(cfg)
+    trainer = Trainer(cfg, strategy="numba" if path == "kernels" else "torch")  # so short a run would pick PyTorch
+    assert trainer.strategy.name == ("batched" if path == "kernels" else "torch")
     assert trainer.hist_range == (-1.0, 1.0)
     while not trainer.done:
         x, y = next_batch(trainer)

@@ -1,6 +1,6 @@
 """The recorded statistics equal independent oracles: a manual layer-by-layer forward pass,
-torch.autograd.grad, and float64 moments computed here — for the engine's fused (Numba) path,
-the PyTorch path, and the hook-based LayerProbe."""
+torch.autograd.grad, and float64 moments computed here — for every measuring strategy (the
+Numba ones, streaming and batched, and plain PyTorch), and the hook-based LayerProbe."""
 from __future__ import annotations
 
 import math
@@ -19,18 +19,23 @@ from core.measure.probes import COL, STAT_COLUMNS, LayerProbe
 from core.registry import ACTIVATIONS, phi_prime_max
 
 ALL_ACTIVATIONS = list(ACTIVATIONS)
+FUSED = (True, False) if kernels.AVAILABLE else (False,)  # the kernels, and PyTorch alone
 VAR_COLUMNS = ("preact_var", "act_var", "grad_preact_var", "grad_act_var", "weight_var", "weight_grad_var", "grad_ratio")
 
 
-@pytest.fixture(params=["fused", "pytorch"])
-def path(request, monkeypatch):
-    """Run the engine with the Numba kernels, or as under GFL_NO_NUMBA (kernels.AVAILABLE is False)."""
-    if request.param == "fused":
-        if not kernels.AVAILABLE:
-            pytest.skip("Numba is not available here")
-    else:
-        monkeypatch.setattr(kernels, "AVAILABLE", False)
+@pytest.fixture(params=["numba", "torch"])
+def path(request):
+    """The measuring strategy to ask for: the Numba kernels (streaming or batched, by the layers'
+    size), or plain PyTorch."""
+    if request.param == "numba" and not kernels.AVAILABLE:
+        pytest.skip("Numba is not available here")
     return request.param
+
+
+def expected_strategy(path: str, batch: int, widths) -> str:
+    if path == "torch":
+        return "torch"
+    return "streaming" if batch * min(widths) >= probes.SMALL else "batched"
 
 
 def assert_matches_oracle(stats: np.ndarray, oracle: dict, batch: int, widths, context=""):
@@ -92,8 +97,8 @@ CASES = [
     ("softplus", "kaiming_uniform", True, True, "gaussian", (16, 16)),
     ("linear", "xavier_uniform", False, True, "gaussian", (16, 32, 16)),
 ]
-# Wide enough (batch × width ≥ probes.SMALL) that StepProbe reduces each tensor the moment it
-# appears, in the forward pass and in backward hooks, instead of all together at the end.
+# Wide enough (batch × width ≥ probes.SMALL) that the Numba kernels reduce each tensor the moment
+# it appears, in the forward pass and in backward hooks (streaming), instead of all together at the end.
 BATCH = 48
 WIDE_BATCH = 128
 WIDE = max(256, -(-getattr(probes, "SMALL", 0) // WIDE_BATCH))
@@ -110,7 +115,8 @@ def test_engine_records_equal_the_manual_forward_and_autograd(case, path):
     activation, init, bn, bias, dataset, widths = case
     cfg = RunConfig(widths=widths, activation=activation, init=init, batchnorm=bn, bias=bias, dataset=dataset,
                     batch_size=WIDE_BATCH if min(widths) >= WIDE else BATCH, steps=4, lr=0.1, optimizer="momentum", sigma_b=0.2, seed=7, eval_every=0)
-    trainer = Trainer(cfg)
+    trainer = Trainer(cfg, strategy=path)
+    assert trainer.strategy.name == expected_strategy(path, cfg.batch_size, widths)
     act = ACTIVATIONS[activation]
     checked = 0
     while not trainer.done:
@@ -130,7 +136,7 @@ def test_zero_weights_give_exact_zero_preactivations_and_flat_counts(path):
     """zeros init: every h is exactly 0, on the boundary of ReLU's flat region (h ≤ 0 is flat)."""
     for name in ALL_ACTIVATIONS:
         cfg = RunConfig(depth=3, width=8, activation=name, init="zeros", dataset="gaussian", batch_size=16, steps=0)
-        trainer = Trainer(cfg)
+        trainer = Trainer(cfg, strategy=path)
         x, y = next_batch(trainer)
         oracle = oracle_stats(trainer.net, ACTIVATIONS[name], x, y)
         rec = trainer.advance()
@@ -149,7 +155,7 @@ def tensors_for(seed=0, shapes=((64, 32), (64, 32), (64, 32), (64, 700), (64, 70
     return [(torch.randn(*s, generator=g) * (0.3 + i) + 0.1 * i).contiguous() for i, s in enumerate(shapes)]
 
 
-def test_var_mean_per_tensor_equals_float64(monkeypatch):
+def test_var_mean_per_tensor_equals_float64():
     ts = tensors_for()
     var, mean = probes.var_mean_per_tensor(ts)
     var2, mean2 = probes.var_mean_per_tensor(ts, buffers={})
@@ -157,14 +163,11 @@ def test_var_mean_per_tensor_equals_float64(monkeypatch):
         m, v = moments(t)
         assert float(var[i]) == pytest.approx(v, rel=1e-5) and float(var2[i]) == pytest.approx(v, rel=1e-5)
         assert abs(float(mean[i]) - m) <= 1e-6 * math.sqrt(v + m * m)
-    for available in (True, False):
-        if available and not kernels.AVAILABLE:
-            continue
-        monkeypatch.setattr(kernels, "AVAILABLE", available)
-        var3, mean3 = probes.moments_per_tensor(ts)
+    for fused in FUSED:
+        var3, mean3 = probes.moments_per_tensor(ts, fused=fused)
         for i, t in enumerate(ts):
             m, v = moments(t)
-            assert var3[i] == pytest.approx(v, rel=1e-5), available
+            assert var3[i] == pytest.approx(v, rel=1e-5), fused
 
 
 def special_preacts(act, seed=0) -> list[torch.Tensor]:
@@ -187,7 +190,7 @@ def special_preacts(act, seed=0) -> list[torch.Tensor]:
 
 
 @pytest.mark.parametrize("name", ALL_ACTIVATIONS)
-def test_flat_counters_equal_the_boolean_mask_definition(name, monkeypatch):
+def test_flat_counters_equal_the_boolean_mask_definition(name):
     act = ACTIVATIONS[name]
     hs = special_preacts(act)
     want = np.array([flat_counts(h, act) for h in hs])
@@ -196,13 +199,10 @@ def test_flat_counters_equal_the_boolean_mask_definition(name, monkeypatch):
     np.testing.assert_array_equal(dead.numpy(), want[:, 1])
     sat, dead = probes.flat_fractions(hs, act, buffers={})
     np.testing.assert_array_equal(sat.numpy(), want[:, 0])
-    for available in (True, False):
-        if available and not kernels.AVAILABLE:
-            continue
-        monkeypatch.setattr(kernels, "AVAILABLE", available)
-        var, mean, sat, dead = probes.preact_statistics(hs, act)
-        np.testing.assert_array_equal(sat, want[:, 0], err_msg=f"kernels={available}")
-        np.testing.assert_array_equal(dead, want[:, 1], err_msg=f"kernels={available}")
+    for fused in FUSED:
+        var, mean, sat, dead = probes.preact_statistics(hs, act, fused=fused)
+        np.testing.assert_array_equal(sat, want[:, 0], err_msg=f"kernels={fused}")
+        np.testing.assert_array_equal(dead, want[:, 1], err_msg=f"kernels={fused}")
         for i, h in enumerate(hs):
             m, v = moments(h)
             assert var[i] == pytest.approx(v, rel=1e-5) and mean[i] == pytest.approx(m, abs=1e-6 * math.sqrt(v + m * m))
@@ -210,7 +210,7 @@ def test_flat_counters_equal_the_boolean_mask_definition(name, monkeypatch):
         assert want[:, 1].min() > 0  # the dead column is there, so the counters were really exercised
 
 
-def test_layer_statistics_equals_oracle(monkeypatch):
+def test_layer_statistics_equals_oracle():
     """probes.layer_statistics on the oracle's own tensors."""
     cfg = RunConfig(widths=(24, 600, 16), activation="tanh", init="normal", sigma_w=1.8, dataset="gaussian",
                     batch_size=64, seed=3)
@@ -222,13 +222,10 @@ def test_layer_statistics_equals_oracle(monkeypatch):
     oracle = oracle_stats(net, act, x, y)
     t = oracle["_tensors"]
     w_var = np.array([moments(w)[1] for w in t["W"]])
-    for available in (True, False):
-        if available and not kernels.AVAILABLE:
-            continue
-        monkeypatch.setattr(kernels, "AVAILABLE", available)
+    for fused in FUSED:
         stats = probes.layer_statistics(t["h"], t["a"], t["grad_h"], t["grad_a"], t["grad_W"],
-                                        (w_var, np.full(3, np.nan)), act)
-        assert_matches_oracle(stats, oracle, 64, cfg.hidden_widths, f"kernels={available}")
+                                        (w_var, np.full(3, np.nan)), act, fused=fused)
+        assert_matches_oracle(stats, oracle, 64, cfg.hidden_widths, f"kernels={fused}")
         assert np.isnan(stats[:, COL["update_ratio"]]).all()
 
 
@@ -251,20 +248,17 @@ def hard_tensors():
 
 
 @pytest.mark.parametrize("kind", list(hard_tensors()))
-def test_overflow_and_cancellation_give_float64_exact_variances(kind, monkeypatch):
+def test_overflow_and_cancellation_give_float64_exact_variances(kind):
     t = hard_tensors()[kind]
     assert torch.isfinite(t).all()
     v, m = exact_var_mean(t)
-    for available in (True, False):
-        if available and not kernels.AVAILABLE:
-            continue
-        monkeypatch.setattr(kernels, "AVAILABLE", available)
-        var, mean = probes.moments_per_tensor([t, t.clone()])
+    for fused in FUSED:
+        var, mean = probes.moments_per_tensor([t, t.clone()], fused=fused)
         for i in range(2):
-            assert var[i] == pytest.approx(v, rel=1e-9, abs=1e-300), (kind, available)
-            assert mean[i] == pytest.approx(m, rel=1e-9, abs=1e-12), (kind, available)
-        pvar, pmean, _, _ = probes.preact_statistics([t], ACTIVATIONS["tanh"])
-        assert pvar[0] == pytest.approx(v, rel=1e-9, abs=1e-300), (kind, available)
+            assert var[i] == pytest.approx(v, rel=1e-9, abs=1e-300), (kind, fused)
+            assert mean[i] == pytest.approx(m, rel=1e-9, abs=1e-12), (kind, fused)
+        pvar, pmean, _, _ = probes.preact_statistics([t], ACTIVATIONS["tanh"], fused=fused)
+        assert pvar[0] == pytest.approx(v, rel=1e-9, abs=1e-300), (kind, fused)
     tv, tm = probes.var_mean_per_tensor([t])
     assert float(tv[0]) == pytest.approx(v, rel=1e-9, abs=1e-300)
 
@@ -276,13 +270,12 @@ MEAN_OVER_STD = [10, 30, 60, 95]
 
 @pytest.mark.parametrize("ratio", MEAN_OVER_STD)
 @pytest.mark.parametrize("impl", ["kernels", "pytorch"])
-def test_moderate_cancellation_keeps_three_digits(ratio, impl, monkeypatch, request):
+def test_moderate_cancellation_keeps_three_digits(ratio, impl):
     if impl == "kernels" and not kernels.AVAILABLE:
         pytest.skip("Numba is not available here")
-    monkeypatch.setattr(kernels, "AVAILABLE", impl == "kernels")
     g = torch.Generator().manual_seed(ratio)
     ts = [(ratio + torch.randn(*shape, generator=g)).float().contiguous() for shape in [(256, 1024), (128, 64), (64, 8)]]
-    var, _ = probes.moments_per_tensor(ts)
+    var, _ = probes.moments_per_tensor(ts, fused=impl == "kernels")
     for i, t in enumerate(ts):
         v, _ = exact_var_mean(t)
         assert abs(var[i] / v - 1) < 1e-3, (tuple(t.shape), var[i], v)
@@ -296,7 +289,7 @@ def test_update_ratio_is_std_of_the_weight_change_over_std_of_weights(optimizer,
     lr = 0.01 if optimizer == "adam" else 0.2
     cfg = RunConfig(widths=(24, 16, 16), activation="tanh", init="xavier_normal", dataset="digits", batch_size=32,
                     steps=7, lr=lr, optimizer=optimizer, record_every=record_every, seed=2, eval_every=0)
-    trainer = Trainer(cfg)
+    trainer = Trainer(cfg, strategy=path)
     history = {}  # step -> the weights after that many updates
     records = []
     while not trainer.done:
@@ -373,7 +366,7 @@ def test_layer_probe_removes_its_hooks_when_the_block_raises():
 def test_histograms_count_the_oracle_tensors(activation, init, widths, path):
     cfg = RunConfig(widths=widths, activation=activation, init=init, dataset="gaussian",
                     batch_size=WIDE_BATCH if min(widths) >= WIDE else BATCH, steps=1, seed=4, eval_every=0)
-    trainer = Trainer(cfg)
+    trainer = Trainer(cfg, strategy=path)
     x, y = next_batch(trainer)
     t = manual_step(trainer.net, activation, x, y)
     rec = trainer.advance(want_hist=True)

@@ -1,1 +1,2 @@
-"""Measuring a step: hooks, fused kernels, reductions and the record they make."""
+"""Measuring a step: the interface and its strategies (`strategy`: streaming, batched, plain),
+the Numba kernels and PyTorch reductions, and the record they make (`records`, `tracker`)."""

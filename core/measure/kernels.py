@@ -7,7 +7,7 @@ flat-region counts, and write the finished float64 variance and mean (and
 the saturation and dead-unit fractions) straight into the caller's table.
 Partial sums run in float32 over fixed-size chunks (so they vectorize) and
 are accumulated in float64; ∂L/∂h can come from ∂L/∂a and a = φ(h) in the
-same pass (`SLOPES`). Where that cannot be trusted (float32 overflowed in an
+same pass (`table_kernel`, compiled from the activation's φ' function). Where that cannot be trusted (float32 overflowed in an
 exploding run, or the mean dwarfs the spread) the kernel redoes the tensor
 exactly, in float64 with two passes, while it is still in hand.
 
@@ -17,8 +17,9 @@ The callers check that every tensor is contiguous float32 on the CPU first
 (`usable`), since a kernel trusts the shape it is given.
 
 Without Numba (or for tensors the kernels can't read) `core.measure.reductions` falls
-back to equivalent PyTorch code; `AVAILABLE` says which. Every process loads
-the compiled kernels from Numba's cache (see the end of this file).
+back to equivalent PyTorch code; `AVAILABLE` says which. Importing this module
+compiles nothing: each kernel is loaded from Numba's cache (or compiled) on its
+first call, and `python -m core.measure.warm_up` fills the cache (see the end).
 """
 from __future__ import annotations
 
@@ -42,8 +43,7 @@ except ImportError:  # pragma: no cover
 # nan propagate as they should in an exploding run, and the checks see them.
 _FAST = {"reassoc", "contract", "nsz"}
 
-# float32 partial sums keep ~7 digits: if var is under 1e-4 of E[x²], fewer than 3 are left.
-CANCELLATION = 1e-4
+from core.measure.reductions import CANCELLATION  # noqa: E402  (the kernels redo a tensor where PyTorch does)
 
 if AVAILABLE:
     _jit = nb.njit(cache=True, nogil=True, fastmath=_FAST, boundscheck=False, error_model="numpy")
@@ -232,184 +232,12 @@ if AVAILABLE:
         _reduce_at(p2, r2, c2, False, below, beyond, mode, unit, out, row2, col2, sat_col)
 
     @_jit
-    def _reduce_table(ptrs, ptrs2, rows, cols, out_row, out_col, kind, below, beyond, mode, dmode, dslope, unit, out,
-                      sat_col, slope_col, a_col):
-        """Tensor k: kind 0 its moments, kind 1 a pre-activation's (with flat
-        counts), kind 2 ∂L/∂a at ptrs[k] with a at ptrs2[k] (and ∂L/∂h's and a's)."""
+    def _reduce_table(ptrs, rows, cols, out_row, out_col, kind, below, beyond, mode, unit, out, sat_col):
+        """Tensor k at ptrs[k] into out[out_row[k], out_col[k]:+2]; kind 1 is a
+        pre-activation (its flat counts too), kind 0 anything else."""
         for k in range(ptrs.shape[0]):
-            if kind[k] == 2:
-                if ptrs[k] != 0 and ptrs2[k] != 0:
-                    shape = (rows[k], cols[k])
-                    _reduce_pair(nb.carray(_as_pointer(ptrs[k]), shape, np.float32),
-                                 nb.carray(_as_pointer(ptrs2[k]), shape, np.float32),
-                                 dmode, dslope, out, out_row[k], out_col[k], slope_col, a_col)
-            else:
-                _reduce_at(ptrs[k], rows[k], cols[k], kind[k] == 1, below, beyond, mode, unit, out, out_row[k],
-                           out_col[k], sat_col)
-
-    @_jit
-    def _slope_of(y, dmode, dslope):
-        """φ'(h) from y = φ(h) (`SLOPES`)."""
-        one = np.float32(1.0)
-        zero = np.float32(0.0)
-        if dmode == 2:
-            return one if y > zero else zero
-        if dmode == 3:
-            return one if y > zero else dslope
-        if dmode == 4:
-            return one - y * y
-        if dmode == 5:
-            return (one - y) * y
-        return one
-
-    @_inline
-    def _pair_chunk(g, a, base, dmode, dslope):
-        """Σg, Σg², Σd, Σd², Σa, Σa² over the CHUNK entries from `base`, for
-        g = ∂L/∂a, a = φ(h) and d = g·φ'(h) = ∂L/∂h with φ' from a. A
-        constant trip count and the mode test outside each loop: that is
-        what vectorizes."""
-        zero = np.float32(0.0)
-        one = np.float32(1.0)
-        s0 = zero
-        s1 = zero
-        s2 = zero
-        s3 = zero
-        s4 = zero
-        s5 = zero
-        if dmode == 2:
-            for j in range(CHUNK):
-                v = g[base + j]
-                y = a[base + j]
-                d = v if y > zero else zero
-                s0 += v
-                s1 += v * v
-                s2 += d
-                s3 += d * d
-                s4 += y
-                s5 += y * y
-        elif dmode == 3:
-            for j in range(CHUNK):
-                v = g[base + j]
-                y = a[base + j]
-                d = v * (one if y > zero else dslope)
-                s0 += v
-                s1 += v * v
-                s2 += d
-                s3 += d * d
-                s4 += y
-                s5 += y * y
-        elif dmode == 4:
-            for j in range(CHUNK):
-                v = g[base + j]
-                y = a[base + j]
-                d = v * (one - y * y)
-                s0 += v
-                s1 += v * v
-                s2 += d
-                s3 += d * d
-                s4 += y
-                s5 += y * y
-        elif dmode == 5:
-            for j in range(CHUNK):
-                v = g[base + j]
-                y = a[base + j]
-                d = v * (one - y) * y
-                s0 += v
-                s1 += v * v
-                s2 += d
-                s3 += d * d
-                s4 += y
-                s5 += y * y
-        else:
-            for j in range(CHUNK):
-                v = g[base + j]
-                y = a[base + j]
-                d = v
-                s0 += v
-                s1 += v * v
-                s2 += d
-                s3 += d * d
-                s4 += y
-                s5 += y * y
-        return s0, s1, s2, s3, s4, s5
-
-    @_jit
-    def _exact_slope(g, a, dmode, dslope):
-        """(var, mean) of d = g·φ'(h) in float64 with two passes."""
-        n = g.size
-        s = 0.0
-        for j in range(n):
-            s += np.float64(g[j] * _slope_of(a[j], dmode, dslope))
-        mean = s / n
-        q = 0.0
-        for j in range(n):
-            e = np.float64(g[j] * _slope_of(a[j], dmode, dslope)) - mean
-            q += e * e
-        return q / n, mean
-
-    @_jit
-    def _reduce_pair(g2, a2, dmode, dslope, out, row, col, slope_col, a_col):
-        """One pass over g = ∂L/∂a and a = φ(h): out[row, col:+2] = (var, mean)
-        of g, out[row, slope_col:+2] of ∂L/∂h = g·φ'(h), out[row, a_col:+2] of a."""
-        g = g2.reshape(g2.size)
-        a = a2.reshape(a2.size)
-        n = g.size
-        full = n // CHUNK
-        s0 = 0.0
-        s1 = 0.0
-        s2 = 0.0
-        s3 = 0.0
-        s4 = 0.0
-        s5 = 0.0
-        for c in range(full):
-            b0, b1, b2, b3, b4, b5 = _pair_chunk(g, a, c * CHUNK, dmode, dslope)
-            s0 += b0
-            s1 += b1
-            s2 += b2
-            s3 += b3
-            s4 += b4
-            s5 += b5
-        for j in range(full * CHUNK, n):  # the rest, one at a time
-            v = g[j]
-            y = a[j]
-            d = v * _slope_of(y, dmode, dslope)
-            s0 += v
-            s1 += v * v
-            s2 += d
-            s3 += d * d
-            s4 += y
-            s5 += y * y
-        var, mean, trusted = _from_sums(s0, s1, n)
-        if not trusted:
-            var, mean = _exact(g2)
-        _put(out, row, col, var, mean)
-        var, mean, trusted = _from_sums(s2, s3, n)
-        if not trusted:
-            var, mean = _exact_slope(g, a, dmode, dslope)
-        _put(out, row, slope_col, var, mean)
-        var, mean, trusted = _from_sums(s4, s5, n)
-        if not trusted:
-            var, mean = _exact(a2)
-        _put(out, row, a_col, var, mean)
-
-    @_jit
-    def _assemble(m, src, w_var, d_var, gw_col, w_out, u_out, g_out, check, out):
-        """A record from its moments table (`probes.assemble`): out[:, c] =
-        m[:, src[c]], then Var(W), the update ratio √(Var ΔW / Var W) and the
-        grad ratio √(Var ∂L/∂W / Var W). True if every `check` column is finite."""
-        rows, cols = out.shape
-        finite = True
-        for l in range(rows):
-            for c in range(cols):
-                out[l, c] = m[l, src[c]]
-            w = w_var[l]
-            out[l, w_out] = w
-            out[l, u_out] = np.sqrt(d_var[l] / w)
-            out[l, g_out] = np.sqrt(m[l, gw_col] / w)
-            for k in range(check.shape[0]):
-                if not np.isfinite(out[l, check[k]]):
-                    finite = False
-        return finite
+            _reduce_at(ptrs[k], rows[k], cols[k], kind[k] == 1, below, beyond, mode, unit, out, out_row[k],
+                       out_col[k], sat_col)
 
     @_jit
     def _weight_delta(w, prev, out):
@@ -507,39 +335,8 @@ def reduce_many(tensors, out: np.ndarray, flat: bool = False, below: float | Non
         rows, cols = np.fromiter(map(torch.Tensor.numel, tensors), np.int64, n), np.ones(n, np.int64)
     b, c, mode = flat_args(below, beyond)
     unit = np.empty(max(int(cols.max()), 1) if n else 1, dtype=np.float32)
-    _reduce_table(ptrs, np.zeros(n, np.int64), rows, cols, np.arange(n, dtype=np.int64), np.zeros(n, np.int64),
-                  np.full(n, 1 if flat else 0, np.int64), b, c, mode, 0, np.float32(0.0), unit, out, 2, 2, 2)
-
-
-# φ'(h) from a = φ(h), by Activation.slope_from_output: the kernels' codes
-SLOPES = {"identity": 1, "relu": 2, "leaky_relu": 3, "tanh": 4, "sigmoid": 5}
-
-
-def slope_args(activation) -> tuple[int, np.float32] | None:
-    """(dmode, dslope) for the pair kernel, or None if φ' can't be had from a."""
-    from core.registry import LEAKY_SLOPE
-
-    code = SLOPES.get(getattr(activation, "slope_from_output", None) or "")
-    return None if code is None else (code, np.float32(LEAKY_SLOPE))
-
-
-def reduce_table(ptrs: np.ndarray, ptrs2: np.ndarray, rows: np.ndarray, cols: np.ndarray, out_row: np.ndarray,
-                 out_col: np.ndarray, kind: np.ndarray, flat_arg: tuple, slope_arg: tuple, unit: np.ndarray,
-                 out: np.ndarray, sat_col: int, slope_col: int, a_col: int) -> None:
-    """The general form: tensor k (at address ptrs[k], C-contiguous float32
-    rows[k] × cols[k]) goes to out[out_row[k], out_col[k]:+2]; kind 1 adds a
-    pre-activation's flat counts at out[out_row[k], sat_col:+2]; kind 2 is
-    ∂L/∂a with a at ptrs2[k], adding ∂L/∂h's moments at out[out_row[k],
-    slope_col:+2] and a's at out[out_row[k], a_col:+2]."""
-    _reduce_table(ptrs, ptrs2, rows, cols, out_row, out_col, kind, *flat_arg, *slope_arg, unit, out, sat_col,
-                  slope_col, a_col)
-
-
-def assemble(moments: np.ndarray, src: np.ndarray, w_var: np.ndarray, d_var: np.ndarray, gw_col: int,
-             columns: tuple[int, int, int], check: np.ndarray, out: np.ndarray) -> bool:
-    """`probes.assemble` in one call (after a backward pass every numpy step
-    is slow: the CPU's caches hold the matmuls' data); see `_assemble`."""
-    return _assemble(moments, src, w_var, d_var, gw_col, *columns, check, out)
+    _reduce_table(ptrs, rows, cols, np.arange(n, dtype=np.int64), np.zeros(n, np.int64),
+                  np.full(n, 1 if flat else 0, np.int64), b, c, mode, unit, out, 2)
 
 
 def weight_delta(w: np.ndarray, prev: np.ndarray, out: np.ndarray) -> None:
@@ -547,8 +344,193 @@ def weight_delta(w: np.ndarray, prev: np.ndarray, out: np.ndarray) -> None:
     _weight_delta(w, prev, out)
 
 
+# -- kernels specialised from an activation's φ' ----------------------------------------------
+#
+# ∂L/∂h = ∂L/∂a · φ'(h), with φ'(h) from a = φ(h) by the registry's scalar function
+# (`Activation.slope_from_output`). One loop body, compiled once per function: Numba inlines
+# the function into the loop, which then vectorizes as a hand-written one does. (Branching on a
+# mode inside the loop ran 1.5× slower; one copy of the loop per mode was the old way.)
+#
+# The kernel is a closure over the function. Numba's cache keys a closure by its code and the
+# pickled values of its free variables; a plain module-level function pickles by name, so the
+# key is the same in every process (a jitted function would not be: it pickles with a
+# per-process id, and every start compiled anew). `version`, a hash of the function's code,
+# makes a changed function a new key.
+
+_TABLES: dict = {}
+
+
+def _code_version(fn) -> str:
+    import hashlib
+
+    code = fn.__code__
+    consts = {n: fn.__globals__.get(n) for n in code.co_names if isinstance(fn.__globals__.get(n), (int, float))}
+    text = repr((fn.__module__, fn.__qualname__, code.co_code, code.co_consts, code.co_names, sorted(consts.items())))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def table_kernel(slope):
+    """The record kernel for an activation whose φ'(h) is `slope(a)`, compiled
+    (or loaded from Numba's cache) on its first call:
+
+        kernel(ptrs, ptrs2, rows, cols, out_row, out_col, kind, below, beyond, mode, unit, out,
+               sat_col, slope_col, a_col)
+
+    tensor k (at address ptrs[k], C-contiguous float32 rows[k] × cols[k]) goes to
+    out[out_row[k], out_col[k]:+2]; kind 1 adds a pre-activation's flat counts at
+    out[out_row[k], sat_col:+2]; kind 2 is ∂L/∂a with a at ptrs2[k], adding ∂L/∂h's moments
+    at out[out_row[k], slope_col:+2] and a's at out[out_row[k], a_col:+2], in one pass."""
+    kernel = _TABLES.get(slope)
+    if kernel is None:
+        kernel = _TABLES[slope] = _make_table_kernel(slope)
+    return kernel
+
+
+def _make_table_kernel(slope):
+    from numba.extending import register_jitable
+
+    register_jitable(slope)  # callable from the kernel; `slope` itself is unchanged
+    version = _code_version(slope)
+
+    @_jit
+    def kernel(ptrs, ptrs2, rows, cols, out_row, out_col, kind, below, beyond, mode, unit, out,
+               sat_col, slope_col, a_col):
+        _ = version  # noqa: F841 - part of the cache key (see above)
+        zero = np.float32(0.0)
+        for k in range(ptrs.shape[0]):
+            if kind[k] != 2:
+                _reduce_at(ptrs[k], rows[k], cols[k], kind[k] == 1, below, beyond, mode, unit, out, out_row[k],
+                           out_col[k], sat_col)
+                continue
+            if ptrs[k] == 0 or ptrs2[k] == 0:
+                continue
+            n = rows[k] * cols[k]
+            g = nb.carray(_as_pointer(ptrs[k]), (n,), np.float32)
+            a = nb.carray(_as_pointer(ptrs2[k]), (n,), np.float32)
+            # Σg, Σg², Σd, Σd², Σa, Σa² with d = g·φ'(h): float32 partials over CHUNK entries
+            # (a constant trip count vectorizes), accumulated in float64. A zero slope gives
+            # exactly 0, as PyTorch's ReLU backward selects: ∞·0 would be NaN.
+            s0 = 0.0
+            s1 = 0.0
+            s2 = 0.0
+            s3 = 0.0
+            s4 = 0.0
+            s5 = 0.0
+            full = n // CHUNK
+            for c in range(full + 1):
+                base = c * CHUNK
+                m = CHUNK if c < full else n - base
+                b0 = zero
+                b1 = zero
+                b2 = zero
+                b3 = zero
+                b4 = zero
+                b5 = zero
+                if m == CHUNK:
+                    for j in range(CHUNK):
+                        v = g[base + j]
+                        y = a[base + j]
+                        t = np.float32(slope(y))
+                        d = v * t if t != zero else zero
+                        b0 += v
+                        b1 += v * v
+                        b2 += d
+                        b3 += d * d
+                        b4 += y
+                        b5 += y * y
+                else:
+                    for j in range(m):
+                        v = g[base + j]
+                        y = a[base + j]
+                        t = np.float32(slope(y))
+                        d = v * t if t != zero else zero
+                        b0 += v
+                        b1 += v * v
+                        b2 += d
+                        b3 += d * d
+                        b4 += y
+                        b5 += y * y
+                s0 += b0
+                s1 += b1
+                s2 += b2
+                s3 += b3
+                s4 += b4
+                s5 += b5
+            row = out_row[k]
+            var, mean, trusted = _from_sums(s0, s1, n)
+            if not trusted:
+                var, mean = _exact(g.reshape((n, 1)))
+            _put(out, row, out_col[k], var, mean)
+            var, mean, trusted = _from_sums(s2, s3, n)
+            if not trusted:  # d in float64, two passes (each entry rounded to float32 as above)
+                e = 0.0
+                for j in range(n):
+                    t = np.float32(slope(a[j]))
+                    e += np.float64(g[j] * t if t != zero else zero)
+                mean = e / n
+                q = 0.0
+                for j in range(n):
+                    t = np.float32(slope(a[j]))
+                    dd = np.float64(g[j] * t if t != zero else zero) - mean
+                    q += dd * dd
+                var = q / n
+            _put(out, row, slope_col, var, mean)
+            var, mean, trusted = _from_sums(s4, s5, n)
+            if not trusted:
+                var, mean = _exact(a.reshape((n, 1)))
+            _put(out, row, a_col, var, mean)
+
+    return kernel
+
+
+def unit_slope(a):
+    return 1.0
+
+
+# -- Numba's cache: filled by an explicit step, never by an import ----------------------------
+#
+# A kernel compiled afresh and the same kernel loaded from Numba's on-disk cache can be
+# vectorized differently, which changes float32 partial sums in their last bits: a run would
+# then give a slightly different table in a process that compiled the kernels than in one that
+# loaded them. So the cache is filled before any run, by a process of its own:
+# `python -m core.measure.warm_up` (`make`, the Dockerfile, the dashboard's start), and every
+# run loads. A process that finds the cache cold compiles what it needs itself (correct, and
+# only its last bits may differ from another process's).
+
+def _slope_functions() -> list:
+    from core.registry import ACTIVATIONS
+
+    found = []
+    for act in ACTIVATIONS.values():
+        if act.slope_from_output is not None and act.slope_from_output not in found:
+            found.append(act.slope_from_output)
+    return found
+
+
+def _stamp_path():
+    """A file beside the kernels' cache that says it is complete (None if Numba's layout is unknown)."""
+    import hashlib
+    import sys
+    from pathlib import Path
+
+    try:
+        cache_dir = Path(_reduce3._cache._cache_path)
+    except Exception:  # pragma: no cover - another Numba's internals
+        return None
+    text = repr((Path(__file__).read_bytes(), nb.__version__, sys.version, [_code_version(f) for f in _slope_functions()]))
+    return cache_dir / f"gfl-kernels-{hashlib.sha256(text.encode()).hexdigest()[:16]}.complete"
+
+
+def cache_is_warm() -> bool:
+    """Has `warm_up` filled Numba's cache with every kernel of this code? (True without Numba: nothing to fill.)"""
+    if not AVAILABLE:
+        return True
+    stamp = _stamp_path()
+    return stamp is None or stamp.exists()
+
+
 def warm_up() -> None:
-    """Compile (or load from Numba's cache) every kernel now, not mid-run."""
+    """Compile (or load from Numba's cache) every kernel in this process, and mark the cache complete."""
     if not AVAILABLE:
         return
     import torch
@@ -560,52 +542,36 @@ def warm_up() -> None:
     reduce_many(ts, out, True, 0.0, None)
     x = ts[0].numpy()
     weight_delta(x, x.copy(), out)
-    assemble(np.zeros((2, 16)), np.zeros(12, np.int64), np.ones(2), np.ones(2), 10, (1, 2, 3), np.arange(3),
-             np.empty((2, 12)))
     unit = np.zeros(8, np.float32)
     p = ts[0].data_ptr()
     reduce3(out, unit, flat_args(None, 1.0), 2, (p, 2, 3, 0, 0), True, (p, 2, 3, 1, 0))
     reduce3(out, unit, flat_args(None, 1.0), 2, NONE, False)
-    for code in SLOPES.values():
-        reduce_table(np.array([p], np.int64), np.array([p], np.int64), np.array([2]), np.array([3]),
-                     np.array([0]), np.array([0]), np.array([2]), flat_args(None, 1.0), (code, np.float32(0.01)),
-                     unit, out, 2, 2, 2)
+    one = np.ones(1, np.int64)
+    for slope in [unit_slope, *_slope_functions()]:
+        table_kernel(slope)(one * p, one * p, one * 2, one * 3, one * 0, one * 0, one * 2, *flat_args(None, 1.0),
+                            unit, out, 2, 2, 2)
+    stamp = _stamp_path()
+    if stamp is not None:
+        try:
+            stamp.parent.mkdir(parents=True, exist_ok=True)
+            stamp.touch()
+        except OSError:  # pragma: no cover - a read-only cache: it stays cold, and correct
+            pass
 
 
-# -- one compiled code for every process ---------------------------------------------------
-#
-# A kernel compiled afresh and the same kernel loaded from Numba's on-disk cache can be
-# vectorized differently, which changes float32 partial sums in their last bits: a run would
-# then give a slightly different table in a process that compiled the kernels than in one
-# that loaded them (seen: a dashboard run against the same run in the test process, both
-# from a fresh checkout). So a process never compiles them itself while the cache can hold
-# them: when the cache is cold, a child process fills it first, and every process loads.
-
-_CALLED = ("_reduce3", "_reduce_table", "_assemble", "_weight_delta", "_sums", "_sums_flat", "_reduce_pair")
-
-
-def _cache_is_cold() -> bool:
-    """Would this process compile a kernel instead of loading it? (False when unsure.)"""
-    try:
-        return any(not globals()[name]._cache._cache_file._load_index() for name in _CALLED)
-    except Exception:  # pragma: no cover - another Numba's internals: no worse than before
-        return False
-
-
-def _fill_cache() -> None:
-    """Compile every kernel in a child process, which writes Numba's cache."""
+def fill_cache(timeout: float = 900) -> bool:
+    """Fill Numba's cache in a child process unless it is warm already (see
+    above); True if it is warm afterwards. Explicit, never on import."""
+    if cache_is_warm():
+        return True
     import subprocess
     import sys
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]  # the project root, where `core` is importable
-    env = {**os.environ, "GFL_KERNELS_CHILD": "1"}
     try:
-        subprocess.run([sys.executable, "-c", "import core.measure.kernels as k; k.warm_up()"], cwd=root, env=env,
-                       timeout=600, capture_output=True, check=False)
-    except (OSError, subprocess.SubprocessError):  # pragma: no cover - then this process compiles, as before
-        pass
-
-
-if AVAILABLE and not os.environ.get("GFL_KERNELS_CHILD") and _cache_is_cold():
-    _fill_cache()
+        subprocess.run([sys.executable, "-m", "core.measure.warm_up"], cwd=root, timeout=timeout,
+                       capture_output=True, check=False)
+    except (OSError, subprocess.SubprocessError):  # pragma: no cover - then a run compiles what it needs
+        return False
+    return cache_is_warm()

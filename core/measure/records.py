@@ -15,7 +15,6 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from core.measure import kernels
 from core.measure.reductions import moments_per_tensor, preact_statistics
 
 Tensor = torch.Tensor
@@ -45,16 +44,17 @@ M_COLUMNS = 16
 
 @torch.no_grad()
 def reduce_by_kind(moments: np.ndarray, hs, acts, grad_hs, grad_acts, weights, weight_grads, extra, activation,
-                   buffers: dict | None = None) -> None:
+                   buffers: dict | None = None, fused: bool | None = None) -> None:
     """Fill `moments` one kind of tensor at a time (fused kernels where they
-    can read a kind, PyTorch otherwise); an empty or incomplete kind is left as it is."""
+    can read a kind and `fused` allows, PyTorch otherwise); an empty or
+    incomplete kind is left as it is."""
     if len(hs) == len(moments) and all(h is not None for h in hs):
         moments[:, M_H], moments[:, M_H + 1], moments[:, M_SAT], moments[:, M_DEAD] = preact_statistics(
-            hs, activation, buffers)
+            hs, activation, buffers, fused)
     for col, tensors in ((M_A, acts), (M_GH, grad_hs), (M_GA, grad_acts), (M_W, weights), (M_GW, weight_grads),
                          (M_X, extra)):
         if len(tensors) == len(moments) and all(t is not None for t in tensors):
-            moments[:, col], moments[:, col + 1] = moments_per_tensor(tensors, buffers)
+            moments[:, col], moments[:, col + 1] = moments_per_tensor(tensors, buffers, fused)
 
 
 # Where each STAT_COLUMNS entry comes from in the moments table (the weight columns are filled after).
@@ -67,30 +67,29 @@ def assemble(moments: np.ndarray, weight_stats: tuple[np.ndarray, np.ndarray]) -
     """A record, (layers, len(STAT_COLUMNS)) float64, from its moments table
     and `weight_stats` = `WeightTracker.statistics(step)`: (Var(W), Var(ΔW)),
     the latter NaN where there was no update. Also: are all of the columns
-    `first_nonfinite_layer` looks at finite?"""
-    w_var, d_var = (np.ascontiguousarray(v, dtype=np.float64) for v in weight_stats)
-    out = np.empty((len(moments), len(STAT_COLUMNS)))
-    if kernels.AVAILABLE:
-        finite = kernels.assemble(moments, _FROM_MOMENTS, w_var, d_var, M_GW, _WEIGHT_OUT, _CHECKED, out)
-        return out, bool(finite)
-    out[:] = moments[:, _FROM_MOMENTS]
-    out[:, COL["weight_var"]] = w_var
-    with np.errstate(all="ignore"):
-        out[:, COL["update_ratio"]] = np.sqrt(d_var / w_var)
-        out[:, COL["grad_ratio"]] = np.sqrt(moments[:, M_GW] / w_var)
+    `first_nonfinite_layer` looks at finite?
+
+    The one place where the derived columns are made: grad_ratio =
+    √(Var ∂L/∂W / Var W) and update_ratio = √(Var ΔW / Var W)."""
+    w_var, d_var = weight_stats
+    out = moments[:, _FROM_MOMENTS]
+    out[:, _WEIGHT_OUT[0]] = w_var
+    with np.errstate(all="ignore"):  # 0/0 under zeros init, NaN before the first update
+        out[:, _WEIGHT_OUT[1]] = np.sqrt(d_var / w_var)
+        out[:, _WEIGHT_OUT[2]] = np.sqrt(moments[:, M_GW] / w_var)
     return out, bool(np.isfinite(out[:, _CHECKED]).all())
 
 
 def layer_statistics(
     hs: Sequence[Tensor], acts: Sequence[Tensor], grad_hs: Sequence[Tensor], grad_acts: Sequence[Tensor],
     weight_grads: Sequence[Tensor], weight_stats: tuple[np.ndarray, np.ndarray], activation,
-    buffers: dict | None = None,
+    buffers: dict | None = None, fused: bool | None = None,
 ) -> np.ndarray:
     """All of one record's statistics from kept tensors, as a (layers,
     len(STAT_COLUMNS)) float64 array. `buffers` (a dict kept between calls)
     lets the PyTorch path stack small layers into reused memory."""
     m = np.full((len(hs), M_COLUMNS), math.nan)
-    reduce_by_kind(m, hs, acts, grad_hs, grad_acts, (), weight_grads, (), activation, buffers)
+    reduce_by_kind(m, hs, acts, grad_hs, grad_acts, (), weight_grads, (), activation, buffers, fused)
     return assemble(m, weight_stats)[0]
 
 

@@ -12,6 +12,9 @@ Two implementations give the same numbers:
 Both form the moments in float64 and redo a tensor exactly in float64 where
 float32 could not be trusted (overflow in an exploding run, or a mean that
 dwarfs the spread).
+
+`fused=False` keeps a call on PyTorch; the kernels (and Numba) are imported
+only when a call may use them, so a run measured with PyTorch never loads Numba.
 """
 from __future__ import annotations
 
@@ -20,9 +23,25 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from core.measure import kernels
-
 Tensor = torch.Tensor
+
+# float32 partial sums keep ~7 digits: if var is under 1e-4 of E[x²], fewer than 3 are left.
+CANCELLATION = 1e-4
+
+
+def fused_kernels():
+    """`core.measure.kernels` if Numba is there (imported on first use), else None."""
+    from core.measure import kernels
+
+    return kernels if kernels.AVAILABLE else None
+
+
+def _kernels_for(tensors, fused: bool | None):
+    """The kernels module if `fused` allows (None: whenever it can) and they can read `tensors`."""
+    if fused is False:
+        return None
+    k = fused_kernels()
+    return k if k is not None and k.usable(tensors) else None
 
 
 # -- the PyTorch path (any device, no Numba) ---------------------------------------------
@@ -84,7 +103,7 @@ def var_mean_per_tensor(tensors: Sequence[Tensor], buffers: dict | None = None) 
     second = sumsq / counts
     var = second - mean.square()
     # float32 keeps ~7 digits: if var is under 1e-4 of E[x²], fewer than 3 are left (as in the kernels).
-    redo = ~torch.isfinite(var) | ~torch.isfinite(mean) | ((var <= kernels.CANCELLATION * second) & (second > 0))
+    redo = ~torch.isfinite(var) | ~torch.isfinite(mean) | ((var <= CANCELLATION * second) & (second > 0))
     for i in torch.nonzero(redo).flatten().tolist():
         v, m = torch.var_mean(tensors[i].detach().to(torch.float64), correction=0)
         var[i], mean[i] = v, m
@@ -135,25 +154,28 @@ def flat_fractions(hs: Sequence[Tensor], activation, buffers: dict | None = None
 # -- the entry points: fused kernels where they can read the tensors, else PyTorch --------
 
 @torch.no_grad()
-def moments_per_tensor(tensors: Sequence[Tensor], buffers: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+def moments_per_tensor(tensors: Sequence[Tensor], buffers: dict | None = None,
+                       fused: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(variance, mean) of each tensor over all its entries, float64 numpy arrays."""
     tensors = list(tensors)
-    if not kernels.usable(tensors):
+    k = _kernels_for(tensors, fused)
+    if k is None:
         var, mean = var_mean_per_tensor(tensors, buffers)
         return var.numpy(), mean.numpy()
     out = np.empty((len(tensors), 2))
-    kernels.reduce_many(tensors, out)  # one call reads them all in place
+    k.reduce_many(tensors, out)  # one call reads them all in place
     return out[:, 0], out[:, 1]
 
 
 @torch.no_grad()
-def preact_statistics(hs: Sequence[Tensor], activation, buffers: dict | None = None):
+def preact_statistics(hs: Sequence[Tensor], activation, buffers: dict | None = None, fused: bool | None = None):
     """(var, mean, saturation, dead_units) of every layer's h, in one pass each."""
     hs = list(hs)
-    if kernels.usable(hs) and all(h.dim() == 2 for h in hs):
+    k = _kernels_for(hs, fused)
+    if k is not None and all(h.dim() == 2 for h in hs):
         out = np.empty((len(hs), 4))
-        kernels.reduce_many(hs, out, True, activation.flat_below, activation.flat_beyond)
+        k.reduce_many(hs, out, True, activation.flat_below, activation.flat_beyond)
         return out[:, 0], out[:, 1], out[:, 2], out[:, 3]
-    var, mean = moments_per_tensor(hs, buffers)
+    var, mean = moments_per_tensor(hs, buffers, fused)
     sat, dead = flat_fractions(hs, activation, buffers)
     return var, mean, sat.numpy(), dead.numpy()

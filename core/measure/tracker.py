@@ -7,8 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from core.measure import kernels
-from core.measure.reductions import moments_per_tensor
+from core.measure.reductions import fused_kernels, moments_per_tensor
 
 Tensor = torch.Tensor
 
@@ -23,11 +22,14 @@ class WeightTracker:
     momentum's is -lr·(momentum buffer), still in memory at the record. For
     other optimizers (Adam) the weights are copied before an update that
     leads to a recorded step, and ΔW is the difference. Nothing is copied
-    for SGD.
+    for SGD. `fused` is the run's choice of reductions (False: PyTorch only,
+    as the measuring strategy "torch").
     """
 
-    def __init__(self, weights: Sequence[Tensor], optimizer: torch.optim.Optimizer, kind: str):
+    def __init__(self, weights: Sequence[Tensor], optimizer: torch.optim.Optimizer, kind: str,
+                 fused: bool | None = None):
         self.buffers: dict = {}
+        self.fused = fused
         self.weights = list(weights)
         self.optimizer = optimizer
         self.kind = kind  # "sgd", "momentum" or anything else (copy)
@@ -37,6 +39,9 @@ class WeightTracker:
 
     def __repr__(self) -> str:
         return f"WeightTracker({len(self.weights)} layers, {self.kind})"
+
+    def _kernels(self):
+        return None if self.fused is False else fused_kernels()
 
     @torch.no_grad()
     def before_update(self, step: int, next_recorded: bool) -> None:
@@ -48,7 +53,7 @@ class WeightTracker:
             # them already; otherwise measure them now, while they are still in the CPU's cache.
             if self._grad_var is None or self._grad_var[0] != step:
                 grads = [w.grad for w in self.weights]
-                self._grad_var = (step, moments_per_tensor(grads, self.buffers)[0]) if all(
+                self._grad_var = (step, moments_per_tensor(grads, self.buffers, self.fused)[0]) if all(
                     g is not None for g in grads) else None
         elif self.kind != "momentum":
             if self._prev is None:
@@ -83,7 +88,7 @@ class WeightTracker:
         weights = self.weights
         L = len(weights)
         if w_var is None or not np.isfinite(w_var).all():
-            w_var, _ = moments_per_tensor(weights, self.buffers)
+            w_var, _ = moments_per_tensor(weights, self.buffers, self.fused)
         if self._updated_to != step or step == 0:
             return w_var, np.full(L, math.nan)
         lr = self.optimizer.param_groups[0]["lr"]
@@ -92,15 +97,16 @@ class WeightTracker:
             d_var = self._grad_var[1] * lr * lr if known else np.full(L, math.nan)
         elif self.kind == "momentum":  # ΔW = -lr·(momentum buffer), `update_tensors`
             if update_var is None:
-                update_var, _ = moments_per_tensor(self.update_tensors(step)[0], self.buffers)
+                update_var, _ = moments_per_tensor(self.update_tensors(step)[0], self.buffers, self.fused)
             d_var = update_var * lr * lr
-        elif kernels.usable(weights) and kernels.usable(self._prev) and all(w.dim() == 2 for w in weights):
+        elif (k := self._kernels()) is not None and k.usable(weights) and k.usable(self._prev) and all(
+                w.dim() == 2 for w in weights):
             d_var = np.empty(L)
             out = np.empty((2, 2))
             for i, (w, p) in enumerate(zip(weights, self._prev)):
-                kernels.weight_delta(w.detach().numpy(), p.numpy(), out)  # ΔW without materializing it
+                k.weight_delta(w.detach().numpy(), p.numpy(), out)  # ΔW without materializing it
                 d_var[i] = out[1, 0]
         else:
             with torch.no_grad():
-                d_var, _ = moments_per_tensor(torch._foreach_sub(weights, self._prev))
+                d_var, _ = moments_per_tensor(torch._foreach_sub(weights, self._prev), fused=self.fused)
         return w_var, d_var

@@ -1,4 +1,4 @@
-"""The network: input → [Linear (→ BatchNorm1d) → φ] × depth → Linear(classes)."""
+"""The MLP: input → [Linear (→ BatchNorm1d) → φ] × depth → Linear(classes), a `core.models.Model`."""
 from __future__ import annotations
 
 import math
@@ -7,15 +7,16 @@ import torch
 from torch import nn
 
 from core.schema import RunConfig
-from core.models.init import INIT_FUNCTIONS, lsuv_
-from core.registry import ACTIVATIONS
+from core.models.init import INIT_FUNCTIONS
+from core.registry import ACTIVATIONS, INITIALIZERS
 
 
 class MLP(nn.Module):
     """A plain fully connected network whose forward pass shows each layer's tensors.
 
-    `forward(x, probe=probe)` hands every layer's z, h and a to a
-    `probes.StepProbe` the moment they exist (the engine's recorded steps);
+    A block is Linear (→ BatchNorm1d) → φ. `forward(x, watch=strategy)` hands
+    every block's z, h and a to a measuring strategy (`core.models.Watcher`)
+    the moment they exist (the engine's recorded steps);
     `forward(x, keep=True)` also returns the lists `hs` (the input of each
     activation, after BatchNorm when on) and `acts` (φ(h)).
     """
@@ -30,32 +31,35 @@ class MLP(nn.Module):
         self.activation = ACTIVATIONS[cfg.activation]
         self.out = nn.Linear(sizes[-1], cfg.classes)
 
-    def hidden_forward(self, x: torch.Tensor, upto: int | None = None, probe=None, kept: tuple | None = None):
+    def block_weights(self) -> list[torch.Tensor]:
+        return [linear.weight for linear in self.linears]
+
+    def hidden_forward(self, x: torch.Tensor, upto: int | None = None, watch=None, kept: tuple | None = None):
         """The activations of hidden layer `upto` - 1 (the input for upto=0;
-        the last hidden layer's for None). A `probe` (probes.StepProbe) sees
-        each layer's z (the Linear's output), h and a as soon as they exist;
-        `kept` = (hs, acts) lists collect every h and a."""
+        the last hidden layer's for None). `watch` (a `core.models.Watcher`)
+        sees each layer's z (the Linear's output), h and a as soon as they
+        exist; `kept` = (hs, acts) lists collect every h and a."""
         phi, norms = self.activation.fn, self.norms
         for l, linear in enumerate(self.linears[:upto] if upto is not None else self.linears):
             z = linear(x)
             h = z if norms is None else norms[l](z)
             x = phi(h)
-            if probe is not None:
-                probe.on_forward(l, z, h, x)
+            if watch is not None:
+                watch.forward(l, z, h, x)
             if kept is not None:
                 kept[0].append(h)
                 kept[1].append(x)
             del z, h  # freed before the next layer's output is allocated (unless kept)
         return x
 
-    def forward(self, x: torch.Tensor, keep: bool = False, probe=None):
+    def forward(self, x: torch.Tensor, keep: bool = False, watch=None):
         """Logits; with `keep`, also every h (the input of each activation,
-        after BatchNorm when on) and a (φ(h)); a `probe` (probes.StepProbe)
-        sees each layer's h and a as soon as they exist."""
+        after BatchNorm when on) and a (φ(h)); `watch` (a
+        `core.models.Watcher`) sees each layer's z, h and a as soon as they exist."""
         kept = ([], []) if keep else None
-        logits = self.out(self.hidden_forward(x, probe=probe, kept=kept))
-        if probe is not None:
-            probe.on_output(logits)
+        logits = self.out(self.hidden_forward(x, watch=watch, kept=kept))
+        if watch is not None:
+            watch.output(logits)
         return (logits, *kept) if keep else logits
 
     def extra_repr(self) -> str:
@@ -83,9 +87,10 @@ def build_network(cfg: RunConfig, calibration: torch.Tensor | None = None) -> ML
         nn.init.kaiming_uniform_(net.out.weight, a=math.sqrt(5), generator=out_gen)  # = nn.Linear's default
         bound = 1 / math.sqrt(net.out.in_features)
         nn.init.uniform_(net.out.bias, -bound, bound, generator=out_gen)
-    if cfg.init == "lsuv":
+    calibrate = INITIALIZERS[cfg.init].calibrate  # a data-driven initializer (LSUV) rescales on a batch
+    if calibrate is not None:
         if calibration is None:
-            raise ValueError("init 'lsuv' needs a calibration batch of inputs.")
+            raise ValueError(f"init {cfg.init!r} needs a calibration batch of inputs.")
         net.train()
-        lsuv_(net, calibration)
+        calibrate(net, calibration)
     return net
