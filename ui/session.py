@@ -56,8 +56,9 @@ def warm_up_engine() -> threading.Thread:
     presses does not pay several seconds of start-up."""
     def work():
         try:
+            from core.measure.warm_up import prepare
             from core.run.engine import train
-            # The Trainer compiles (or loads) the statistics kernels itself (kernels.warm_up) when it records.
+            prepare()  # load the compiled kernels now: a tiny run is measured with PyTorch and would not
             train(RunConfig(depth=2, width=8, steps=1, batch_size=8, eval_every=1))
         except Exception:
             pass  # only an optimization: the real run reports real problems
