@@ -98,7 +98,7 @@ def test_widths_and_booleans(tmp_path, capsys):
 BAD = [
     (["--depth", "0"], "depth"),
     (["--depth", "abc"], "depth"),
-    (["--activation", "swish"], "activation"),
+    (["--activation", "swishy"], "activation"),
     (["--init", "he"], "init"),
     (["--dataset", "mnist"], "dataset"),
     (["--sigma-w", "-1"], "sigma_w"),
