@@ -163,13 +163,12 @@ def _query_key(params: Mapping[str, Any]) -> tuple:
 def read_link(page: str = "Explore", params: Mapping[str, Any] | None = None, *,
               limits: Limits | None = None) -> Link:
     """The link in `params` (default: the URL) as `page` ("Explore" or "Compare") reads it. A scenario's
-    settings are the base of the link's own (on Compare, a link naming only the scenario opens its A and B)."""
+    settings are the base of the link's own (on Compare, A's and B's: `b_` parameters are B's differences from A)."""
     params = _params(params)
     query = _query_key(params)
     scenario, autorun, notes = _page_params(params)
     if page == "Compare":
-        if scenario is not None and scenario.compare is not None and not any(_known(str(k), ("", B_PREFIX))
-                                                                             for k in params):
+        if scenario is not None and scenario.compare is not None:  # the link's own parameters over A's and B's
             params = {**compare_query(scenario.config, scenario.compare), **params}
         a, b, more = compare_from_query(params, limits=limits)
         return Link(a, tuple(notes + more), scenario, autorun, b, query)
