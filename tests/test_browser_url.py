@@ -56,8 +56,13 @@ def open_page(browser, url: str, viewport=DESKTOP):
     return context, page
 
 
+def address(page) -> str:
+    """The address bar now (`page.url` is only refreshed while Playwright handles events, not in a sleep loop)."""
+    return page.evaluate("() => window.location.href")
+
+
 def url_query(page) -> dict[str, str]:
-    return dict(parse_qsl(urlsplit(page.url).query))
+    return dict(parse_qsl(urlsplit(address(page)).query))
 
 
 def sidebar(page):
@@ -70,8 +75,7 @@ def depth_shown(page) -> str:
 
 
 def select_shown(page, label: str) -> str:
-    box = sidebar(page).locator('[data-testid="stSelectbox"]').filter(has_text=label).first
-    return box.locator('[data-baseweb="select"]').first.inner_text().strip()
+    return sidebar(page).locator(f'input[role="combobox"][aria-label="{label}"]').first.input_value().strip()
 
 
 def number_shown(page, label: str) -> str:
@@ -79,9 +83,9 @@ def number_shown(page, label: str) -> str:
 
 
 def choose(page, label: str, option: str) -> None:
-    box = sidebar(page).locator('[data-testid="stSelectbox"]').filter(has_text=label).first
-    box.locator('[data-baseweb="select"]').first.click()
-    page.locator('[role="option"]').filter(has_text=option).first.click()
+    """Pick `option` in the select box `label` (a combo box: its input opens the list)."""
+    sidebar(page).locator(f'input[role="combobox"][aria-label="{label}"]').first.click()
+    page.get_by_role("option", name=option, exact=True).first.click()
 
 
 def test_the_url_follows_a_slider_and_a_select_and_reopens_the_same_experiment(browser, server):
@@ -90,23 +94,23 @@ def test_the_url_follows_a_slider_and_a_select_and_reopens_the_same_experiment(b
     try:
         wait_until(lambda: url_query(page).get("seed") == "3" and "lr" in url_query(page), 20,
                    "the address bar to carry every setting")
-        thumb = sidebar(page).locator('[data-testid="stSlider"]').filter(has_text="Depth").locator('[role="slider"]').first
-        thumb.focus()
-        thumb.press("ArrowRight")
+        slider = sidebar(page).locator('[data-testid="stSlider"]').filter(has_text="Depth").first
+        slider.locator('input[type="range"]').first.focus()  # the thumb's (visually hidden) range input
+        page.keyboard.press("ArrowRight")
         wait_until(lambda: url_query(page).get("depth") == "5", 20, "depth=5 in the address bar")
-        choose(page, "Activation", ACTIVATIONS["relu"].label)
+        choose(page, "Activation φ", ACTIVATIONS["relu"].label)
         wait_until(lambda: url_query(page).get("activation") == "relu", 20, "activation=relu in the address bar")
         query = url_query(page)
         want = RunConfig.from_query({k: str(v) for k, v in start.items()})[0].replace(depth=5, activation="relu")
         got, notes = RunConfig.from_query(query)
         assert not notes and got == want and set(want.to_query()) <= set(query)
-        copied = page.url
+        copied = address(page)
     finally:
         context.close()
     context, page = open_page(browser, copied)  # a fresh browser context: nothing but the URL is shared
     try:
         wait_until(lambda: depth_shown(page) == "5", 20, "the reopened page's depth slider at 5")
-        assert select_shown(page, "Activation") == ACTIVATIONS["relu"].label
+        assert select_shown(page, "Activation φ") == ACTIVATIONS["relu"].label
         assert number_shown(page, "Seed") == "3" and number_shown(page, "Steps") == "5"
         assert RunConfig.from_query(url_query(page))[0] == want
     finally:
