@@ -5,12 +5,13 @@ Screenshots of Home and Explore at 1400 × 900 and 390 × 844 go to test-artifac
 from __future__ import annotations
 
 import os
+import time
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
 from browser_util import (ROOT, TERMINAL_WORDS, AppServer, button, chromium_available, full_page_screenshot,
-                          launch_chromium, run_status, wait_for_app, wait_until)
+                          launch_chromium, press, run_status, wait_for_app, wait_until)
 from core.registry import ACTIVATIONS
 from core.scenarios import SCENARIOS
 from core.schema import RunConfig
@@ -157,6 +158,45 @@ def test_a_scenario_link_runs_on_open_with_its_story_and_autorun_false_waits(bro
         assert run_status(page)["bar"] is None
         assert button(page, "explore__btn_run").is_enabled()
         assert url_query(page).get("autorun") == "false"
+    finally:
+        context.close()
+
+
+# Streamlit's own status widget while a script or fragment runs: (is it in the page, is it visible).
+JS_STREAMLIT_STOP = """() => {
+  const busy = Array.from(document.querySelectorAll('[data-testid="stStatusWidget"]')).filter(w =>
+      w.querySelector('[data-testid="stStatusWidgetRunningIcon"], [data-testid="stStatusWidgetRunningManIcon"]'));
+  return [busy.length > 0, busy.some(w => w.getClientRects().length > 0)];
+}"""
+
+
+def test_one_stop_during_a_run(browser, server):
+    """While a run trains, the page's own Stop is the only one: Streamlit's Running…/Stop widget stays hidden."""
+    context, page = open_page(browser, server.url("Explore", depth=8, width=32, steps=5000, dataset="moons"))
+    try:
+        press(page, "explore__btn_run")
+        wait_until(lambda: run_status(page)["word"] == "Training", 60,
+                   f"the run to start (status: {run_status(page)})")
+        seen = False
+        end = time.monotonic() + 6
+        while time.monotonic() < end and run_status(page)["word"] == "Training":
+            present, visible = page.evaluate(JS_STREAMLIT_STOP)
+            seen |= present
+            assert not visible, "Streamlit's own Running…/Stop widget is visible beside the page's Stop"
+            page.wait_for_timeout(50)
+        assert button(page, "explore__btn_stop").is_enabled()
+        button(page, "explore__btn_stop").click()
+        wait_until(lambda: run_status(page)["word"] in TERMINAL_WORDS, 30, "the run to stop")
+        print(f"Streamlit's status widget was {'in the page (hidden)' if seen else 'never in the page'} during the run")
+        # It shows only while a script run lasts long enough, so also draw one as Streamlit does: the page hides it.
+        probe = page.evaluate("""() => {
+          const w = document.createElement('div'); w.dataset.testid = 'stStatusWidget';
+          const icon = document.createElement('img'); icon.dataset.testid = 'stStatusWidgetRunningIcon';
+          const stop = document.createElement('button'); stop.textContent = 'Stop';
+          w.append(icon, stop); document.body.append(w);
+          const shown = w.getClientRects().length > 0; w.remove(); return shown;
+        }""")
+        assert probe is False, "a running status widget would be visible: the one-Stop style is not applied"
     finally:
         context.close()
 

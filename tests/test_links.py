@@ -169,3 +169,13 @@ def test_home_cards_link_to_their_scenario():
     shown = texts(at.markdown) + hrefs
     for sc in SCENARIOS.values():
         assert f"scenario={sc.key}" in shown, sc.key
+
+
+def test_theory_follows_its_settings_in_the_url():
+    theory = str(ROOT / "pages" / "3_Theory.py")
+    at = open_page(theory, {"activation": "relu", "depth": "500"})
+    assert "depth 500 is over this server's limit of 100; using 100." in "\n".join(w.value for w in at.warning)
+    assert at.query_params["depth"] == "100"
+    at.selectbox(key="theory_init").set_value("kaiming_normal").run()
+    assert not at.exception
+    assert at.query_params["init"] == "kaiming_normal" and at.query_params["activation"] == "relu"
