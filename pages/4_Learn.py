@@ -62,7 +62,7 @@ with text:
     st.latex(r"\mathbb{E}[(\delta^{l})^2] \approx \chi\,\mathbb{E}[(\delta^{l+1})^2],"
              r"\qquad \chi = \sigma_w^2\,\mathbb{E}[\varphi'(h)^2]")
     st.markdown(
-        f"Each layer multiplies the gradient's second moment by χ, so over L layers it changes by about χ^L. "
+        f"Each layer multiplies the gradient's second moment by χ, so over L layers it changes by about χᴸ. "
         f"When χ < 1 it **vanishes** geometrically toward the input. Sigmoid's slope is at most 1/4, so χ is "
         f"about 1/18 with Xavier weights: in this {sig.depth}-layer network, layer 1's gradient is "
         f"**{pow10(g_sig[0])}** of the last layer's (chart, red).")

@@ -337,7 +337,7 @@ def fig_update_ratio(stats: np.ndarray, steps: np.ndarray, *, max_steps: int = M
     fig.add_hline(y=HEALTHY_UPDATE_RATIO, line=dict(color="#555555", dash="dash", width=1.5))
     # On a log axis an annotation's y is log10 of the value (a shape's is the value itself).
     fig.add_annotation(x=0.0, xref="paper", xanchor="left", y=math.log10(HEALTHY_UPDATE_RATIO), yanchor="bottom",
-                       text="1e-3: the usual healthy value", showarrow=False, font=dict(size=11, color="#555555"))
+                       text="10⁻³: the usual healthy value", showarrow=False, font=dict(size=11, color="#555555"))
     add_note(fig, notes[:2])
     fig.update_xaxes(title_text="step", **step_ticks(x))
     shown = stats[idx][:, chosen, COL["update_ratio"]]

@@ -204,8 +204,8 @@ def fig_jacobian_spectrum(singular_values, theory_mean: float | None = None) -> 
     detail = f"{s.size} singular values, mean σ² = {_fmt(rms * rms)}{theory}"
     if use_log and zeros:
         detail += f"; {zeros} exactly 0 (not shown on the log axis)"
-    xlabel = ("log₁₀ singular value of ∂a^L/∂x (unitless)" if use_log
-              else "singular value of ∂a^L/∂x (output length per input length)")
+    xlabel = ("log₁₀ singular value of ∂aᴸ/∂x (unitless)" if use_log
+              else "singular value of ∂aᴸ/∂x (output length per input length)")
     return _layout(fig, title, xlabel, "count", detail=detail)
 
 
