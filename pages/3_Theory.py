@@ -81,7 +81,7 @@ st.caption("Dashed: the theory's qˡ, iterated from the input with each layer's 
 st.subheader("The variance map")
 chart(TH.variance_map_figure(cfg.activation, n.sigma_w2, n.sigma_b2), TH.KEYS.fig("map"))
 st.caption("Each layer maps the second moment q of its pre-activations to the next layer's f(q). Where the curve "
-           "crosses the diagonal is the fixed point q*; the orange staircase follows the layers from an input of "
+           "crosses the diagonal is the fixed point q* (black); the purple staircase follows the layers from an input of "
            "second moment 1.")
 
 st.subheader("The order-to-chaos phase diagram")

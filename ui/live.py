@@ -26,7 +26,7 @@ from .state import SlotKeys
 REFRESH_SECONDS = 0.4   # ≥ 2 refreshes a second while training
 DETAIL_SECONDS = 2.0    # distributions, saturation, update ratio: they change slowly
 PAUSED_SECONDS = 5.0    # keeps a paused run's heartbeat (ui.session.HEARTBEAT_SECONDS, 20 s) alive
-PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+PLOTLY_CONFIG = F.PLOTLY_CONFIG  # one home: core.figures.style (the mode bar on hover only)
 
 
 @lru_cache(maxsize=64)

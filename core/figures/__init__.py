@@ -11,7 +11,8 @@ One module per family of charts, each a set of pure functions `fig_*(arrays or t
 `from core import figures as F` gives every figure builder and the style's public names.
 """
 from core.figures.style import (
-    COLOURS, HEALTHY_UPDATE_RATIO, HEATMAP_SPAN, MAX_POINTS, MAX_RIDGES, NAMES, RUN_COLOURS, SERIES_COLOURS, TEMPLATE,
+    COLOURS, HEALTHY_UPDATE_RATIO, HEATMAP_SPAN, MAX_POINTS, MAX_RIDGES, NAMES, PLOTLY_CONFIG, RUN_COLOURS, RUN_DASHES,
+    SERIES_COLOURS, TEMPLATE,
     THEORY_LABEL, log_ticks, sample_indices,
 )
 from core.figures.runs import (

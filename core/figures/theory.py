@@ -15,7 +15,10 @@ from core import theory as T
 from core.figures.style import COLOURS, INK, MUTED, apply_layout, for_log_axis, layer_axes, log_ticks, title_lines, two_panels
 from core.registry import ACTIVATIONS
 
-CURVE, ACCENT, COBWEB = COLOURS["preact_var"], COLOURS["grad_preact_var"], COLOURS["grad_act_var"]
+# q is the forward signal's second moment (blue, as Var(h) everywhere); the gradient is red; the fixed point,
+# the cobweb and the spectrum are neither, so they take colours no quantity uses.
+CURVE, ACCENT, COBWEB = COLOURS["preact_var"], COLOURS["grad_preact_var"], COLOURS["other"]
+FIXED_POINT, SPECTRUM = INK, COLOURS["other"]
 
 
 def _label(activation: str) -> str:
@@ -73,8 +76,8 @@ def fig_variance_map(activation: str, sigma_w2: float, sigma_b2: float, q1: floa
     if math.isfinite(q_star):
         fig.add_trace(go.Scatter(
             x=[q_star], y=[q_star], mode="markers+text", name="fixed point q*",
-            marker=dict(color=ACCENT, size=11, line=dict(color="white", width=1.5)),
-            text=[f"q* = {_fmt(q_star)}"], textposition="middle right", textfont=dict(color=ACCENT),
+            marker=dict(color=FIXED_POINT, size=11, line=dict(color="white", width=1.5)),
+            text=[f"q* = {_fmt(q_star)}"], textposition="middle right", textfont=dict(color=FIXED_POINT),
             hovertemplate="q* = %{x:.5g}<extra></extra>"))
         status = f"q* = {_fmt(q_star)}, χ₁ = {_fmt(chi)}"
     else:
@@ -187,11 +190,11 @@ def fig_jacobian_spectrum(singular_values, theory_mean: float | None = None) -> 
     rms = float(np.sqrt(np.mean(s * s)))
     tr = (lambda v: np.log10(v)) if use_log else (lambda v: v)
     data = tr(pos) if use_log else s
-    fig.add_trace(go.Histogram(x=data, nbinsx=60, name="singular values", marker=dict(color=CURVE, opacity=0.8),
+    fig.add_trace(go.Histogram(x=data, nbinsx=60, name="singular values", marker=dict(color=SPECTRUM, opacity=0.8),
                                hovertemplate="%{x}<br>%{y} values<extra></extra>"))
     lines = [(1.0, "isometry (σ = 1)", MUTED, "dot"), (rms, f"measured RMS = {_fmt(rms)}", INK, "solid")]
     if theory_mean is not None and math.isfinite(theory_mean) and theory_mean > 0:
-        lines.append((math.sqrt(theory_mean), f"theory RMS = {_fmt(math.sqrt(theory_mean))}", ACCENT, "dash"))
+        lines.append((math.sqrt(theory_mean), f"theory RMS = {_fmt(math.sqrt(theory_mean))}", INK, "dash"))
     for value, name, color, dash in lines:
         if value <= 0:
             continue
