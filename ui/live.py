@@ -20,6 +20,7 @@ from core.io.diagnosis import SEVERITY, diagnose
 from core.run.record import RunRecord as Snapshot
 from core.schema import RunStatus
 
+from .boundary import beside_loss
 from .session import current_run, status_line
 from .state import SlotKeys
 
@@ -127,7 +128,8 @@ def show_main_charts(snap: Snapshot, key: str, owner=None) -> None:
               fig_key("heat_backward"))
     st.caption("Colour limits are fixed for the whole run: white is variance 1 (forward) or the last layer's gradient "
                "variance at step 0 (backward); blue is smaller, red larger, ±6 decades. Grey cells: 0, inf or nan.")
-    chart(cached("loss", lambda: F.fig_loss_accuracy(steps)), fig_key("loss"))
+    with beside_loss(snap, key):  # 2-D data: the decision boundary beside the loss (ui/boundary.py)
+        chart(cached("loss", lambda: F.fig_loss_accuracy(steps)), fig_key("loss"))
 
 
 def show_detail_charts(snap: Snapshot, key: str, *, histograms: bool = True, owner=None) -> None:

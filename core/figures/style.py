@@ -48,6 +48,7 @@ NAMES = {
     "dead_units": "dead units",
 }
 INK, MUTED = "#222222", "#7f7f7f"  # text; reference lines (identity, isometry)
+CLASS_COLOURS = ("#ff7f0e", "#e377c2", "#bcbd22", "#7f7f7f")  # a dataset's classes (decision boundary): no quantity's
 RUN_DASHES = {"A": "solid", "B": "dash"}  # Compare's two runs: the same colours (quantities), two line styles
 RUN_COLOURS = {"A": "#4d4d4d", "B": "#9467bd"}  # where a run needs a colour of its own (labels): no quantity's
 PLOTLY_CONFIG = {  # how every chart is shown: the mode bar only while the pointer is over the chart
