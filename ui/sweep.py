@@ -289,6 +289,9 @@ def _duration(seconds: float) -> str:
 def _cells_table(table: pd.DataFrame, urls: list[str], spec: SweepSpec) -> None:
     with st.expander(f"All {len(table)} cells, each a link to its run in Explore", icon=":material/table:"):
         shown = table.copy()
+        for name in spec.fields:  # the axes as people read them: registry labels ("He/Kaiming normal"), not names
+            if name in shown.columns and FIELDS[name].registry is not None:
+                shown[name] = shown[name].map(FIELDS[name].show)
         shown.insert(0, "open", urls)
         st.dataframe(shown, hide_index=True, key=KEYS.control("cells"),
                      column_config={"open": st.column_config.LinkColumn("run", display_text="open in Explore",
