@@ -158,14 +158,15 @@ def fig_phase_diagram(activation: str, sigma_w2: float, sigma_b2: float, quantit
     fig.add_trace(go.Scatter(
         x=[sw2], y=[sb2], mode="markers+text", name="this setting",
         marker=dict(symbol="star", size=17, color="#ffbf00", line=dict(color="black", width=1.5)),
-        text=[f"σ_w² = {sw2:.3g}, σ_b² = {sb2:.3g}"], textposition="top right",
+        text=[f"σ_w² = {sw2:.3g}, σ_b² = {sb2:.3g}"], textposition="top right" if sw2 < 0.6 * x_max else "top left",
         textfont=dict(color="black", size=13), cliponaxis=False, hovertemplate="this setting<br>σ_w² = %{x:.3f}<br>σ_b² = %{y:.3f}<extra></extra>"))
     if off_chart is not None:
         fig.add_annotation(x=1, y=1, xref="paper", yref="paper", xanchor="right", yanchor="top", showarrow=False,
                            text=f"edge of chaos at σ_w² ≈ {off_chart:.3g} (σ_b² = {sb2:.3g}), off this chart",
                            bgcolor="rgba(255,255,255,0.8)")
-    fig.update_xaxes(range=[0, x_max])
-    fig.update_yaxes(range=[0, y_max])
+    # a little room around the grid, so a setting on an edge (σ_b² = 0, the usual case) shows its whole star
+    fig.update_xaxes(range=[-0.02 * x_max, 1.02 * x_max], zeroline=False)
+    fig.update_yaxes(range=[-0.05 * y_max, 1.04 * y_max], zeroline=False)
     return _layout(fig, f"Phase diagram, {_label(activation)}", "σ_w² (weight variance × fan-in, unitless)",
                    "σ_b² (bias variance, unitless)", height=500, detail=what)
 
