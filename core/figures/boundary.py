@@ -55,7 +55,7 @@ def fig_decision_boundary(boundary, step: int | None = None, *, height: int = 38
             hovertemplate=f"training point, class {k}<br>x₁ = %{{x:.2f}}, x₂ = %{{y:.2f}}<extra></extra>"))
     s = int(boundary.steps[i])
     fig.update_xaxes(title_text="x₁ (standardized)", range=[float(boundary.xs[0]), float(boundary.xs[-1])],
-                     showgrid=False, zeroline=False)
+                     showgrid=False, zeroline=False, constrain="domain")
     fig.update_yaxes(title_text="x₂", range=[float(boundary.ys[0]), float(boundary.ys[-1])], showgrid=False,
                      zeroline=False, scaleanchor="x", scaleratio=1, constrain="domain")
     return apply_layout(fig, title_lines(f"{title} at step {s}", "colour: the predicted class; dots: training points"),

@@ -274,11 +274,18 @@ def apply_layout(fig: go.Figure, title: str, height: int, legend_bottom: bool = 
                       xanchor="left", x=0.0)
     else:
         legend = dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1.0)
+    # The top margin holds the title's lines and, over two panels, their titles; Plotly places a title of
+    # several lines unreliably with yanchor "top", so its middle is placed instead.
+    title_lines_n = title.count("<br>") + 1
+    title_px = 8 + 20 * title_lines_n
+    panel_lines = max([(a.text or "").count("<br>") + 1 for a in fig.layout.annotations
+                       if a.yref == "paper" and a.y == 1 and a.yanchor == "bottom" and a.name != NOTE_NAME] or [0])
+    top = title_px + 16 * panel_lines + (28 if not legend_bottom else 10)
     fig.update_layout(
         template=TEMPLATE, height=height,
-        title=dict(text=title, x=0.0, xanchor="left", font=dict(size=16), automargin=True, yref="container", y=0.98,
-                   yanchor="top"),
-        margin=dict(l=60, r=20, t=60, b=30, autoexpand=True), legend=legend,
+        title=dict(text=title, x=0.0, xanchor="left", font=dict(size=16), yref="container",
+                   y=1 - (6 + 10 * title_lines_n) / height, yanchor="middle"),
+        margin=dict(l=60, r=20, t=top, b=30, autoexpand=True), legend=legend,
         hovermode="closest", uirevision="keep",  # keep the user's zoom across live refreshes
     )
     if x_title is not None:
