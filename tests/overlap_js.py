@@ -35,13 +35,13 @@ OVERLAPS_JS = """(tolerance) => {
   return out;
 }"""
 
-# The mode bar of every chart: shown (opacity > 0) or not. With displayModeBar "hover" Plotly hides it
-# until the pointer is over the chart.
+# The mode bar of every chart: "shown" or "hidden" (every button group transparent or invisible), "none" if
+# the chart has none. With displayModeBar "hover" Plotly gives it the class modebar--hover and its groups
+# opacity 0 until the pointer is over the chart.
 MODEBAR_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).filter(p => !p.closest('[data-stale="true"]')).map(p => {
-  const bar = p.querySelector('.modebar-container, .modebar');
+  const bar = p.querySelector('.modebar');
   if (!bar) return 'none';
-  const m = p.querySelector('.modebar') || bar;
-  const op = parseFloat(getComputedStyle(m).opacity);
-  const vis = getComputedStyle(m).visibility;
-  return (vis === 'hidden' || op === 0) ? 'hidden' : 'shown';
+  const groups = Array.from(bar.querySelectorAll('.modebar-group'));
+  const seen = el => { const cs = getComputedStyle(el); return cs.visibility !== 'hidden' && cs.display !== 'none' && parseFloat(cs.opacity) > 0.05; };
+  return (seen(bar) && groups.some(seen)) ? 'shown' : 'hidden';
 })"""
