@@ -48,6 +48,7 @@ NAMES = {
     "dead_units": "dead units",
 }
 INK, MUTED = "#222222", "#7f7f7f"  # text; reference lines (identity, isometry)
+SETTING_COLOURS = ("#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#4d4d4d", "#7f7f7f")  # one per setting
 CLASS_COLOURS = ("#ff7f0e", "#e377c2", "#bcbd22", "#7f7f7f")  # a dataset's classes (decision boundary): no quantity's
 RUN_DASHES = {"A": "solid", "B": "dash"}  # Compare's two runs: the same colours (quantities), two line styles
 RUN_COLOURS = {"A": "#4d4d4d", "B": "#9467bd"}  # where a run needs a colour of its own (labels): no quantity's
