@@ -257,6 +257,8 @@ def fig_predicted_profile(profile, measured_q=None, measured_grad_rel=None, heig
                 mid = (lo + hi) / 2
                 fig.update_yaxes(range=[mid - 0.6, mid + 0.6], row=1, col=col,
                                  **log_ticks(10.0 ** np.array([mid - 0.6, mid + 0.6])))
+            else:  # 1-2-5 or one label per decade, never Plotly's crowded 2…9 minor labels
+                fig.update_yaxes(row=1, col=col, **log_ticks(shown))
     fig.update_yaxes(title_text="second moment (log scale)", row=1, col=1)
     return fig
 
