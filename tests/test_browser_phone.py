@@ -85,3 +85,22 @@ def test_explore_on_a_phone_has_no_overlapping_text_and_the_mode_bar_waits_for_h
         assert page.evaluate(MODEBAR_JS)[0] == "shown", "the hovered chart's mode bar did not appear"
     finally:
         ctx.close()
+
+
+@pytest.mark.parametrize("page_name", ["Theory", "Learn"])
+def test_theory_and_learn_on_a_phone_have_no_overlapping_text(browser, server, page_name):
+    """The pages that draw without a run: every chart readable at 390 px too."""
+    ctx = browser.new_context(viewport=PHONE)
+    page = ctx.new_page()
+    try:
+        page.goto(server.url(page_name))
+        wait_for_app(page)
+        page.wait_for_selector(PLOT, timeout=60 * MS)
+        for el in page.query_selector_all(PLOT):
+            el.scroll_into_view_if_needed()
+        page.wait_for_timeout(500)
+        overlaps = page.evaluate(OVERLAPS_JS, OVERLAP_TOLERANCE_PX)
+        assert not overlaps, f"overlapping text on {page_name} on a phone:\n" + "\n".join(
+            f"  {o['chart'][:60]!r}: {o['a']!r} × {o['b']!r} ({o['w']}×{o['h']} px)" for o in overlaps[:20])
+    finally:
+        ctx.close()

@@ -33,16 +33,18 @@ def fig_decision_boundary(boundary, step: int | None = None, *, height: int = 38
     if i is None:
         return empty_figure(title, "No prediction over the plane yet.", height)
     n = int(boundary.n_classes)
-    classes = boundary.classes[i].astype(np.float32)
-    conf = boundary.confidence[i].astype(np.float32)
+    # small on the wire (it is redrawn with every refresh): one byte a grid point per layer of the picture
+    classes = boundary.classes[i]                                            # uint8
+    conf = boundary.confidence[i]
+    percent = np.round(100 * np.nan_to_num(conf, nan=0.0)).astype(np.uint8)  # for the hover
     fig = go.Figure()
     fig.add_trace(go.Heatmap(
         x=boundary.xs, y=boundary.ys, z=classes, zmin=-0.5, zmax=n - 0.5, colorscale=_discrete_scale(n),
-        showscale=False, opacity=0.35, customdata=conf, name="predicted class",
-        hovertemplate="x₁ = %{x:.2f}, x₂ = %{y:.2f}<br>predicted class %{z:.0f} (p = %{customdata:.2f})<extra></extra>"))
+        showscale=False, opacity=0.35, customdata=percent, name="predicted class",
+        hovertemplate="x₁ = %{x:.2f}, x₂ = %{y:.2f}<br>predicted class %{z} (p = %{customdata}%)<extra></extra>"))
     # where the network is unsure, a white veil: 1/n (a guess) is fully veiled, 1 (certain) not at all
-    unsure = np.clip((1.0 - conf) / max(1.0 - 1.0 / n, 1e-9), 0.0, 1.0)
-    fig.add_trace(go.Heatmap(x=boundary.xs, y=boundary.ys, z=unsure.astype(np.float32), zmin=0, zmax=1,
+    unsure = np.clip((1.0 - np.nan_to_num(conf, nan=0.0)) / max(1.0 - 1.0 / n, 1e-9), 0.0, 1.0)
+    fig.add_trace(go.Heatmap(x=boundary.xs, y=boundary.ys, z=np.round(100 * unsure).astype(np.uint8), zmin=0, zmax=100,
                              colorscale=[[0, "rgba(255,255,255,0)"], [1, "rgba(255,255,255,0.75)"]],
                              showscale=False, hoverinfo="skip", name="confidence"))
     for k in range(n):
