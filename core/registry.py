@@ -599,6 +599,7 @@ class Dataset:
     classes: int
     train_size: int = 2048  # examples in the training split (the rest of 2,560, or of digits' 1,797, are held out)
     input_note: str = ""    # what an input is, for the code snippet's IN_FEATURES comment ("" = the label)
+    plane: bool = False     # inputs are points of a plane: Explore draws the decision boundary over them
     aliases: tuple[str, ...] = field(default=(), kw_only=True)  # other names it is read by (`resolve`)
 
 
@@ -608,10 +609,11 @@ DATASETS: dict[str, Dataset] = {
         Dataset("gaussian", "Gaussian noise", "Inputs N(0, I) with random class labels: the setting the theory assumes. Input size set by input_dim.", None, 10,
                 input_note="inputs x ~ N(0, I)"),
         Dataset("spirals", "Spirals (2-D)", "Three interleaved spiral arms: a 2-D toy problem that needs depth.", 2, 3,
-                input_note="2-D points (spirals)"),
-        Dataset("moons", "Moons (2-D)", "Two interleaving half circles (scikit-learn's make_moons).", 2, 2, input_note="2-D points (moons)"),
+                input_note="2-D points (spirals)", plane=True),
+        Dataset("moons", "Moons (2-D)", "Two interleaving half circles (scikit-learn's make_moons).", 2, 2, input_note="2-D points (moons)",
+                plane=True),
         Dataset("circles", "Circles (2-D)", "A circle inside a circle (scikit-learn's make_circles).", 2, 2,
-                input_note="2-D points (circles)"),
+                input_note="2-D points (circles)", plane=True),
         Dataset("digits", "Digits (8×8)", "The 1,797 handwritten digits that ship with scikit-learn: 64 pixels, 10 classes.", 64, 10, 1438,
                 input_note="the 8×8 = 64 pixels of scikit-learn's digits"),
     ]

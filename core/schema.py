@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Callable, Iterable, Mapping, NamedTuple
 
+from core.fmt import sci
 from core.limits import HARD
 from core.registry import (ACTIVATIONS, DATASETS, DEFAULT_ACTIVATION, DEFAULT_INIT, INITIALIZERS, OPTIMIZERS,
                            options_text, resolve)
@@ -369,7 +370,7 @@ class FieldSpec:
         if self.kind is bool:
             return "on" if value else "off"
         if self.kind is float:
-            return f"{value:g}"
+            return sci(value, 6)  # 0.05, 1.5, 10⁻⁵: exponents as superscripts (core.fmt)
         return self.format(value)
 
     def parse(self, text: str) -> Any:

@@ -20,13 +20,14 @@ from core.io.diagnosis import SEVERITY, diagnose
 from core.run.record import RunRecord as Snapshot
 from core.schema import RunStatus
 
+from .boundary import beside_loss
 from .session import current_run, status_line
 from .state import SlotKeys
 
 REFRESH_SECONDS = 0.4   # ≥ 2 refreshes a second while training
 DETAIL_SECONDS = 2.0    # distributions, saturation, update ratio: they change slowly
 PAUSED_SECONDS = 5.0    # keeps a paused run's heartbeat (ui.session.HEARTBEAT_SECONDS, 20 s) alive
-PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+PLOTLY_CONFIG = F.PLOTLY_CONFIG  # one home: core.figures.style (the mode bar on hover only)
 
 
 @lru_cache(maxsize=64)
@@ -159,7 +160,8 @@ def show_main_charts(snap: Snapshot, key: str, owner=None) -> None:
               fig_key("heat_backward"))
     st.caption("Colour limits are fixed for the whole run: white is variance 1 (forward) or the last layer's gradient "
                "variance at step 0 (backward); blue is smaller, red larger, ±6 decades. Grey cells: 0, inf or nan.")
-    chart(cached("loss", lambda: F.fig_loss_accuracy(steps)), fig_key("loss"))
+    with beside_loss(snap, key):  # 2-D data: the decision boundary beside the loss (ui/boundary.py)
+        chart(cached("loss", lambda: F.fig_loss_accuracy(steps)), fig_key("loss"))
 
 
 def show_detail_charts(snap: Snapshot, key: str, *, histograms: bool = True, owner=None) -> None:

@@ -16,6 +16,7 @@ from enum import StrEnum
 
 import numpy as np
 
+from core.fmt import power_of_ten, sci
 from core.measure.records import COL
 from core.registry import ACTIVATIONS, INITIALIZERS
 from core.schema import ConfigError, RunConfig
@@ -211,7 +212,7 @@ def _fewer_layers(cfg: RunConfig) -> Suggestion | None:
 
 def _lr(cfg: RunConfig, factor: float, why: str) -> Suggestion:
     lr = float(f"{cfg.lr * factor:.3g}")
-    return Suggestion(f"{'Lower' if factor < 1 else 'Raise'} the learning rate to {lr:g}", {"lr": lr}, why)
+    return Suggestion(f"{'Lower' if factor < 1 else 'Raise'} the learning rate to {sci(lr, 3)}", {"lr": lr}, why)
 
 
 def _suggest(cfg: RunConfig, kind: str, where: str = "", step: int = 0) -> tuple[Suggestion, ...]:
@@ -324,14 +325,14 @@ def _at(stats: np.ndarray, steps: np.ndarray, i: int, cfg) -> list[Finding]:
         elif d < -DECADES:
             out.append(_finding(
                 Kind.VANISHING, s, 1,
-                f"Gradients vanish: at step {s}, the variance of ∂L/∂h in layer 1 is 10^{d:.1f} of that in layer {L}, "
+                f"Gradients vanish: at step {s}, the variance of ∂L/∂h in layer 1 is {power_of_ten(d, 1)} of that in layer {L}, "
                 f"so the first layers barely learn.",
                 cfg, "backward",
             ))
         elif d > DECADES:
             out.append(_finding(
                 Kind.EXPLODING, s, 1,
-                f"Gradients explode: at step {s}, the variance of ∂L/∂h in layer 1 is 10^{d:.1f} times that in layer {L}.",
+                f"Gradients explode: at step {s}, the variance of ∂L/∂h in layer 1 is {power_of_ten(d, 1)} times that in layer {L}.",
                 cfg, "backward",
             ))
         q = rec[:, COL["preact_var"]]
@@ -346,13 +347,13 @@ def _at(stats: np.ndarray, steps: np.ndarray, i: int, cfg) -> list[Finding]:
         elif dq < -DECADES:
             out.append(_finding(
                 Kind.VANISHING, s, L,
-                f"Activations vanish: at step {s}, the pre-activation variance of layer {L} is 10^{dq:.1f} of layer 1's.",
+                f"Activations vanish: at step {s}, the pre-activation variance of layer {L} is {power_of_ten(dq, 1)} of layer 1's.",
                 cfg, "forward",
             ))
         elif dq > DECADES:
             out.append(_finding(
                 Kind.EXPLODING, s, L,
-                f"Activations explode: at step {s}, the pre-activation variance of layer {L} is 10^{dq:.1f} times layer 1's.",
+                f"Activations explode: at step {s}, the pre-activation variance of layer {L} is {power_of_ten(dq, 1)} times layer 1's.",
                 cfg, "forward",
             ))
     sat = rec[:, COL["saturation"]]
@@ -360,7 +361,7 @@ def _at(stats: np.ndarray, steps: np.ndarray, i: int, cfg) -> list[Finding]:
         worst = int(np.nanargmax(sat))
         out.append(_finding(
             Kind.SATURATED, s, worst + 1,
-            f"Saturated: at step {s}, {sat[worst]:.0%} of layer {worst + 1}'s pre-activations sit in {cfg.activation}'s "
+            f"Saturated: at step {s}, {sat[worst]:.0%} of layer {worst + 1}'s pre-activations sit in {ACTIVATIONS[cfg.activation].label}'s "
             f"flat region, where its slope is under a tenth of its peak.",
             cfg,
         ))
@@ -397,10 +398,10 @@ def diagnose(result) -> Diagnosis:
             med = float(np.median(upd))
             s = int(steps[-1, 0])
             if med < SLOW_UPDATE:
-                findings.append(_finding(Kind.SLOW, s, None, f"Updates are tiny: the median update:data ratio at step {s} is {med:.1e} (about 1e-3 is healthy).",
+                findings.append(_finding(Kind.SLOW, s, None, f"Updates are tiny: the median update:data ratio at step {s} is {sci(med)} (about 10⁻³ is healthy).",
                                          cfg, fallback="Fix a vanishing gradient first."))
             elif med > FAST_UPDATE:
-                findings.append(_finding(Kind.FAST, s, None, f"Updates are huge: the median update:data ratio at step {s} is {med:.1e} (about 1e-3 is healthy).",
+                findings.append(_finding(Kind.FAST, s, None, f"Updates are huge: the median update:data ratio at step {s} is {sci(med)} (about 10⁻³ is healthy).",
                                          cfg))
     findings.sort(key=lambda f: -SEVERITY[f.kind])
     if not findings:

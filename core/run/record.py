@@ -30,6 +30,7 @@ from core.schema import RunConfig, RunStatus
 
 if TYPE_CHECKING:
     from core.io.diagnosis import Diagnosis
+    from core.run.boundary import Boundary
     from core.run.engine import Divergence, Record
 
 # -- the table's columns, declared once -----------------------------------------------------------------
@@ -132,6 +133,7 @@ class RunRecord:
     queue_position: int = 0
     version: int = 0
     note: str = ""
+    boundary: "Boundary | None" = field(default=None, repr=False)  # 2-D data: predictions over the plane
 
     def __post_init__(self):
         layers = len(self.config.hidden_widths)

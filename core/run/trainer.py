@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from core.schema import RunConfig
 from core.data import BatchSampler, load_data
+from core.run.boundary import boundary_probe
 from core.models.mlp import build_network
 from core.measure.probes import histograms
 from core.measure.records import COL, M_W, M_X, assemble, first_nonfinite_layer
@@ -124,6 +125,7 @@ class Record:
     stats: np.ndarray              # (layers, len(STAT_COLUMNS)) float64
     hist: dict | None = None       # latest histograms, when asked for
     divergence: "Divergence | None" = None  # set on the record where the run diverged
+    boundary: tuple | None = None  # (classes, confidence) on the plane's grid, for 2-D data (core.run.boundary)
 
 
 def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
@@ -160,6 +162,7 @@ class Trainer:
         self.divergence: Divergence | None = None
         self.done = False
         self.finite = True  # every checked column of the last record was finite
+        self.boundary = boundary_probe(cfg, self.data)  # 2-D data: the grid the decision boundary is drawn on
 
     def __repr__(self) -> str:
         return f"Trainer(step {self.step}/{self.cfg.steps}, {'done' if self.done else 'training'})"
@@ -185,6 +188,8 @@ class Trainer:
         rec = None
         if self.wants_record(s):
             rec = self._recorded_step(s, x, y, want_hist, self._wants_eval(s))
+            if self.boundary is not None and self.boundary.wants(s):
+                rec.boundary = self.boundary.predict(self.net)  # the same weights as the record, before the update
         else:
             self.opt.zero_grad(set_to_none=True)
             loss = F.cross_entropy(self.net(x), y)
