@@ -135,6 +135,11 @@ class RunConfig:
                 raise ConfigError(name, f"Invalid {name} {_show(FIELDS[name].format(value))}: {name} "
                                         f"(--{name.replace('_', '-')}) applies only to arch "
                                         f"{' or '.join(takers)}, not {self.arch}.")
+        if INITIALIZERS[self.init].needs_data and not arch.calibrated_init:
+            takers = [a.name for a in ARCHITECTURES.values() if a.calibrated_init]
+            raise ConfigError("init", f"Invalid init {_show(self.init)}: this data-driven scheme calibrates a plain "
+                                      f"stack of layers, so it applies only to arch {' or '.join(takers)}, "
+                                      f"not {self.arch}.")
         ds = DATASETS[self.dataset]
         if not arch.accepts(ds):
             fits = [d.name for d in DATASETS.values() if arch.accepts(d)]
