@@ -364,6 +364,7 @@ class Initializer:
     orthogonal: bool = False
     # A convolution's code where it differs from a Linear layer's (delta-orthogonal): the torch lines and
     # helper, the Keras kernel initializer and helper (None/"": the Linear layer's).
+    centre_only: bool = False  # on a convolution, only the kernel's centre tap is nonzero (delta-orthogonal)
     conv_torch_code: tuple[str, ...] | None = None
     conv_torch_helper: str = ""
     conv_keras_kernel: KerasKernel | None = field(default=None, repr=False)
@@ -568,7 +569,7 @@ INITIALIZERS: dict[str, Initializer] = {
             conv_torch_code=("delta_orthogonal_(m.weight{g})",), conv_torch_helper=init_blocks.DELTA_ORTHOGONAL_TORCH,
             conv_keras_kernel=lambda sigma_w: ("DeltaOrthogonal(" + ("gain=SIGMA_W" if sigma_w != 1.0 else "") + ")",
                                                ("# Orthogonal at the kernel's centre, zero elsewhere (Xiao et al., 2018).",)),
-            conv_keras_helper=init_blocks.DELTA_ORTHOGONAL_KERAS, orthogonal=True,
+            conv_keras_helper=init_blocks.DELTA_ORTHOGONAL_KERAS, orthogonal=True, centre_only=True,
         ),
         Initializer(
             "torch_default", "PyTorch default", "What nn.Linear does on its own: kaiming_uniform_ with a = √5, i.e. U(±1/√fan_in), and the same range for biases.",

@@ -274,8 +274,8 @@ class RunConfig:
         if "widths" not in parsed and ("depth" in parsed or "width" in parsed):
             parsed["widths"] = None
         cfg = dataclasses.replace(base, **parsed)
-        for key in parsed:  # strict: an option of another arch is refused even at its default value
-            if not cfg.applies(key):
+        for key in values:  # strict: an option of another arch is refused even at its default value
+            if not cfg.applies(key) and parsed[key] is not None:
                 takers = [a.name for a in ARCHITECTURES.values() if a.takes(key)]
                 raise ConfigError(key, f"Invalid {key} {_show(values[key].strip())}: {key} "
                                        f"(--{key.replace('_', '-')}) applies only to arch {' or '.join(takers)}, "
