@@ -823,6 +823,7 @@ class Architecture:
     theory: str | None = None
     columns: tuple[str, ...] = ()
     calibrated_init: bool = False  # takes a data-driven initializer (LSUV calibrates a plain stack of layers)
+    figures: tuple[str, ...] = ()  # its own charts: builders in core.figures.architectures (`arch_figures`)
 
     @staticmethod
     def _load(path: str):
@@ -873,7 +874,8 @@ ARCHITECTURES: dict[str, Architecture] = {
                      row_label="block", theory="core.theory.architectures:residual_stream",
                      theory_note="A block's branch reads the residual stream, whose variance grows with depth: "
                                  "the stream's own recursion is shown instead of the MLP's.",
-                     columns=("stream_var", "grad_stream_var", "branch_var")),
+                     columns=("stream_var", "grad_stream_var", "branch_var"),
+                     figures=("fig_residual_stream", "fig_branch_ratio")),
         Architecture("cnn", "CNN (3×3 convolutions)", "depth 3×3 convolutions of width channels with 'same' padding "
                      "on 1 × 8 × 8 images, then global average pooling and the output layer. Statistics over "
                      "batch × channels × pixels; a dead unit is a channel flat everywhere.",

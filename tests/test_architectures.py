@@ -322,3 +322,28 @@ def test_bars_are_deterministic_and_learnable_by_orientation():
     d1, d2 = load_data(cfg), load_data(cfg.replace(seed=0))
     assert torch.equal(d1.x_train, d2.x_train) and set(d1.y_train.tolist()) == {0, 1, 2, 3}
     assert d1.x_train.shape[1] == 64 and not torch.equal(d1.x_train, load_data(cfg.replace(seed=1)).x_train)
+
+
+# -- the architecture's own charts and theory line -------------------------------------------------------
+
+def test_resmlp_charts_draw_the_stream_the_branch_and_their_ratio_with_the_theory():
+    from core.figures.architectures import arch_figures
+    from core.theory.architectures import layer_profile
+
+    cfg = RunConfig(arch="resmlp", depth=5, width=32, activation="relu", init="kaiming_normal", steps=2,
+                    batch_size=32)
+    rec = train(cfg)
+    figs = dict(arch_figures(cfg, rec.stats, rec.steps))
+    assert set(figs) == {"fig_residual_stream", "fig_branch_ratio"}
+    stream = figs["fig_residual_stream"]
+    measured = [t for t in stream.data if t.mode == "lines+markers"]
+    assert len(measured) == 3  # stream, branch, ∂L/∂x
+    np.testing.assert_allclose(measured[0].y, rec.stats[-1, :, COL["stream_var"]], rtol=1e-6)
+    assert any(t.line.dash == "dash" for t in stream.data)  # the theory's recursion
+    ratio = [t for t in figs["fig_branch_ratio"].data if t.mode == "lines+markers"][0]
+    s, b = rec.stats[-1, :, COL["stream_var"]], rec.stats[-1, :, COL["branch_var"]]
+    np.testing.assert_allclose(ratio.y, b / (s - b), rtol=1e-5)
+    # the by-layer chart's theory line is the stream recursion's, not the MLP's
+    prof = layer_profile(cfg)
+    assert prof.attrs["applies"] and "stream" in prof.attrs["note"]
+    assert arch_figures(RunConfig(arch="cnn", depth=2, width=8), rec.stats[:, :2], rec.steps) == []
