@@ -881,10 +881,7 @@ ARCHITECTURES: dict[str, Architecture] = {
                      "batch × channels × pixels; a dead unit is a channel flat everywhere.",
                      "core.models.cnn:build_network", frozenset({"batchnorm"}), frozenset({"image"}), "digits",
                      "convolutions", "channels", _cnn_parameters, row_label="convolution",
-                     theory="core.theory.architectures:cnn_layers",
-                     theory_note="The MLP's theory holds for a convolution exactly under delta-orthogonal kernels "
-                                 "(Xiao et al., 2018), and for the variance (not the correlations) under any "
-                                 "scheme with the conv's fan_in = channels × 9."),
+                     theory="core.theory.architectures:cnn_layers"),  # its table's note says how far it holds
         Architecture("rnn", "Vanilla RNN", "h_t = φ(W_ih x_t + W_hh h_{t−1} + b), depth stacked layers of width "
                      "units over seq_len time steps (tanh or ReLU).", _RECURRENT,
                      frozenset({"seq_len", "recurrent_init"}), frozenset({"sequence"}), "digits", "stacked recurrent layers",

@@ -229,7 +229,7 @@ def layer_profile(cfg: "RunConfig"):
         df = _not_covered(cfg.rows, ["q", "grad_rel"], arch.theory_note)
         return df
     df = pd.DataFrame({"layer": table["layer"], "q": table["preact_var"], "grad_rel": table["grad_rel"]})
-    note = table.attrs.get("note", "") or arch.theory_note
+    note = " ".join(n for n in (arch.theory_note, table.attrs.get("note", "")) if n)
     df.attrs.update(applies=table.attrs.get("applies", True), note=note)
     return df
 
