@@ -876,9 +876,9 @@ ARCHITECTURES: dict[str, Architecture] = {
                                  "the stream's own recursion is shown instead of the MLP's.",
                      columns=("stream_var", "grad_stream_var", "branch_var"),
                      figures=("fig_residual_stream", "fig_branch_ratio")),
-        Architecture("cnn", "CNN (3×3 convolutions)", "depth 3×3 convolutions of width channels with 'same' padding "
-                     "on 1 × 8 × 8 images, then global average pooling and the output layer. Statistics over "
-                     "batch × channels × pixels; a dead unit is a channel flat everywhere.",
+        Architecture("cnn", "CNN (3×3 convolutions)", "A stack of 3×3 convolutions ('same' padding; depth of them, "
+                     "width channels each) on 1 × 8 × 8 images, then global average pooling and the output layer. "
+                     "Statistics over batch × channels × pixels; a dead unit is a channel flat everywhere.",
                      "core.models.cnn:build_network", frozenset({"batchnorm"}), frozenset({"image"}), "digits",
                      "convolutions", "channels", _cnn_parameters, row_label="convolution",
                      theory="core.theory.architectures:cnn_layers"),  # its table's note says how far it holds

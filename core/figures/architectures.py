@@ -17,7 +17,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from core.figures.style import (
-    COLOURS, THEORY_LABEL, add_note, apply_layout, check_arrays, empty_figure, for_log_axis, gap_note, layer_axes,
+    COLOURS, THEORY_LABEL, add_note, apply_layout, as_f32, check_arrays, empty_figure, for_log_axis, gap_note, layer_axes,
     log_ticks, record_axes, two_panels,
 )
 from core.measure.records import COL
@@ -89,7 +89,9 @@ def fig_residual_stream(stats: np.ndarray, steps: np.ndarray, *, record: int = -
 
 def fig_branch_ratio(stats: np.ndarray, steps: np.ndarray, *, record: int = -1, theory=None,
                      height: int = 340) -> go.Figure:
-    """Var(α·F(x)) / Var(x before the block), by block, at one record and at step 0 (log scale)."""
+    """Var(α·F(x)) / Var(x before the block), by block, at one record and at step 0. A linear axis: the
+    ratio is of order 1 for plain blocks, 1/depth under 1/√depth, and exactly 0 for Fixup and ReZero at
+    initialization."""
     stats, steps = np.asarray(stats), np.asarray(steps)
     check_arrays(stats, steps)
     title = "Branch-to-stream ratio by block"
@@ -106,10 +108,10 @@ def fig_branch_ratio(stats: np.ndarray, steps: np.ndarray, *, record: int = -1, 
     lines = [ratio(stats[i])]
     if i != 0:
         lines.append(ratio(stats[0]))
-        fig.add_trace(go.Scatter(x=x, y=for_log_axis(lines[-1]), mode="lines", name="at step 0 (faint)",
+        fig.add_trace(go.Scatter(x=x, y=as_f32(lines[-1]), mode="lines", name="at step 0 (faint)",
                                  line=dict(color=COLOURS["act_var"], width=2, dash="dot"), opacity=0.35,
                                  hovertemplate="step 0, block %{x}: %{y:.3g}<extra></extra>"))
-    fig.add_trace(go.Scatter(x=x, y=for_log_axis(lines[0]), mode="lines+markers",
+    fig.add_trace(go.Scatter(x=x, y=as_f32(lines[0]), mode="lines+markers",
                              name="Var(α·F(x)) / Var(x before the block)",
                              line=dict(color=COLOURS["act_var"], width=2.5), marker=dict(size=5),
                              hovertemplate=f"step {step}, block %{{x}}: %{{y:.3g}}<extra></extra>"))
@@ -117,16 +119,13 @@ def fig_branch_ratio(stats: np.ndarray, steps: np.ndarray, *, record: int = -1, 
         with np.errstate(all="ignore"):
             y = np.asarray(theory["branch_var"]) / (np.asarray(theory["stream_var"]) - np.asarray(theory["branch_var"]))
         lines.append(y)
-        fig.add_trace(go.Scatter(x=x, y=for_log_axis(y), mode="lines", name=THEORY_LABEL,
+        fig.add_trace(go.Scatter(x=x, y=as_f32(y), mode="lines", name=THEORY_LABEL,
                                  line=dict(color=COLOURS["theory"], width=1.5, dash="dash"),
                                  hovertemplate="theory, block %{x}: %{y:.3g}<extra></extra>"))
-    note = gap_note(lines[0], "the ratio")
-    if note and not np.isfinite(for_log_axis(lines[0])).any():
-        note = "every block adds 0 (Fixup's zero last layer, ReZero's α = 0): the ratio is 0, off the log axis"
-    add_note(fig, [note])
-    fig.update_yaxes(**log_ticks(*lines))
+    add_note(fig, [gap_note(lines[0], "the ratio", log_axis=False)])
+    fig.update_yaxes(rangemode="tozero")
     fig.update_xaxes(title_text="block (1 = input side)", range=[0.5, L + 0.5] if L < 3 else None)
-    return apply_layout(fig, f"{title} at step {step}", height, legend_bottom=True, y_title="ratio (log scale)")
+    return apply_layout(fig, f"{title} at step {step}", height, legend_bottom=True, y_title="ratio")
 
 
 def arch_figures(cfg, stats: np.ndarray, steps: np.ndarray, *, record: int = -1) -> list[tuple[str, go.Figure]]:
