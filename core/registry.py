@@ -399,6 +399,14 @@ class Initializer:
             return None
         return std * (1.0 if self.sigma_w == "ignored" else float(sigma_w))
 
+    def conv_weight_std(self, in_channels: int, out_channels: int, taps: int = 9, sigma_w: float = 1.0) -> float | None:
+        """The std of one weight of a convolution (`taps` = kernel height × width) under this scheme.
+        Fan-based schemes count fan_in = in·taps and fan_out = out·taps (as torch.nn.init does); an
+        orthogonal draw is of the kernel flattened to out × in·taps (delta-orthogonal: of its centre)."""
+        if self.orthogonal and not self.centre_only:
+            return self.weight_std(in_channels * taps, out_channels, sigma_w)
+        return self.weight_std(in_channels * taps, out_channels * taps, sigma_w)
+
     def bias_std(self, fan_in: int, sigma_b: float = 0.0) -> float:
         return self.bias.std(int(fan_in), float(sigma_b))
 
@@ -824,6 +832,7 @@ class Architecture:
     columns: tuple[str, ...] = ()
     calibrated_init: bool = False  # takes a data-driven initializer (LSUV calibrates a plain stack of layers)
     figures: tuple[str, ...] = ()  # its own charts: builders in core.figures.architectures (`arch_figures`)
+    code: str | None = None  # "module:function" (cfg, "pytorch"|"keras", share_url) -> its script; None: the MLP's
 
     @staticmethod
     def _load(path: str):
@@ -875,13 +884,14 @@ ARCHITECTURES: dict[str, Architecture] = {
                      theory_note="A block's branch reads the residual stream, whose variance grows with depth: "
                                  "the stream's own recursion is shown instead of the MLP's.",
                      columns=("stream_var", "grad_stream_var", "branch_var"),
-                     figures=("fig_residual_stream", "fig_branch_ratio")),
+                     figures=("fig_residual_stream", "fig_branch_ratio"), code="core.io.codegen:resmlp_code"),
         Architecture("cnn", "CNN (3×3 convolutions)", "A stack of 3×3 convolutions ('same' padding; depth of them, "
                      "width channels each) on 1 × 8 × 8 images, then global average pooling and the output layer. "
                      "Statistics over batch × channels × pixels; a dead unit is a channel flat everywhere.",
                      "core.models.cnn:build_network", frozenset({"batchnorm"}), frozenset({"image"}), "digits",
                      "convolutions", "channels", _cnn_parameters, row_label="convolution",
-                     theory="core.theory.architectures:cnn_layers"),  # its table's note says how far it holds
+                     theory="core.theory.architectures:cnn_layers",  # its table's note says how far it holds
+                     code="core.io.codegen:cnn_code"),
         Architecture("rnn", "Vanilla RNN", "h_t = φ(W_ih x_t + W_hh h_{t−1} + b), depth stacked layers of width "
                      "units over seq_len time steps (tanh or ReLU).", _RECURRENT,
                      frozenset({"seq_len", "recurrent_init"}), frozenset({"sequence"}), "digits", "stacked recurrent layers",

@@ -80,6 +80,16 @@ def _moment(activation: str, q: np.ndarray, key: str) -> np.ndarray:
     return out
 
 
+def _conv_sigma2(cfg: "RunConfig", in_channels: int, out_channels: int) -> tuple[float, float] | None:
+    """(fan_in · Var W, Var b) of a 3×3 convolution under cfg's initializer."""
+    ini = INITIALIZERS[cfg.init]
+    std = ini.conv_weight_std(in_channels, out_channels, 9, cfg.sigma_w)
+    if std is None:
+        return None
+    fan_in = in_channels * 9
+    return fan_in * std * std, (ini.bias_std(fan_in, cfg.sigma_b) ** 2 if cfg.bias else 0.0)
+
+
 def _phi2(activation: str, q: np.ndarray) -> np.ndarray:
     return _moment(activation, q, "phi2")
 
@@ -167,8 +177,8 @@ def cnn_layers(cfg: "RunConfig", input_field: np.ndarray | None = None) -> pd.Da
     L = cfg.depth
     c0, hgt, wid = DATASETS[cfg.dataset].image_shape
     ini = INITIALIZERS[cfg.init]
-    first = _sigma2(cfg, c0 * 9, cfg.width * 9)
-    rest = _sigma2(cfg, cfg.width * 9, cfg.width * 9)
+    first = _conv_sigma2(cfg, c0, cfg.width)
+    rest = _conv_sigma2(cfg, cfg.width, cfg.width)
     if first is None or rest is None:
         return _not_covered(L, CNN_COLUMNS, "A data-driven initializer sets its scales from a batch.")
     if cfg.batchnorm:
