@@ -445,3 +445,14 @@ def test_keras_code_runs_on_the_torch_backend_and_holds_each_weight_to_the_formu
     if cfg.init == "delta_orthogonal":
         k = keras.ops.convert_to_numpy(layers[1].kernel)
         assert np.abs(k[0, 0]).max() == 0 and np.abs(k[1, 1]).max() > 0
+
+
+def test_the_verdict_reads_the_residual_stream():
+    """Fixup's branches start at zero, so their ∂L/∂h is 0 at step 0 by design: the verdict judges the stream
+    (its variance and ∂L/∂x), healthy for Fixup, exploding for plain blocks."""
+    base = dict(arch="resmlp", depth=24, width=64, activation="relu", init="kaiming_normal", steps=1, batch_size=64)
+    fixup = train(RunConfig(residual_scale="fixup", **base)).diagnosis
+    assert fixup.verdict == "healthy", fixup.headline
+    plain = train(RunConfig(residual_scale="none", **base)).diagnosis
+    kinds = {f.kind for f in plain.findings}
+    assert "exploding" in kinds and any("∂L/∂x" in f.sentence and "block" in f.sentence for f in plain.findings)
