@@ -33,7 +33,7 @@ def train(cfg: RunConfig, progress: Callable[[int, int], None] | None = None, th
         set_training_threads(threads)
     t0 = time.perf_counter()
     trainer = Trainer(cfg)
-    recorder = Recorder(len(cfg.hidden_widths))
+    recorder = Recorder(cfg.rows)
     boundary = BoundaryRecorder(trainer.boundary) if trainer.boundary is not None else None
     while not trainer.done:
         rec = trainer.advance()
