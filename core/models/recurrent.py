@@ -51,6 +51,7 @@ class RecurrentNet(nn.Module):
     gates = 1
     gated = False  # the state is a mix of gates, not φ(h): a measuring strategy can't derive ∂L/∂h from a
     recurrent_bias = False  # a separate bias inside the recurrent term (the GRU's b_hn)
+    chained = False  # a block's weight layer (W_hh) reads h_{t-1}, which the layer above reads too
     forget_block = None  # which H-block of the gates is the forget gate (its bias starts at forget_bias)
 
     def __init__(self, cfg):
@@ -82,6 +83,11 @@ class RecurrentNet(nn.Module):
         """(blocks, 2) int64: each block's layer and time step, 1-based (the table's `layer` and `time`)."""
         T, L = self.time_steps, self.depth
         return np.stack([np.repeat(np.arange(1, L + 1), T), np.tile(np.arange(1, T + 1), L)], axis=1)
+
+    def probe_parameter(self) -> Tensor:
+        """The first layer's input bias (or weight): every overflow of the backward pass reaches it."""
+        first = self.linears[0]
+        return first.bias if first.bias is not None else first.weight
 
     def gate_blocks(self, layer: int) -> list[Tensor]:
         """W_hh of `layer` (0-based) as its H×H gate blocks."""
