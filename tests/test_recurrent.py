@@ -127,7 +127,7 @@ def hand_pass(net, x: torch.Tensor, y: torch.Tensor) -> dict:
     loss = (torch.logsumexp(logits, 1) - logits.gather(1, y[:, None]).squeeze(1)).mean()
     grads = torch.autograd.grad(loss, [*pre, *state, *Wh])
     n = len(pre)
-    return {"pre": pre, "state": state, "gates": gates, "loss": float(loss), "grad_pre": grads[:n],
+    return {"pre": pre, "state": state, "gates": gates, "loss": float(loss.detach()), "grad_pre": grads[:n],
             "grad_state": grads[n:2 * n], "grad_W": grads[2 * n:], "W": [w.detach() for w in Wh]}
 
 
@@ -197,7 +197,7 @@ def test_orthogonal_recurrent_weights_have_spectral_radius_sigma_w():
             torch.testing.assert_close(block @ block.T, 0.64 * torch.eye(32, dtype=torch.float64), atol=1e-5, rtol=0)
             assert float(torch.linalg.eigvals(block).abs().max()) == pytest.approx(0.8, rel=1e-5)
         torch.testing.assert_close(lin.bias[32:64], torch.full((32,), 1.5))
-        assert float(lin.bias[:32].abs().max()) == 0.0 and float(lin.bias[64:].abs().max()) == 0.0
+        assert float(lin.bias.detach()[:32].abs().max()) == 0.0 and float(lin.bias.detach()[64:].abs().max()) == 0.0
     np.testing.assert_allclose(net.spectral_radius(), 0.8, rtol=1e-5)
 
 

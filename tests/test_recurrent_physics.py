@@ -1,6 +1,6 @@
 """Physics at initialization: the gradient through time of a vanilla tanh RNN decays geometrically with
 the lag at the rate mean-field theory gives, ρ(W_hh)² E[φ′²] per step; an LSTM with forget bias 1
-keeps orders of magnitude more of it at the same lag.
+keeps orders of magnitude more of it at the same lag (same W_hh scale: orthogonal, ρ = 0.9).
 
 Wide layers (256 units), several seeds, log-scale tolerances; the statistics are the engine's own
 records at step 0 (`python -m core run --steps 0`).
@@ -65,5 +65,5 @@ def test_an_lstm_with_forget_bias_1_keeps_orders_of_magnitude_more_at_the_same_l
     lag = 30
     kept_rnn = rnn[T - 1 - lag] - rnn[-1]   # log10 of Var(∂L/∂h_{T-lag}) / Var(∂L/∂h_T)
     kept_lstm = lstm[T - 1 - lag] - lstm[-1]
-    assert kept_rnn < -4.0
-    assert kept_lstm - kept_rnn > 3.0, (kept_lstm, kept_rnn)
+    assert kept_rnn < -5.0
+    assert kept_lstm - kept_rnn > 2.0, (kept_lstm, kept_rnn)  # > 100× more of the gradient at lag 30

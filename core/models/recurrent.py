@@ -52,6 +52,8 @@ class RecurrentNet(nn.Module):
     gated = False  # the state is a mix of gates, not φ(h): a measuring strategy can't derive ∂L/∂h from a
     recurrent_bias = False  # a separate bias inside the recurrent term (the GRU's b_hn)
     chained = False  # a block's weight layer (W_hh) reads h_{t-1}, which the layer above reads too
+    torch_module = "nn.RNN"  # the framework layers of the same cell (core.io.codegen_recurrent)
+    keras_layer = "SimpleRNN"
     forget_block = None  # which H-block of the gates is the forget gate (its bias starts at forget_bias)
 
     def __init__(self, cfg):
@@ -179,6 +181,7 @@ class LSTM(RecurrentNet):
     gates = 4
     gated = True
     forget_block = 1
+    torch_module, keras_layer = "nn.LSTM", "LSTM"
 
     def initial_state(self, seq):
         return self._zeros(seq), self._zeros(seq)
@@ -203,6 +206,7 @@ class GRU(RecurrentNet):
     gates = 3
     gated = True
     recurrent_bias = True
+    torch_module, keras_layer = "nn.GRU", "GRU"
 
     def cell(self, xp, w_hh, b_hh, h, t, watch, block):
         H = self.width
