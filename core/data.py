@@ -42,6 +42,26 @@ def _spirals(n: int, rng: np.random.Generator, arms: int = 3):
     return x, y
 
 
+def _bars(n: int, rng: np.random.Generator, size: int = 8, noise: float = 0.35):
+    """n size × size images of one bar each, flattened row-major: class k is the orientation k·45°
+    (—, /, |, \\); the bar's centre (within a pixel of the middle), length (4 to size pixels) and the
+    pixel noise N(0, noise²) are random."""
+    y = rng.integers(0, 4, n)
+    theta = y * (np.pi / 4)
+    d = np.stack([np.cos(theta), np.sin(theta)], axis=1)          # along the bar (x right, y up)
+    normal = np.stack([-d[:, 1], d[:, 0]], axis=1)
+    centre = (size - 1) / 2 + rng.uniform(-1.0, 1.0, (n, 2))
+    length = rng.uniform(4.0, size, n)
+    rows, cols = np.mgrid[0:size, 0:size]
+    pts = np.stack([cols.ravel(), (size - 1 - rows).ravel()], axis=1).astype(np.float64)  # (pixels, 2): x, y
+    rel = pts[None, :, :] - centre[:, None, :]
+    along = np.einsum("npk,nk->np", rel, d)
+    across = np.einsum("npk,nk->np", rel, normal)
+    on = (np.abs(across) < 0.6) & (np.abs(along) <= length[:, None] / 2)
+    x = on.astype(np.float64) + noise * rng.standard_normal((n, size * size))
+    return x, y
+
+
 def _generate(name: str, n: int, seed: int, features: int):
     rng = np.random.default_rng(seed)
     if name == "gaussian":
@@ -50,6 +70,8 @@ def _generate(name: str, n: int, seed: int, features: int):
         return rng.standard_normal((n, features)), rng.integers(0, 10, n)
     if name == "spirals":
         return _spirals(n, rng)
+    if name == "bars":
+        return _bars(n, rng)
     from sklearn import datasets as skd
 
     state = int(rng.integers(0, 2**31 - 1))

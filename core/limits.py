@@ -20,6 +20,7 @@ class Limits:
     max_width: int = 1024
     max_batch_size: int = 1024
     max_steps: int = 5000           # ~1-3 minutes of training at the defaults
+    max_seq_len: int = 200          # time steps of a recurrent net's sequence: lags far beyond a vanilla RNN's memory
     max_work: int = 400_000_000     # parameters × batch size: bounds one step's cost (~50 ms here); the depth-50 scenarios need ~110M
     max_run_seconds: float = 300.0  # wall-clock cap of one run
     max_concurrent_runs: int = 2    # training threads on the whole server (2 cores)
@@ -51,6 +52,8 @@ class Limits:
             ("batch_size", cfg.batch_size, self.max_batch_size, "GFL_MAX_BATCH_SIZE", "examples in a batch"),
             ("steps", cfg.steps, self.max_steps, "GFL_MAX_STEPS", "training steps"),
         ]
+        if cfg.applies("seq_len"):
+            checks.append(("seq_len", cfg.seq_len, self.max_seq_len, "GFL_MAX_SEQ_LEN", "time steps"))
         for field, value, limit, env, what in checks:
             if value > limit:
                 return field, (f"{field}={value} is over this server's limit of {limit} {what} "
@@ -78,7 +81,7 @@ class Limits:
 
 
 # Absolute bounds of RunConfig: sanity, not server protection.
-HARD = Limits(max_depth=1000, max_width=16384, max_batch_size=65536, max_steps=10_000_000,
+HARD = Limits(max_depth=1000, max_width=16384, max_batch_size=65536, max_steps=10_000_000, max_seq_len=100_000,
               max_work=10**13, max_run_seconds=float("inf"), max_concurrent_runs=1000,
               max_sweep_work=10**18)
 

@@ -586,6 +586,10 @@ class Dataset:
     classes: int
     train_size: int = 2048  # examples in the training split (the rest of 2,560, or of digits' 1,797, are held out)
     input_note: str = ""    # what an input is, for the code snippet's IN_FEATURES comment ("" = the label)
+    # What an example is, for the architectures (`Architecture.data_kinds`): "vector" (a row of features),
+    # "image" (also a 1 × H × W picture, `image_shape`, its pixels the features in row-major order), "sequence".
+    kinds: frozenset = frozenset({"vector"})
+    image_shape: tuple[int, int, int] | None = None   # (channels, height, width) of an "image" example
 
 
 DATASETS: dict[str, Dataset] = {
@@ -599,7 +603,12 @@ DATASETS: dict[str, Dataset] = {
         Dataset("circles", "Circles (2-D)", "A circle inside a circle (scikit-learn's make_circles).", 2, 2,
                 input_note="2-D points (circles)"),
         Dataset("digits", "Digits (8×8)", "The 1,797 handwritten digits that ship with scikit-learn: 64 pixels, 10 classes.", 64, 10, 1438,
-                input_note="the 8×8 = 64 pixels of scikit-learn's digits"),
+                input_note="the 8×8 = 64 pixels of scikit-learn's digits", kinds=frozenset({"vector", "image"}),
+                image_shape=(1, 8, 8)),
+        Dataset("bars", "Bars (8×8 images)", "Generated 8×8 images of one bar at one of four orientations (—, /, |, \\) "
+                "plus noise; the class is the orientation. An image task for the CNN.", 64, 4,
+                input_note="the 8×8 = 64 pixels of a generated bar image", kinds=frozenset({"vector", "image"}),
+                image_shape=(1, 8, 8)),
     ]
 }
 
@@ -631,6 +640,241 @@ OPTIMIZERS: dict[str, Optimizer] = {
 }
 
 
+# -- architectures -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ResidualScale:
+    """How a residual block x ← x + α·F(x) is scaled (`resmlp`), with everything the lab knows about it.
+
+    `alpha(depth)` is α at initialization; `learnable` makes α a parameter
+    per block (ReZero, from 0). Fixup (`fixup`) initializes the branch's
+    first layer by the chosen scheme times `depth ** -0.5`, its last layer at
+    zero, and adds scalar biases (from 0) and a scalar multiplier (from 1)
+    per branch. `stream_gain(depth, branch_var_ratio)` is the factor by
+    which the stream's variance grows in one block at initialization, given
+    Var(F(x)) / Var(x) of a branch as initialized (the theory's recursion,
+    `core.theory.architectures`)."""
+
+    name: str
+    label: str
+    help: str
+    alpha: Callable[[int], float] = field(repr=False)
+    learnable: bool = False
+    fixup: bool = False
+    torch_note: str = ""   # the comment the generated code puts beside α
+
+    def branch_in_scale(self, depth: int) -> float:
+        """The multiplier of the branch's first layer at initialization (Fixup: depth^(-1/2))."""
+        return depth ** -0.5 if self.fixup else 1.0
+
+    @property
+    def zero_last(self) -> bool:
+        """The branch's last layer starts at zero (Fixup): F(x) = 0 at initialization."""
+        return self.fixup
+
+    def stream_gain(self, depth: int, branch_var_ratio: float) -> float:
+        """Var(x_{l+1}) / Var(x_l) at initialization, with Var(F(x_l)) = branch_var_ratio · Var(x_l):
+        1 + α²·ratio (the branch is independent of the stream at init), 1 where F or α is 0."""
+        if self.zero_last:
+            return 1.0
+        a = self.alpha(depth)
+        return 1.0 + a * a * branch_var_ratio
+
+    def __repr__(self) -> str:
+        return f"ResidualScale({self.name!r}: {self.label})"
+
+
+RESIDUAL_SCALES: dict[str, ResidualScale] = {
+    r.name: r
+    for r in [
+        ResidualScale("none", "None (α = 1)", "x ← x + F(x): every block adds its branch's variance, so the stream's "
+                      "variance grows geometrically with depth.", alpha=lambda depth: 1.0, torch_note="α = 1"),
+        ResidualScale("sqrt_depth", "1/√depth", "x ← x + F(x)/√L: the L branches add up to a bounded total, so the "
+                      "stream's variance grows by a constant factor (about e^(Var F / Var x)) whatever the depth.",
+                      alpha=lambda depth: depth ** -0.5, torch_note="α = 1/√depth"),
+        ResidualScale("fixup", "Fixup", "Zhang et al. (2019): the branch's first layer is initialized by the chosen "
+                      "scheme times depth^(−1/2), its last layer at zero (each block starts as the identity), with "
+                      "scalar biases and a scalar multiplier per branch; no normalization needed.",
+                      alpha=lambda depth: 1.0, fixup=True, torch_note="Fixup's scalar multiplier, from 1"),
+        ResidualScale("rezero", "ReZero", "Bachlechner et al. (2020): x ← x + α·F(x) with a learnable α per block "
+                      "starting at 0, so every block is the identity at initialization.",
+                      alpha=lambda depth: 0.0, learnable=True, torch_note="ReZero's learnable α, from 0"),
+    ]
+}
+DEFAULT_RESIDUAL_SCALE = "none"
+
+
+def _identity_recurrent_(w: Tensor, gen: torch.Generator) -> None:
+    nn.init.eye_(w)
+
+
+IDENTITY_INIT = Initializer(
+    "identity", "Identity (IRNN)", "Le et al. (2015): W_hh = σ_w·I, so a ReLU RNN carries its hidden state unchanged "
+    "at initialization.", "W = σ_w·I", weight=init_blocks.scaled(_identity_recurrent_),
+    std=lambda i, o: math.sqrt(min(i, o) / (i * o) * (1 - min(i, o) / (i * o))),
+    torch_code=("nn.init.eye_(m.weight)",), torch_comment="IRNN: W = σ_w·I",
+    keras_kernel=lambda sigma_w: (f"{_K}Identity({'gain=SIGMA_W' if sigma_w != 1.0 else ''})", ("# IRNN: W = σ_w·I.",)),
+)
+# The hidden-to-hidden matrix's schemes (`recurrent_init`): identity, and every initializer.
+RECURRENT_INITS: dict[str, Initializer] = {IDENTITY_INIT.name: IDENTITY_INIT, **INITIALIZERS}
+DEFAULT_RECURRENT_INIT = "orthogonal"  # σ_w is then W_hh's spectral radius
+
+
+def _mlp_parameters(cfg) -> int:
+    sizes = (cfg.features, *cfg.hidden_widths)
+    n = sum(a * b + (b if cfg.bias else 0) for a, b in zip(sizes[:-1], sizes[1:]))
+    n += sizes[-1] * cfg.classes + cfg.classes  # the output Linear always has a bias (model.MLP)
+    if cfg.batchnorm:
+        n += 2 * sum(cfg.hidden_widths)
+    return n
+
+
+def _resmlp_parameters(cfg) -> int:
+    w, b = cfg.width, (cfg.width if cfg.bias else 0)
+    block = 2 * (w * w + b) + (2 * w if cfg.batchnorm else 0)
+    scale = RESIDUAL_SCALES[cfg.residual_scale]
+    block += 4 if scale.fixup else (1 if scale.learnable else 0)  # Fixup's 3 scalar biases and multiplier; ReZero's α
+    return cfg.features * w + b + cfg.depth * block + w * cfg.classes + cfg.classes
+
+
+def _cnn_parameters(cfg) -> int:
+    channels = DATASETS[cfg.dataset].image_shape[0] if DATASETS[cfg.dataset].image_shape else 1
+    w, b = cfg.width, (cfg.width if cfg.bias else 0)
+    n = channels * w * 9 + b + (cfg.depth - 1) * (w * w * 9 + b)
+    if cfg.batchnorm:
+        n += 2 * w * cfg.depth
+    return n + w * cfg.classes + cfg.classes
+
+
+def _recurrent_parameters(gates: int):
+    """Weights of `depth` stacked layers with `gates` blocks each (1 vanilla, 4 LSTM, 3 GRU), and the output."""
+
+    def count(cfg) -> int:
+        w = cfg.width
+        n, inputs = 0, cfg.features
+        for _ in range(cfg.depth):
+            n += gates * (inputs * w + w * w + (2 * w if cfg.bias else 0))
+            inputs = w
+        return n + w * cfg.classes + cfg.classes
+    return count
+
+
+# The settings that only some architectures take; each entry's `options` says which of them it takes.
+ARCH_OPTIONS = ("widths", "residual_scale", "seq_len", "recurrent_init", "forget_bias", "batchnorm")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A kind of network, with everything the lab knows about it.
+
+    `builder` ("module:function", imported on first use) builds and
+    initializes the `core.models.Model` for a RunConfig: `build(cfg,
+    calibration)`. `options` are the settings of `ARCH_OPTIONS` it takes (any
+    other of them set is an error naming it). It reads the datasets whose
+    `kinds` meet `data_kinds` (`default_dataset` when one is needed). A run's
+    table has one row per block (`depth` of them; the MLP: one per hidden
+    layer) or, when `per_time`, per (block, time step); `depth_means` and
+    `width_means` say what depth and width count, `row_label` what a row is.
+    `mlp_theory`: the MLP's mean-field theory describes its rows as they are
+    (else `theory_note` says why not); `theory` ("module:function") is its
+    own theory beside the measurement, (cfg) -> pandas table, or None.
+    `columns` are the table's architecture columns (`core.measure.records.ARCH_COLUMNS`)
+    its model fills (`Model.extra_statistics`)."""
+
+    name: str
+    label: str
+    help: str
+    builder: str
+    options: frozenset
+    data_kinds: frozenset
+    default_dataset: str
+    depth_means: str
+    width_means: str
+    parameter_count: Callable = field(repr=False)
+    row_label: str = "layer"
+    per_time: bool = False
+    mlp_theory: bool = False
+    theory_note: str = ""
+    theory: str | None = None
+    columns: tuple[str, ...] = ()
+
+    @staticmethod
+    def _load(path: str):
+        import importlib
+
+        module, name = path.split(":")
+        return getattr(importlib.import_module(module), name)
+
+    def build(self, cfg, calibration: Tensor | None = None):
+        """The initialized network for `cfg` (deterministic in cfg.seed), a `core.models.Model`."""
+        return self._load(self.builder)(cfg, calibration)
+
+    def theory_table(self, cfg):
+        """This architecture's own prediction for `cfg` at initialization, or None where it has none."""
+        return None if self.theory is None else self._load(self.theory)(cfg)
+
+    def accepts(self, dataset: "Dataset") -> bool:
+        return bool(dataset.kinds & self.data_kinds)
+
+    def rows(self, cfg) -> int:
+        """Rows of one record: one per block, or per (block, time step)."""
+        blocks = len(cfg.hidden_widths)
+        return blocks * cfg.seq_len if self.per_time else blocks
+
+    def takes(self, option: str) -> bool:
+        return option in self.options
+
+    def __repr__(self) -> str:
+        return f"Architecture({self.name!r}: {self.label})"
+
+
+_RECURRENT = "core.models.recurrent:build_network"  # the recurrent nets' module (its own branch), loaded on first use
+_RNN_NOTE = ("Mean-field theory for feed-forward layers does not describe a recurrent layer unrolled in time "
+             "(the same W_hh at every step); see the gradient-through-time prediction instead.")
+
+ARCHITECTURES: dict[str, Architecture] = {
+    a.name: a
+    for a in [
+        Architecture("mlp", "MLP", "A plain fully connected network: input → [Linear (→ BatchNorm) → φ] × depth → "
+                     "Linear(classes).", "core.models.mlp:build_network",
+                     frozenset({"widths", "batchnorm"}), frozenset({"vector"}), "digits", "hidden layers", "units",
+                     _mlp_parameters, mlp_theory=True),
+        Architecture("resmlp", "Residual MLP", "An input projection, then depth blocks x ← x + α·F(x) with "
+                     "F = Linear → [BatchNorm] → φ → Linear, then the output layer. A row is a block: the usual "
+                     "columns for the branch's first layer, and the residual stream's and the branch's variance.",
+                     "core.models.resmlp:build_network", frozenset({"residual_scale", "batchnorm"}),
+                     frozenset({"vector"}), "digits", "residual blocks", "units", _resmlp_parameters,
+                     row_label="block", theory="core.theory.architectures:residual_stream",
+                     theory_note="A block's branch reads the residual stream, whose variance grows with depth: "
+                                 "the stream's own recursion is shown instead of the MLP's.",
+                     columns=("stream_var", "grad_stream_var", "branch_var")),
+        Architecture("cnn", "CNN (3×3 convolutions)", "depth 3×3 convolutions of width channels with 'same' padding "
+                     "on 1 × 8 × 8 images, then global average pooling and the output layer. Statistics over "
+                     "batch × channels × pixels; a dead unit is a channel flat everywhere.",
+                     "core.models.cnn:build_network", frozenset({"batchnorm"}), frozenset({"image"}), "digits",
+                     "convolutions", "channels", _cnn_parameters, row_label="convolution",
+                     theory="core.theory.architectures:cnn_layers",
+                     theory_note="The MLP's theory holds for a convolution exactly under delta-orthogonal kernels "
+                                 "(Xiao et al., 2018), and for the variance (not the correlations) under any "
+                                 "scheme with the conv's fan_in = channels × 9."),
+        Architecture("rnn", "Vanilla RNN", "h_t = φ(W_ih x_t + W_hh h_{t−1} + b), depth stacked layers of width "
+                     "units over seq_len time steps (tanh or ReLU).", _RECURRENT,
+                     frozenset({"seq_len", "recurrent_init"}), frozenset({"sequence"}), "digits", "stacked recurrent layers",
+                     "units", _recurrent_parameters(1), row_label="time step", per_time=True, theory_note=_RNN_NOTE,
+                     columns=("spectral_radius",)),
+        Architecture("lstm", "LSTM", "Long short-term memory (Hochreiter & Schmidhuber, 1997): gated cells whose "
+                     "forget gate lets the gradient through time survive long lags.", _RECURRENT,
+                     frozenset({"seq_len", "recurrent_init", "forget_bias"}), frozenset({"sequence"}), "digits",
+                     "stacked recurrent layers", "units", _recurrent_parameters(4), row_label="time step",
+                     per_time=True, theory_note=_RNN_NOTE, columns=("gate_saturation", "spectral_radius")),
+        Architecture("gru", "GRU", "Gated recurrent unit (Cho et al., 2014): update and reset gates, no separate "
+                     "cell.", _RECURRENT, frozenset({"seq_len", "recurrent_init"}), frozenset({"sequence"}), "digits",
+                     "stacked recurrent layers", "units", _recurrent_parameters(3), row_label="time step",
+                     per_time=True, theory_note=_RNN_NOTE, columns=("gate_saturation", "spectral_radius")),
+    ]
+}
+DEFAULT_ARCH = "mlp"
+
+
 def activation_of_module(module) -> Activation | None:
     """The entry whose `module_class` is exactly `module`'s class (a subclass may
     compute another φ), or None."""
@@ -650,7 +894,9 @@ def phi_prime_max(act: Activation) -> float:
     return float(g.abs().max())
 
 
-__all__ = ["ACTIVATIONS", "INITIALIZERS", "DATASETS", "OPTIMIZERS", "Activation", "Advice", "Initializer", "BiasInit",
+__all__ = ["ACTIVATIONS", "INITIALIZERS", "DATASETS", "OPTIMIZERS", "ARCHITECTURES", "RESIDUAL_SCALES",
+           "RECURRENT_INITS", "ARCH_OPTIONS", "Architecture", "ResidualScale", "DEFAULT_ARCH",
+           "DEFAULT_RESIDUAL_SCALE", "DEFAULT_RECURRENT_INIT", "Activation", "Advice", "Initializer", "BiasInit",
            "Dataset", "Optimizer", "options_text", "SELU_ALPHA", "SELU_SCALE", "LEAKY_SLOPE", "DEFAULT_ACTIVATION",
            "DEFAULT_INIT", "ZERO_BIAS", "NORMAL_BIAS", "UNIFORM_BIAS", "TORCH_DEFAULT_BIAS", "keras_fixed",
            "keras_variance_scaling", "activation_of_module"]

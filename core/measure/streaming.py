@@ -33,8 +33,8 @@ class Streaming(Measuring):
 
     name = "streaming"
 
-    def __init__(self, activation, weights: Sequence[Tensor]):
-        super().__init__(activation, weights)
+    def __init__(self, activation, weights: Sequence[Tensor], chained: bool = True):
+        super().__init__(activation, weights, chained)
         L = self.layers
         self._flat = kernels.flat_args(activation.flat_below, activation.flat_beyond)
         # float32 scratch for the flat counts, one per unit
@@ -91,7 +91,7 @@ class Streaming(Measuring):
             self.kept.hs[l], self.kept.acts[l] = h, a
         shape = h.shape
         if (len(shape) == 2 and h.dtype is torch.float32 and h.is_contiguous() and a.is_contiguous()
-                and weight.is_contiguous()):
+                and weight.is_contiguous() and weight.dim() == 2):
             rows, cols = shape
             wr, wc = weight.shape
             # the hook's gradients have these shapes too; ∂L/∂Wᵀ's strides when dense (transposed, or not)
@@ -124,6 +124,8 @@ class Streaming(Measuring):
         if positions is False:  # a node type not seen yet
             positions = self._node_positions[type(node)] = (
                 None if node is None else LINEAR_NODES.get(node.name()))
+        if not self.chained:  # the weight layer's input is not the block below's a (a residual stream, a pooling)
+            positions = None
         if positions is None:  # a node we don't know: a tensor hook per gradient, ∂L/∂W later
             self._weight_grads_later = True
             if h is not None:

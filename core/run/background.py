@@ -98,7 +98,7 @@ class Run:
         self._stop = threading.Event()
         self._paused = False
         self._step_budget = 0
-        self._recorder = Recorder(len(cfg.hidden_widths))
+        self._recorder = Recorder(cfg.rows)
         self._status = RunStatus.READY
         self._message = ""
         self._divergence = None

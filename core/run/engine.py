@@ -32,7 +32,7 @@ def train(cfg: RunConfig, progress: Callable[[int, int], None] | None = None, th
         set_training_threads(threads)
     t0 = time.perf_counter()
     trainer = Trainer(cfg)
-    recorder = Recorder(len(cfg.hidden_widths))
+    recorder = Recorder(cfg.rows)
     while not trainer.done:
         rec = trainer.advance()
         if rec is not None:
