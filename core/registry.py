@@ -362,6 +362,13 @@ class Initializer:
     calibrate: Callable | None = field(default=None, repr=False)
     starts_as: str | None = None
     orthogonal: bool = False
+    # A convolution's code where it differs from a Linear layer's (delta-orthogonal): the torch lines and
+    # helper, the Keras kernel initializer and helper (None/"": the Linear layer's).
+    centre_only: bool = False  # on a convolution, only the kernel's centre tap is nonzero (delta-orthogonal)
+    conv_torch_code: tuple[str, ...] | None = None
+    conv_torch_helper: str = ""
+    conv_keras_kernel: KerasKernel | None = field(default=None, repr=False)
+    conv_keras_helper: str = ""
 
     @property
     def needs_data(self) -> bool:
@@ -376,10 +383,10 @@ class Initializer:
         return self.sigma_w != "ignored"
 
     def apply(self, layer, cfg, gen: torch.Generator) -> None:
-        """Initialize one hidden nn.Linear in place under `cfg` (σ_w, σ_b)."""
+        """Initialize one hidden nn.Linear (or convolution) in place under `cfg` (σ_w, σ_b)."""
         self.weight(layer.weight, cfg.sigma_w, gen)
         if layer.bias is not None:
-            self.bias.draw(layer.bias, layer.in_features, cfg.sigma_b, gen)
+            self.bias.draw(layer.bias, init_blocks.fan_in(layer.weight), cfg.sigma_b, gen)
 
     def weight_std(self, fan_in: int, fan_out: int, sigma_w: float = 1.0) -> float | None:
         """The std of one weight that this scheme draws (None when set from data).
@@ -521,7 +528,7 @@ INITIALIZERS: dict[str, Initializer] = {
         Initializer(
             "lecun_normal", "LeCun normal", "LeCun et al. (1998): Var(W) = 1/fan_in. With SELU it gives a self-normalizing network.",
             "W ~ N(0, 1/fan_in)",
-            weight=init_blocks.scaled(lambda w, g: nn.init.normal_(w, 0.0, 1 / math.sqrt(w.shape[1]), generator=g)),
+            weight=init_blocks.scaled(init_blocks.lecun_normal_),
             std=lambda i, o: 1 / math.sqrt(i),
             torch_code=("nn.init.normal_(m.weight, 0.0, 1 / math.sqrt(m.in_features))",),
             torch_comment='LeCun: Var(W) = 1/fan_in (= kaiming_normal_ with nonlinearity="linear")',
@@ -544,6 +551,25 @@ INITIALIZERS: dict[str, Initializer] = {
             torch_comment="Saxe et al.: a (semi-)orthogonal matrix",
             keras_kernel=_keras_orthogonal("# A (semi-)orthogonal matrix (Saxe et al., 2014).", takes_sigma_w=True),
             orthogonal=True,
+        ),
+        Initializer(
+            "delta_orthogonal", "Delta-orthogonal", "Xiao et al. (2018): a convolution's kernel is zero except at "
+            "its centre, an orthogonal channels × channels matrix there: every pixel's signal keeps its norm "
+            "exactly, so with σ_w, σ_b on the critical line 10,000-layer CNNs train. On a Linear layer it is "
+            "plain orthogonal.", "W[:, :, centre] = σ_w·Q, zero elsewhere",
+            weight=init_blocks.scaled(init_blocks.delta_orthogonal_),
+            # the centre's (semi-)orthogonal matrix has entries of variance 1/max(in, out) channels; the kernel's
+            # other k²−1 taps are 0, so over fan_in = in·k² inputs each weight has variance 1/(k²·max(in, out))
+            std=lambda i, o: 1 / math.sqrt(max(i, o)),
+            # on a Linear layer (the MLP's code) it is orthogonal_; a convolution's code uses the conv_ fields
+            torch_code=("nn.init.orthogonal_(m.weight{g})",), torch_gain=True,
+            torch_comment="delta-orthogonal on a Linear layer: plain orthogonal",
+            keras_kernel=_keras_orthogonal("# Delta-orthogonal on a Dense layer is plain orthogonal (Xiao et al., 2018).",
+                                           takes_sigma_w=True),
+            conv_torch_code=("delta_orthogonal_(m.weight{g})",), conv_torch_helper=init_blocks.DELTA_ORTHOGONAL_TORCH,
+            conv_keras_kernel=lambda sigma_w: ("DeltaOrthogonal(" + ("gain=SIGMA_W" if sigma_w != 1.0 else "") + ")",
+                                               ("# Orthogonal at the kernel's centre, zero elsewhere (Xiao et al., 2018).",)),
+            conv_keras_helper=init_blocks.DELTA_ORTHOGONAL_KERAS, orthogonal=True, centre_only=True,
         ),
         Initializer(
             "torch_default", "PyTorch default", "What nn.Linear does on its own: kaiming_uniform_ with a = √5, i.e. U(±1/√fan_in), and the same range for biases.",
@@ -739,9 +765,9 @@ def _mlp_parameters(cfg) -> int:
 
 def _resmlp_parameters(cfg) -> int:
     w, b = cfg.width, (cfg.width if cfg.bias else 0)
-    block = 2 * (w * w + b) + (2 * w if cfg.batchnorm else 0)
     scale = RESIDUAL_SCALES[cfg.residual_scale]
-    block += 4 if scale.fixup else (1 if scale.learnable else 0)  # Fixup's 3 scalar biases and multiplier; ReZero's α
+    block = 2 * (w * w + (0 if scale.fixup else b)) + (2 * w if cfg.batchnorm else 0)
+    block += 5 if scale.fixup else (1 if scale.learnable else 0)  # Fixup's 4 scalar biases and multiplier; ReZero's α
     return cfg.features * w + b + cfg.depth * block + w * cfg.classes + cfg.classes
 
 
@@ -806,6 +832,7 @@ class Architecture:
     theory_note: str = ""
     theory: str | None = None
     columns: tuple[str, ...] = ()
+    calibrated_init: bool = False  # takes a data-driven initializer (LSUV calibrates a plain stack of layers)
     gate_activation: str | None = None  # the gates' nonlinearity (LSTM, GRU): its flat region is gate saturation
 
     @staticmethod
@@ -851,7 +878,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         Architecture("mlp", "MLP", "A plain fully connected network: input → [Linear (→ BatchNorm) → φ] × depth → "
                      "Linear(classes).", "core.models.mlp:build_network",
                      frozenset({"widths", "batchnorm"}), frozenset({"vector"}), "digits", "hidden layers", "units",
-                     _mlp_parameters, mlp_theory=True),
+                     _mlp_parameters, mlp_theory=True, calibrated_init=True),
         Architecture("resmlp", "Residual MLP", "An input projection, then depth blocks x ← x + α·F(x) with "
                      "F = Linear → [BatchNorm] → φ → Linear, then the output layer. A row is a block: the usual "
                      "columns for the branch's first layer, and the residual stream's and the branch's variance.",

@@ -135,6 +135,11 @@ class RunConfig:
                 raise ConfigError(name, f"Invalid {name} {_show(FIELDS[name].format(value))}: {name} "
                                         f"(--{name.replace('_', '-')}) applies only to arch "
                                         f"{' or '.join(takers)}, not {self.arch}.")
+        if INITIALIZERS[self.init].needs_data and not arch.calibrated_init:
+            takers = [a.name for a in ARCHITECTURES.values() if a.calibrated_init]
+            raise ConfigError("init", f"Invalid init {_show(self.init)}: this data-driven scheme calibrates a plain "
+                                      f"stack of layers, so it applies only to arch {' or '.join(takers)}, "
+                                      f"not {self.arch}.")
         ds = DATASETS[self.dataset]
         if not arch.accepts(ds):
             fits = [d.name for d in DATASETS.values() if arch.accepts(d)]
@@ -273,8 +278,8 @@ class RunConfig:
         if "widths" not in parsed and ("depth" in parsed or "width" in parsed):
             parsed["widths"] = None
         cfg = dataclasses.replace(base, **parsed)
-        for key in values:  # strict: an option of another arch is refused even at its default value (only those given)
-            if not cfg.applies(key):
+        for key in values:  # strict: an option of another arch is refused even at its default value
+            if not cfg.applies(key) and parsed[key] is not None:
                 takers = [a.name for a in ARCHITECTURES.values() if a.takes(key)]
                 raise ConfigError(key, f"Invalid {key} {_show(values[key].strip())}: {key} "
                                        f"(--{key.replace('_', '-')}) applies only to arch {' or '.join(takers)}, "

@@ -54,8 +54,9 @@ class Model(Protocol):
     def probe_parameter(self) -> Tensor:
         """A small parameter near the input: a non-finite backward pass shows in its gradient's sum."""
 
-    def extra_statistics(self) -> dict:
-        """The architecture's own columns of the last recorded step ({} for none)."""
+    def extra_statistics(self, fused: bool | None = None) -> dict:
+        """The architecture's own columns of the last recorded step ({} for none); `fused` as the
+        measuring strategy's (False: PyTorch's reductions only)."""
 
 
 __all__ = ["Model", "Watcher"]

@@ -40,8 +40,8 @@ class MLP(nn.Module):
         first = self.linears[0]
         return first.bias if first.bias is not None else first.weight
 
-    def extra_statistics(self) -> dict:
-        return {}
+    def extra_statistics(self, fused: bool | None = None) -> dict:
+        return {}  # no columns of its own
 
     def hidden_forward(self, x: torch.Tensor, upto: int | None = None, watch=None, kept: tuple | None = None):
         """The activations of hidden layer `upto` - 1 (the input for upto=0;

@@ -225,7 +225,7 @@ class Trainer:
             w_var = moments[:, M_W].copy() if np.isfinite(moments[:, M_W]).all() else None
             stats, self.finite = assemble(moments, self.tracker.statistics(
                 s, w_var, moments[:, M_X].copy() if update else None))
-            fill_arch_columns(stats, self.net.extra_statistics())
+            fill_arch_columns(stats, self.net.extra_statistics(self.strategy.fused))
             kept = m.kept
         self.tracker.note_grad_var(s, stats[:, COL["weight_grad_var"]])
         train_acc = accuracy(logits, y)
