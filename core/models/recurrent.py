@@ -147,7 +147,7 @@ class RecurrentNet(nn.Module):
             count = sum(flat(p).sum() for p in pre)
         self._gate_flat.append((count, sum(p.numel() for p in pre)))
 
-    def extra_statistics(self) -> dict[str, np.ndarray]:
+    def extra_statistics(self, fused: bool | None = None) -> dict[str, np.ndarray]:
         """The architecture's own columns for the last watched forward, one value per block:
         `gate_saturation` (gated cells: the fraction of sigmoid-gate entries in its flat region) and
         `spectral_radius` (the block's layer's W_hh)."""
