@@ -834,6 +834,7 @@ class Architecture:
     columns: tuple[str, ...] = ()
     calibrated_init: bool = False  # takes a data-driven initializer (LSUV calibrates a plain stack of layers)
     gate_activation: str | None = None  # the gates' nonlinearity (LSTM, GRU): its flat region is gate saturation
+    code: str | None = None  # a module with pytorch_code(cfg, share_url) and keras_code(...); None: core.io.codegen's
 
     @staticmethod
     def _load(path: str):
@@ -845,6 +846,12 @@ class Architecture:
     def build(self, cfg, calibration: Tensor | None = None):
         """The initialized network for `cfg` (deterministic in cfg.seed), a `core.models.Model`."""
         return self._load(self.builder)(cfg, calibration)
+
+    def code_module(self):
+        """The module that writes this architecture's PyTorch and Keras code (None: the MLP's, core.io.codegen)."""
+        import importlib
+
+        return None if self.code is None else importlib.import_module(self.code)
 
     def theory_table(self, cfg):
         """This architecture's own prediction for `cfg` at initialization, or None where it has none."""
@@ -866,6 +873,7 @@ class Architecture:
 
 
 _RECURRENT = "core.models.recurrent:build_{}"  # the recurrent nets' module, loaded on first use
+_RECURRENT_CODE = "core.io.codegen_recurrent"
 _RNN_NOTE = ("Mean-field theory for feed-forward layers does not describe a recurrent layer unrolled in time "
              "(the same W_hh at every step); the gradient-through-time prediction is shown instead.")
 _GATED_NOTE = ("LSTM and GRU gates multiply the gradient through time by data-dependent factors (the forget gate's "
@@ -903,20 +911,21 @@ ARCHITECTURES: dict[str, Architecture] = {
                      frozenset({"seq_len", "recurrent_init"}), frozenset({"sequence"}), "recall",
                      "stacked recurrent layers", "units", _recurrent_parameters(1), row_label="time step",
                      per_time=True, theory="core.theory.recurrent:gradient_through_time",
-                     theory_note=_RNN_NOTE, columns=("spectral_radius",)),
+                     theory_note=_RNN_NOTE, columns=("spectral_radius",), code=_RECURRENT_CODE),
         Architecture("lstm", "LSTM", "Long short-term memory (Hochreiter & Schmidhuber, 1997): gated cells whose "
                      "forget gate lets the gradient through time survive long lags. Per time step: the cell "
                      "state c_t as the pre-activation, h_t as the activation.", _RECURRENT.format("lstm"),
                      frozenset({"seq_len", "recurrent_init", "forget_bias"}), frozenset({"sequence"}), "recall",
                      "stacked recurrent layers", "units", _recurrent_parameters(4), row_label="time step",
                      per_time=True, theory_note=_GATED_NOTE, columns=("gate_saturation", "spectral_radius"),
-                     gate_activation="sigmoid"),
+                     gate_activation="sigmoid", code=_RECURRENT_CODE),
         Architecture("gru", "GRU", "Gated recurrent unit (Cho et al., 2014): update and reset gates, no separate "
                      "cell. Per time step: the candidate's pre-activation, and h_t.", _RECURRENT.format("gru"),
                      frozenset({"seq_len", "recurrent_init"}), frozenset({"sequence"}), "recall",
                      "stacked recurrent layers", "units", _recurrent_parameters(3, recurrent_bias=True),
                      row_label="time step", per_time=True, theory_note=_GATED_NOTE,
-                     columns=("gate_saturation", "spectral_radius"), gate_activation="sigmoid"),
+                     columns=("gate_saturation", "spectral_radius"), gate_activation="sigmoid",
+                     code=_RECURRENT_CODE),
     ]
 }
 DEFAULT_ARCH = "mlp"

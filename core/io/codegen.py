@@ -106,8 +106,12 @@ def pytorch_code(cfg: RunConfig, share_url: str | None = None) -> str:
     Defines `model` (an nn.Sequential: [Linear(, BatchNorm1d), activation] ×
     depth, then Linear(classes)), `optimizer` and `loss`. The initial
     weights follow the same distributions as the lab's (not the same
-    numbers: the lab draws them from its own generator).
+    numbers: the lab draws them from its own generator). An architecture with code of its own
+    (`Architecture.code`) writes it there.
     """
+    own = cfg.architecture.code_module()
+    if own is not None:
+        return own.pytorch_code(cfg, share_url)
     act = ACTIVATIONS[cfg.activation]
     ds = DATASETS[cfg.dataset]
     consts = [
@@ -187,8 +191,11 @@ def keras_code(cfg: RunConfig, share_url: str | None = None) -> str:
     GlorotNormal, LecunNormal, Orthogonal, ...), VarianceScaling /
     RandomNormal / RandomUniform otherwise; BatchNormalization with
     PyTorch's epsilon and momentum; the optimizer; compiled for
-    sparse-label cross-entropy on logits.
+    sparse-label cross-entropy on logits. An architecture with code of its own writes it there.
     """
+    own = cfg.architecture.code_module()
+    if own is not None:
+        return own.keras_code(cfg, share_url)
     ini = INITIALIZERS[cfg.init]
     kernel, comments = ini.keras_kernel(cfg.sigma_w)
     optimizer = OPTIMIZERS[cfg.optimizer]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from core.registry import ACTIVATIONS, DATASETS, INITIALIZERS, OPTIMIZERS, RECURRENT_INITS, ZERO_BIAS
 
-__all__ = ["recurrent_pytorch_code", "recurrent_keras_code"]
+__all__ = ["pytorch_code", "keras_code"]
 
 
 def _num(x: float) -> str:
@@ -72,7 +72,7 @@ def _torch_bias(ini, cfg, bias: str, fan_in: str) -> list[str]:
     return [b.torch_code.replace("m.bias", bias)]
 
 
-def recurrent_pytorch_code(cfg, share_url: str | None = None) -> str:
+def pytorch_code(cfg, share_url: str | None = None) -> str:
     """A runnable PyTorch script: `model` (torch.nn.RNN/LSTM/GRU and a Linear on h_T), initialized as the lab
     does, an optimizer and one training step on a random batch of sequences."""
     from core.io.codegen import _finish, share_comment
@@ -141,7 +141,7 @@ def _keras(expr: str) -> str:
     return expr.replace("tf.keras.", "keras.")
 
 
-def recurrent_keras_code(cfg, share_url: str | None = None) -> str:
+def keras_code(cfg, share_url: str | None = None) -> str:
     """The same network in Keras 3: keras.layers.SimpleRNN/LSTM/GRU stacked, then Dense(CLASSES) on h_T."""
     from core.io.codegen import _finish, share_comment
 
@@ -174,7 +174,7 @@ def recurrent_keras_code(cfg, share_url: str | None = None) -> str:
         args.append("unit_forget_bias=False,  # the forget gate's bias is set below")
     if net.recurrent_bias:
         args.append("reset_after=True,  # r ⊙ (W_hn h + b_hn), as PyTorch's GRU")
-    comments = [c for c in (*k_notes, *r_notes) if c]
+    comments = [_keras(c) for c in (*k_notes, *r_notes) if c]
     helpers = _PER_GATE.rstrip("\n").split("\n")
     if scaled:
         helpers += ["", "", "class Scaled(keras.initializers.Initializer):",
@@ -185,7 +185,7 @@ def recurrent_keras_code(cfg, share_url: str | None = None) -> str:
     parts = [
         _title(cfg, "Keras 3", net), *share_comment(cfg, share_url), "import math", "import os", "",
         'os.environ.setdefault("KERAS_BACKEND", "torch")  # any backend works; this one needs only PyTorch',
-        "import keras  # noqa: E402", "", f"keras.utils.set_random_seed({cfg.seed})", "", *_consts(cfg, net),
+        "import keras  # noqa: E402", "", f"keras.utils.set_random_seed({cfg.seed})", "", *_consts(cfg, net), "",
         *helpers, "", "",
         "model = keras.Sequential([keras.Input(shape=(SEQ_LEN, IN_FEATURES))])",
         "fan_in = IN_FEATURES  # inputs of the next layer's kernel",
