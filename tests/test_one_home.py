@@ -32,7 +32,8 @@ SKIPPED_DIRS = {
 ALLOWED: dict[str, tuple[set[str], str]] = {
     "core/registry.py": (NAMES, "the registry is the home of the names"),
     "core/scenarios.py": ({"sigmoid", "tanh", "relu", "selu", "xavier_normal", "kaiming_normal", "normal",
-                           "lecun_normal", "orthogonal"}, "the Home page's presets are data: settings with a story"),
+                           "lecun_normal", "orthogonal", "rnn", "lstm"},
+                          "the Home page's presets are data: settings with a story"),
     "core/sweep/scenarios.py": ({"tanh", "normal", "relu"}, "the shipped sweeps are presets, like the scenarios"),
     "pages/4_Learn.py": ({"sigmoid", "tanh", "relu", "kaiming_normal"},
                          "the lessons' mini-experiments are presets, like the scenarios"),
