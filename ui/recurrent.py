@@ -65,3 +65,18 @@ def show_detail_charts(snap, key: str, cached, chart) -> None:
     with c2:
         # W_hh is shared by a layer's time steps: its update ratio is one line per layer
         chart(cached("update", lambda: F.fig_update_ratio(stats[:, ::T], steps)), fig_key("update"))
+
+
+def show_theory_preview(cfg: RunConfig, key: str, chart) -> None:
+    """Before any run: the vanilla RNN's predicted gradient through time, or why there is none."""
+    theory = theory_by_time(cfg)
+    if theory is None:
+        st.caption("No prediction before the run: " + cfg.architecture.theory_note)
+        return
+    top = theory[theory["layer"] == cfg.depth]
+    chart(F.fig_lines({"predicted Var(∂L/∂h_t) ÷ the last step's": top["grad_rel"].to_numpy()},
+                      title=f"What theory predicts: the gradient through time decays by "
+                            f"{theory.attrs['decay']:.3g} per step back", x_title=FR.TIME_AXIS,
+                      y_title="relative to t = T"), SlotKeys(key).fig("theory_preview"))
+    if theory.attrs.get("note"):
+        st.caption(theory.attrs["note"])
