@@ -80,3 +80,28 @@ def show_theory_preview(cfg: RunConfig, key: str, chart) -> None:
                       y_title="relative to t = T"), SlotKeys(key).fig("theory_preview"))
     if theory.attrs.get("note"):
         st.caption(theory.attrs["note"])
+
+
+def show_pair_by_time(recorded: dict, cached, chart, page: SlotKeys) -> None:
+    """Compare with recurrent runs on both sides (A = rnn, B = lstm): the by-time overlay, the gradient
+    through time as time step × step heatmaps with shared colour limits, loss and accuracy."""
+    chart(cached("variance", lambda: FR.fig_variance_by_time_compare(
+        {label: (s.stats, s.steps, s.config.time_steps) for label, s in recorded.items()})), page.fig("variance"))
+    st.caption("Colour = quantity (green: the state Var(h_t), orange: the gradient through time Var(∂L/∂h_t)); "
+               "solid line = A, dashed = B, faint dotted = step 0. The top layer of each.")
+    first = next(iter(recorded.values()))
+    zr = cached("zrange_time", lambda: FR.time_zrange(first.stats, first.config.time_steps, "grad_act_var"))
+    cols = st.columns(2, gap="medium")
+    for col, label in zip(cols, ("A", "B")):
+        with col:
+            s = recorded.get(label)
+            if s is None:
+                st.caption(f"{label}: nothing recorded yet.")
+                continue
+            chart(cached(f"heat_time_{label}", lambda: FR.fig_time_step_heatmap(
+                s.stats, s.steps, s.config.time_steps, "grad_act_var", zrange=zr, height=340,
+                title=f"{label} · Backward: log10 Var(∂L/∂h_t)")), page.fig(f"heat_time_{label}"))
+    st.caption("Both heatmaps share their colour limits (±10 decades around A's last-step gradient at step 0): the "
+               "same colour is the same gradient in A and B. Grey: 0, inf or nan.")
+    chart(cached("loss", lambda: F.fig_loss_compare({label: s.steps for label, s in recorded.items()})),
+          page.fig("loss"))

@@ -154,6 +154,47 @@ def fig_time_step_heatmap(stats: np.ndarray, steps: np.ndarray, time_steps: int,
     return fig
 
 
+def fig_variance_by_time_compare(runs, *, record: int = -1, height: int = 430) -> go.Figure:
+    """Several recurrent runs on one chart (Compare): `runs` maps a label ("A", "B") to (stats, steps,
+    time steps). Var(h_t) left, Var(∂L/∂h_t) right, of each run's top layer at its latest record (or
+    `record`); runs differ by line style, quantities by colour; step 0 faint."""
+    dashes = ["solid", "dash", "dot", "dashdot"]
+    fig = two_panels("Forward: the state h_t", "Backward: ∂L/∂h_t through time")
+    shown = {1: [], 2: []}
+    for k, (label, (stats, steps, T)) in enumerate(runs.items()):
+        stats, steps = np.asarray(stats), np.asarray(steps)
+        check_arrays(stats, steps)
+        if len(steps) == 0:
+            continue
+        i, step, _, _ = record_axes(stats, steps, record)
+        s = by_time(stats, T)[:, -1]  # (records, T, columns): the top layer
+        t = np.arange(1, T + 1, dtype=np.int32)
+        for panel, col in ((1, "act_var"), (2, "grad_act_var")):
+            for r, faint in ((0, True), (i, False)) if i != 0 else ((i, False),):
+                fig.add_trace(go.Scatter(
+                    x=t, y=for_log_axis(s[r, :, COL[col]]), mode="lines" if faint else "lines+markers",
+                    name=f"{label}: {TIME_NAMES[col]} (step {int(steps[r, 0])})", opacity=0.35 if faint else 1.0,
+                    showlegend=not faint, marker=dict(size=4),
+                    line=dict(color=COLOURS[col], width=2 if faint else 2.5, dash="dot" if faint else dashes[k % 4]),
+                    hovertemplate=f"{label}, {TIME_NAMES[col]} at step {int(steps[r, 0])}<br>t = %{{x}}: "
+                                  f"%{{y:.3g}}<extra></extra>"), row=1, col=panel)
+                shown[panel].append(s[r, :, COL[col]])
+    fig.update_xaxes(title_text=TIME_AXIS, row=1, col=1)
+    fig.update_xaxes(title_text="time step t", row=1, col=2)
+    for panel, arrays in shown.items():
+        if arrays:
+            fig.update_yaxes(**log_ticks(*arrays), row=1, col=panel)
+    fig.update_yaxes(title_text="variance (log scale)", row=1, col=1)
+    return apply_layout(fig, "Variance by time step: A (solid) and B (dashed)", height, legend_bottom=True)
+
+
+def time_zrange(stats: np.ndarray, time_steps: int, column: str) -> tuple[float, float]:
+    """The colour limits `fig_time_step_heatmap` would choose for `stats` (to share them between runs)."""
+    v = float(by_time(stats, time_steps)[0, -1, -1, COL[column]]) if len(stats) else math.nan
+    centre = float(np.round(math.log10(v))) if column.startswith("grad") and math.isfinite(v) and v > 0 else 0.0
+    return centre - TIME_HEATMAP_SPAN, centre + TIME_HEATMAP_SPAN
+
+
 def fig_gate_saturation(stats: np.ndarray, steps: np.ndarray, time_steps: int, *, record: int = -1,
                         height: int = 320) -> go.Figure:
     """Gated cells: the share of sigmoid-gate entries in its flat region by time step, at one record, with
@@ -185,4 +226,4 @@ def fig_gate_saturation(stats: np.ndarray, steps: np.ndarray, time_steps: int, *
 
 
 __all__ = ["by_time", "fig_variance_by_time", "fig_time_step_heatmap", "fig_gate_saturation", "theory_by_time",
-           "TIME_AXIS"]
+           "fig_variance_by_time_compare", "time_zrange", "TIME_AXIS"]

@@ -1,0 +1,52 @@
+"""The pages with a recurrent run: Explore draws it by time step, Compare runs A = rnn beside B = lstm,
+Learn's first question has its gradient-through-time chart (AppTest, no browser)."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 60
+RNN = dict(arch="lstm", dataset="recall", depth="1", width="16", seq_len="6", steps="4", batch_size="16")
+
+
+def _titles(at) -> list[str]:
+    import json
+
+    out = []
+    for el in at.get("plotly_chart"):
+        spec = json.loads(el.proto.spec)
+        title = spec.get("layout", {}).get("title", {})
+        out.append(title.get("text", "") if isinstance(title, dict) else str(title))
+    return out
+
+
+def _wait(at, key: str, seconds: float = 90) -> None:
+    run = at.session_state[key]
+    end = time.monotonic() + seconds
+    while not run.status.ended and time.monotonic() < end:
+        time.sleep(0.1)
+    at.run()
+
+
+def test_explore_draws_a_recurrent_run_by_time_step():
+    at = AppTest.from_file(str(ROOT / "pages" / "1_Explore.py"), default_timeout=TIMEOUT)
+    for k, v in RNN.items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception
+    at.button(key="explore__btn_run").click().run()
+    try:
+        _wait(at, "explore__run")
+        assert not at.exception
+        run = at.session_state["explore__run"]
+        assert run.status == "finished" and run.snapshot().config.arch == "lstm"
+        titles = _titles(at)
+        assert any(t.startswith("Variance by time step") for t in titles), titles
+        assert any("by time step and step" in t for t in titles), titles
+        assert not any(t.startswith("Variance by layer") for t in titles), titles
+    finally:
+        at.session_state["explore__run"].stop()
