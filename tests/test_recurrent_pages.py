@@ -50,3 +50,31 @@ def test_explore_draws_a_recurrent_run_by_time_step():
         assert not any(t.startswith("Variance by layer") for t in titles), titles
     finally:
         at.session_state["explore__run"].stop()
+
+
+def test_compare_runs_rnn_beside_lstm_by_time_step():
+    import json
+
+    at = AppTest.from_file(str(ROOT / "pages" / "2_Compare.py"), default_timeout=TIMEOUT)
+    at.query_params.update({**RNN, "arch": "rnn", "b_arch": "lstm"})
+    at.run()
+    assert not at.exception
+    at.button(key="compare__run").click().run()
+    try:
+        for key in ("compare_a__run", "compare_b__run"):
+            assert at.session_state[key].join(timeout=90), f"{key} did not finish"
+        at.run()
+        assert not at.exception
+        a, b = (at.session_state[k].snapshot() for k in ("compare_a__run", "compare_b__run"))
+        assert (a.config.arch, b.config.arch) == ("rnn", "lstm")
+        figs = {el.proto.id.rsplit("-", 1)[-1]: json.loads(el.proto.spec) for el in at.get("plotly_chart")}
+        var = figs["compare__fig_variance"]
+        names = [t["name"] for t in var["data"]]
+        assert any(n.startswith("A: Var(∂L/∂h_t)") for n in names) and any(n.startswith("B: Var(∂L/∂h_t)") for n in names)
+        za = figs["compare__fig_heat_time_A"]["data"][0]
+        zb = figs["compare__fig_heat_time_B"]["data"][0]
+        assert (za["zmin"], za["zmax"]) == (zb["zmin"], zb["zmax"])
+    finally:
+        for key in ("compare_a__run", "compare_b__run"):
+            if key in at.session_state:
+                at.session_state[key].stop()
