@@ -147,7 +147,9 @@ def test_every_time_steps_statistics_equal_the_hand_pass(arch, strategy):
     for _ in range(cfg.steps + 1):
         x, y = next_batch(trainer)
         o = hand_pass(net, x, y)
-        radius = [max(float(torch.linalg.eigvals(b).abs().max()) for b in w.split(cfg.width)) for w in o["W"]]
+        # W_hh's candidate block: the vanilla RNN's whole matrix, an LSTM's g (i, f, g, o), a GRU's n (r, u, n)
+        radius = [float(torch.linalg.eigvals(w.split(cfg.width)[2 if net.gates > 1 else 0]).abs().max())
+                  for w in o["W"]]
         rec = trainer.advance()
         s = rec.stats
         assert s.shape[0] == cfg.depth * T
@@ -166,7 +168,7 @@ def test_every_time_steps_statistics_equal_the_hand_pass(arch, strategy):
             assert abs(s[b, COL["act_mean"]] - m_act) <= 2e-5 * math.sqrt(v_act + m_act ** 2) + 1e-30, ctx
             sat = float(flat_h.flat(o["pre"][b].detach()).double().mean())
             assert abs(s[b, COL["saturation"]] - sat) <= 1.01 / o["pre"][b].numel(), ctx
-            assert s[b, COL["spectral_radius"]] == pytest.approx(radius[layer], rel=1e-6), ctx
+            assert s[b, COL["spectral_radius"]] == pytest.approx(radius[layer], rel=1e-5), ctx
             if o["gates"]:
                 g = o["gates"][b].detach()
                 assert abs(s[b, COL["gate_saturation"]] - float(flat_gate.flat(g).double().mean())) <= 1.01 / g.numel()

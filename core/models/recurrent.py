@@ -55,6 +55,7 @@ class RecurrentNet(nn.Module):
     torch_module = "nn.RNN"  # the framework layers of the same cell (core.io.codegen_recurrent)
     keras_layer = "SimpleRNN"
     forget_block = None  # which H-block of the gates is the forget gate (its bias starts at forget_bias)
+    candidate_block = 0  # which H-block makes the candidate state (its W_hh block: `spectral_radius`)
 
     def __init__(self, cfg):
         super().__init__()
@@ -97,11 +98,13 @@ class RecurrentNet(nn.Module):
 
     @torch.no_grad()
     def spectral_radius(self) -> np.ndarray:
-        """Per layer, the largest |eigenvalue| over W_hh's H×H gate blocks (float64)."""
+        """Per layer, the largest |eigenvalue| of W_hh's candidate block (the vanilla RNN's whole W_hh; an LSTM's
+        g block, a GRU's n block: the one a state passes through as in a vanilla RNN). One 128 × 128
+        eigenvalue problem takes ~3 ms here, so one block, in float32, per record."""
         out = np.empty(self.depth)
         for l in range(self.depth):
-            blocks = torch.stack(self.gate_blocks(l)).double()
-            out[l] = float(torch.linalg.eigvals(blocks).abs().max()) if torch.isfinite(blocks).all() else math.nan
+            block = self.gate_blocks(l)[self.candidate_block]
+            out[l] = float(torch.linalg.eigvals(block).abs().max()) if torch.isfinite(block).all() else math.nan
         return out
 
     # -- the forward pass --------------------------------------------------------------------------
@@ -181,6 +184,7 @@ class LSTM(RecurrentNet):
     gates = 4
     gated = True
     forget_block = 1
+    candidate_block = 2  # i, f, g, o
     torch_module, keras_layer = "nn.LSTM", "LSTM"
 
     def initial_state(self, seq):
@@ -206,6 +210,7 @@ class GRU(RecurrentNet):
     gates = 3
     gated = True
     recurrent_bias = True
+    candidate_block = 2  # r, u, n
     torch_module, keras_layer = "nn.GRU", "GRU"
 
     def cell(self, xp, w_hh, b_hh, h, t, watch, block):
