@@ -835,6 +835,7 @@ class Architecture:
     calibrated_init: bool = False  # takes a data-driven initializer (LSUV calibrates a plain stack of layers)
     gate_activation: str | None = None  # the gates' nonlinearity (LSTM, GRU): its flat region is gate saturation
     code: str | None = None  # a module with pytorch_code(cfg, share_url) and keras_code(...); None: core.io.codegen's
+    gated_alternative: str | None = None  # what the verdict suggests when the gradient through time vanishes
 
     @staticmethod
     def _load(path: str):
@@ -911,7 +912,8 @@ ARCHITECTURES: dict[str, Architecture] = {
                      frozenset({"seq_len", "recurrent_init"}), frozenset({"sequence"}), "recall",
                      "stacked recurrent layers", "units", _recurrent_parameters(1), row_label="time step",
                      per_time=True, theory="core.theory.recurrent:gradient_through_time",
-                     theory_note=_RNN_NOTE, columns=("spectral_radius",), code=_RECURRENT_CODE),
+                     theory_note=_RNN_NOTE, columns=("spectral_radius",), code=_RECURRENT_CODE,
+                     gated_alternative="lstm"),
         Architecture("lstm", "LSTM", "Long short-term memory (Hochreiter & Schmidhuber, 1997): gated cells whose "
                      "forget gate lets the gradient through time survive long lags. Per time step: the cell "
                      "state c_t as the pre-activation, h_t as the activation.", _RECURRENT.format("lstm"),

@@ -292,3 +292,13 @@ def test_cli_refuses_what_does_not_apply_in_one_sentence(args, field, tmp_path):
     assert r.returncode == 2
     err = r.stderr.strip()
     assert field in err and err.count("\n") == 0 and "Traceback" not in err
+
+
+def test_the_verdict_reads_a_recurrent_run_through_time():
+    cfg = small("rnn", depth=1, width=64, seq_len=30, sigma_w=0.9, batch_size=64, steps=0)
+    d = train(cfg).diagnosis
+    assert d.verdict == "vanishing" and "through time" in d.headline and "t = 30" in d.headline
+    changes = [s.changes for s in d.findings[0].suggestions]
+    assert {"arch": cfg.architecture.gated_alternative} in changes and {"sigma_w": 1.0} in changes
+    for s in d.findings[0].suggestions:
+        s.apply(cfg)  # every suggestion is a valid config
