@@ -21,6 +21,7 @@ architecture's entry names its function (`Architecture.theory`).
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -55,12 +56,36 @@ def _sigma2(cfg: "RunConfig", fan_in: int, fan_out: int) -> tuple[float, float] 
     return eff[0], (eff[1] if cfg.bias else 0.0)
 
 
+GRID = np.exp(np.linspace(np.log(1e-10), np.log(1e6), 800))  # q's a many-valued field is read off
+
+
+@lru_cache(maxsize=32)
+def _grid_moments(activation: str) -> dict[str, np.ndarray]:
+    m = gaussian_moments(activation, GRID)
+    return {k: np.asarray(v, dtype=float) for k, v in m.items()}
+
+
+def _moment(activation: str, q: np.ndarray, key: str) -> np.ndarray:
+    """gaussian_moments(activation, q)[key] elementwise. A field of many values is read off a fixed
+    log-spaced grid, computed once per activation (the moments are smooth in log q); values off the grid
+    are computed as they are."""
+    q = np.maximum(np.asarray(q, dtype=float), 0.0)
+    if q.size <= 64:
+        return np.asarray(gaussian_moments(activation, q)[key], dtype=float).reshape(q.shape)
+    out = np.empty(q.shape)
+    on = (q >= GRID[0]) & (q <= GRID[-1])
+    out[on] = np.interp(np.log(q[on]), np.log(GRID), _grid_moments(activation)[key])
+    if (~on).any():
+        out[~on] = np.asarray(gaussian_moments(activation, q[~on])[key], dtype=float)
+    return out
+
+
 def _phi2(activation: str, q: np.ndarray) -> np.ndarray:
-    return np.asarray(gaussian_moments(activation, np.maximum(q, 0.0))["phi2"], dtype=float)
+    return _moment(activation, q, "phi2")
 
 
 def _dphi2(activation: str, q: np.ndarray) -> np.ndarray:
-    return np.asarray(gaussian_moments(activation, np.maximum(q, 0.0))["dphi2"], dtype=float)
+    return _moment(activation, q, "dphi2")
 
 
 # -- the residual MLP --------------------------------------------------------------------------------
@@ -117,19 +142,24 @@ CNN_COLUMNS = ["preact_var", "grad_rel"]
 
 
 def _spread(field: np.ndarray, centre_only: bool) -> np.ndarray:
-    """A: the identity (a kernel with only its centre tap) or the zero-padded 3×3 mean of an (H, W) field."""
+    """A: the identity (a kernel with only its centre tap) or the zero-padded 3×3 mean of (..., H, W) fields."""
     if centre_only:
         return field
-    padded = np.pad(field, 1)
-    hgt, wid = field.shape
-    return sum(padded[i:i + hgt, j:j + wid] for i in range(3) for j in range(3)) / 9.0
+    padded = np.pad(field, [(0, 0)] * (field.ndim - 2) + [(1, 1), (1, 1)])
+    hgt, wid = field.shape[-2:]
+    return sum(padded[..., i:i + hgt, j:j + wid] for i in range(3) for j in range(3)) / 9.0
+
+
+CNN_INPUTS = 256  # examples whose pixels start the theory's fields: a pixel's scale varies from image to image
 
 
 def cnn_layers(cfg: "RunConfig", input_field: np.ndarray | None = None) -> pd.DataFrame:
     """Per convolution (`layer` 1..depth): the predicted `preact_var` (h averaged over pixels) and
     `grad_rel` (E[(∂L/∂h)²] relative to the last convolution's), from the per-pixel mean-field
-    recursion (module docstring). `input_field` is the (H, W) mean square of each input pixel, averaged
-    over the input channels (default: measured on cfg's data)."""
+    recursion (module docstring), run for each input image's own field: a single pixel's value, unlike a
+    layer's 64 inputs, does not concentrate, so a pixel is a different Gaussian in every image.
+    `input_field` is (images, H, W): each pixel's square averaged over the input channels (default:
+    the first `CNN_INPUTS` training images of cfg's data)."""
     L = cfg.depth
     c0, hgt, wid = DATASETS[cfg.dataset].image_shape
     ini = INITIALIZERS[cfg.init]
@@ -142,8 +172,12 @@ def cnn_layers(cfg: "RunConfig", input_field: np.ndarray | None = None) -> pd.Da
                                           "the pixels, whatever the init; its backward pass is not covered.")
         df["preact_var"] = 1.0
         return df
-    m = (input_moments(cfg).reshape(c0, hgt, wid).mean(axis=0) if input_field is None
-         else np.asarray(input_field, dtype=float))
+    if input_field is None:
+        from core.data import load_data
+
+        x = load_data(cfg).x_train[:CNN_INPUTS].double().numpy()
+        input_field = (x * x).reshape(-1, c0, hgt, wid).mean(axis=1)
+    m = np.asarray(input_field, dtype=float).reshape(-1, hgt, wid)
     centre = ini.centre_only
     q_fields = []
     with np.errstate(over="ignore", invalid="ignore"):
@@ -153,10 +187,10 @@ def cnn_layers(cfg: "RunConfig", input_field: np.ndarray | None = None) -> pd.Da
                 q = rest[0] * _spread(_phi2(cfg.activation, q.ravel()).reshape(q.shape), centre) + rest[1]
             q_fields.append(q)
         # backward: ∂L/∂a_L is the same at every pixel (global average pooling); then through each conv
-        g = _dphi2(cfg.activation, q_fields[-1].ravel()).reshape(hgt, wid)
+        g = _dphi2(cfg.activation, q_fields[-1].ravel()).reshape(m.shape)
         grads = [g]
         for l in range(L - 2, -1, -1):
-            g = _dphi2(cfg.activation, q_fields[l].ravel()).reshape(hgt, wid) * rest[0] * _spread(g, centre)
+            g = _dphi2(cfg.activation, q_fields[l].ravel()).reshape(m.shape) * rest[0] * _spread(g, centre)
             grads.append(g)
         grads = grads[::-1]
         pre = np.array([f.mean() for f in q_fields])
