@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.measure.reductions import preact_statistics
 from core.registry import ACTIVATIONS, INITIALIZERS, RECURRENT_INITS
 
 Tensor = torch.Tensor
@@ -75,7 +76,7 @@ class RecurrentNet(nn.Module):
         self.phi = phi.fn
         gate = cfg.architecture.gate_activation
         self.gate_activation = ACTIVATIONS[gate] if gate is not None else None  # its flat region: gate saturation
-        self._gate_flat: list = []  # per block of a watched forward: (flat gate entries, all gate entries)
+        self._gate_flat: list = []  # per block of a watched forward: its sigmoid gates' pre-activations
 
     # -- what the measuring code sees --------------------------------------------------------------
     def block_weights(self) -> list[Tensor]:
@@ -143,21 +144,18 @@ class RecurrentNet(nn.Module):
     def initial_state(self, seq: Tensor):
         return self._zeros(seq)
 
-    def _gates_seen(self, block: int, pre: tuple[Tensor, ...]) -> None:
-        """Count the sigmoid gates' pre-activations in the gate activation's flat region (a watched forward)."""
-        flat = self.gate_activation.flat
-        with torch.no_grad():
-            count = sum(flat(p).sum() for p in pre)
-        self._gate_flat.append((count, sum(p.numel() for p in pre)))
+    def _gates_seen(self, block: int, pre: Tensor) -> None:
+        """Keep the sigmoid gates' pre-activations (batch × gate units, dense) of a watched forward: their flat
+        fractions are counted together, in one pass, after the step (`extra_statistics`)."""
+        self._gate_flat.append(pre.detach() if pre.is_contiguous() else pre.detach().contiguous())
 
     def extra_statistics(self, fused: bool | None = None) -> dict[str, np.ndarray]:
         """The architecture's own columns for the last watched forward, one value per block:
         `gate_saturation` (gated cells: the fraction of sigmoid-gate entries in its flat region) and
-        `spectral_radius` (the block's layer's W_hh)."""
+        `spectral_radius` (the block's layer's W_hh). `fused` as the measuring strategy's."""
         out = {"spectral_radius": np.repeat(self.spectral_radius(), self.time_steps)}
         if self.gate_activation is not None and len(self._gate_flat) == self.depth * self.time_steps:
-            counts = torch.stack([c for c, _ in self._gate_flat]).double().numpy()
-            out["gate_saturation"] = counts / np.array([n for _, n in self._gate_flat], dtype=np.float64)
+            out["gate_saturation"] = preact_statistics(self._gate_flat, self.gate_activation, None, fused)[2]
         self._gate_flat = []
         return out
 
@@ -195,7 +193,7 @@ class LSTM(RecurrentNet):
         z = xp if t == 0 else xp + h @ w_hh
         H = self.width
         if watch is not None:
-            self._gates_seen(block, (z[:, :2 * H], z[:, 3 * H:]))  # i, f and o; g is the candidate
+            self._gates_seen(block, torch.cat([z[:, :2 * H], z[:, 3 * H:]], dim=1))  # i, f and o; g is the candidate
         i, f, g, o = z.chunk(4, dim=1)
         sig = torch.sigmoid
         c = sig(i) * self.phi(g) if t == 0 else sig(f) * c + sig(i) * self.phi(g)
@@ -221,7 +219,7 @@ class GRU(RecurrentNet):
             gh = h @ w_hh if b_hh is None else torch.addmm(b_hh, h, w_hh)
         z = xp[:, :2 * H] if gh is None else xp[:, :2 * H] + gh[..., :2 * H]  # r's and u's pre-activations
         if watch is not None:
-            self._gates_seen(block, (z,))
+            self._gates_seen(block, z)
         ru = torch.sigmoid(z)
         r, u = ru[:, :H], ru[:, H:]
         n_pre = xp[:, 2 * H:] if gh is None else xp[:, 2 * H:] + r * gh[..., 2 * H:]
