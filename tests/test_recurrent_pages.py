@@ -78,3 +78,17 @@ def test_compare_runs_rnn_beside_lstm_by_time_step():
         for key in ("compare_a__run", "compare_b__run"):
             if key in at.session_state:
                 at.session_state[key].stop()
+
+
+def test_explore_shows_the_rnn_theory_before_a_run_and_says_why_an_lstm_has_none():
+    for arch, expect in (("rnn", "What theory predicts: the gradient through time"), ("lstm", None)):
+        at = AppTest.from_file(str(ROOT / "pages" / "1_Explore.py"), default_timeout=TIMEOUT)
+        for k, v in {**RNN, "arch": arch, "seq_len": "20", "width": "64"}.items():
+            at.query_params[k] = v
+        at.run()
+        assert not at.exception
+        titles = _titles(at)
+        if expect:
+            assert any(t.startswith(expect) for t in titles), titles
+        else:
+            assert any("no closed-form" in c.value for c in at.caption), [c.value for c in at.caption]
