@@ -399,6 +399,14 @@ class Initializer:
             return None
         return std * (1.0 if self.sigma_w == "ignored" else float(sigma_w))
 
+    def conv_weight_std(self, in_channels: int, out_channels: int, taps: int = 9, sigma_w: float = 1.0) -> float | None:
+        """The std of one weight of a convolution (`taps` = kernel height × width) under this scheme.
+        Fan-based schemes count fan_in = in·taps and fan_out = out·taps (as torch.nn.init does); an
+        orthogonal draw is of the kernel flattened to out × in·taps (delta-orthogonal: of its centre)."""
+        if self.orthogonal and not self.centre_only:
+            return self.weight_std(in_channels * taps, out_channels, sigma_w)
+        return self.weight_std(in_channels * taps, out_channels * taps, sigma_w)
+
     def bias_std(self, fan_in: int, sigma_b: float = 0.0) -> float:
         return self.bias.std(int(fan_in), float(sigma_b))
 
@@ -833,8 +841,9 @@ class Architecture:
     theory: str | None = None
     columns: tuple[str, ...] = ()
     calibrated_init: bool = False  # takes a data-driven initializer (LSUV calibrates a plain stack of layers)
+    figures: tuple[str, ...] = ()  # its own charts: builders in core.figures.architectures (`arch_figures`)
+    code: str | None = None  # "module:function" (cfg, "pytorch"|"keras", share_url) -> its script; None: the MLP's
     gate_activation: str | None = None  # the gates' nonlinearity (LSTM, GRU): its flat region is gate saturation
-    code: str | None = None  # a module with pytorch_code(cfg, share_url) and keras_code(...); None: core.io.codegen's
     gated_alternative: str | None = None  # what the verdict suggests when the gradient through time vanishes
 
     @staticmethod
@@ -847,12 +856,6 @@ class Architecture:
     def build(self, cfg, calibration: Tensor | None = None):
         """The initialized network for `cfg` (deterministic in cfg.seed), a `core.models.Model`."""
         return self._load(self.builder)(cfg, calibration)
-
-    def code_module(self):
-        """The module that writes this architecture's PyTorch and Keras code (None: the MLP's, core.io.codegen)."""
-        import importlib
-
-        return None if self.code is None else importlib.import_module(self.code)
 
     def theory_table(self, cfg):
         """This architecture's own prediction for `cfg` at initialization, or None where it has none."""
@@ -874,7 +877,7 @@ class Architecture:
 
 
 _RECURRENT = "core.models.recurrent:build_{}"  # the recurrent nets' module, loaded on first use
-_RECURRENT_CODE = "core.io.codegen_recurrent"
+_RECURRENT_CODE = "core.io.codegen_recurrent:recurrent_code"
 _RNN_NOTE = ("Mean-field theory for feed-forward layers does not describe a recurrent layer unrolled in time "
              "(the same W_hh at every step); the gradient-through-time prediction is shown instead.")
 _GATED_NOTE = ("LSTM and GRU gates multiply the gradient through time by data-dependent factors (the forget gate's "
@@ -896,16 +899,15 @@ ARCHITECTURES: dict[str, Architecture] = {
                      row_label="block", theory="core.theory.architectures:residual_stream",
                      theory_note="A block's branch reads the residual stream, whose variance grows with depth: "
                                  "the stream's own recursion is shown instead of the MLP's.",
-                     columns=("stream_var", "grad_stream_var", "branch_var")),
-        Architecture("cnn", "CNN (3×3 convolutions)", "depth 3×3 convolutions of width channels with 'same' padding "
-                     "on 1 × 8 × 8 images, then global average pooling and the output layer. Statistics over "
-                     "batch × channels × pixels; a dead unit is a channel flat everywhere.",
+                     columns=("stream_var", "grad_stream_var", "branch_var"),
+                     figures=("fig_residual_stream", "fig_branch_ratio"), code="core.io.codegen:resmlp_code"),
+        Architecture("cnn", "CNN (3×3 convolutions)", "A stack of 3×3 convolutions ('same' padding; depth of them, "
+                     "width channels each) on 1 × 8 × 8 images, then global average pooling and the output layer. "
+                     "Statistics over batch × channels × pixels; a dead unit is a channel flat everywhere.",
                      "core.models.cnn:build_network", frozenset({"batchnorm"}), frozenset({"image"}), "digits",
                      "convolutions", "channels", _cnn_parameters, row_label="convolution",
-                     theory="core.theory.architectures:cnn_layers",
-                     theory_note="The MLP's theory holds for a convolution exactly under delta-orthogonal kernels "
-                                 "(Xiao et al., 2018), and for the variance (not the correlations) under any "
-                                 "scheme with the conv's fan_in = channels × 9."),
+                     theory="core.theory.architectures:cnn_layers",  # its table's note says how far it holds
+                     code="core.io.codegen:cnn_code"),
         Architecture("rnn", "Vanilla RNN", "h_t = φ(W_ih x_t + W_hh h_{t−1} + b), depth stacked layers of width "
                      "units over seq_len time steps (tanh or ReLU, the activation setting). A row is one layer at "
                      "one time step; ∂L/∂h_t is the gradient through time.", _RECURRENT.format("rnn"),

@@ -115,3 +115,17 @@ def test_tanh_cnn_with_delta_orthogonal_kernels_follows_the_mlp_theory():
     got = np.mean([np.log(_cnn("delta_orthogonal", s, depth=20, activation="tanh", sigma_w=1.2).preact_var)
                    for s in SEEDS], axis=0)
     np.testing.assert_allclose(got, np.log(th.preact_var.to_numpy()), atol=0.15)
+
+
+def test_the_residual_scenario_explodes_plain_and_keeps_fixup():
+    """The shipped scenario, at initialization: 100 plain blocks take the stream's variance to ~3^100
+    (finite in float32 values, 10^47 as a variance); Fixup keeps every block's stream the same."""
+    from core.scenarios import SCENARIOS
+
+    sc = SCENARIOS["residual_100_blocks"]
+    plain = train(sc.config.replace(steps=0)).layers
+    fixup = train(sc.compare.replace(steps=0)).layers
+    growth = plain.stream_var.iloc[-1] / plain.stream_var.iloc[0]
+    assert math.log(growth) == pytest.approx(99 * math.log(3.0), rel=0.05)
+    v = fixup.stream_var.to_numpy()
+    np.testing.assert_allclose(v, v[0], rtol=1e-6)

@@ -201,10 +201,10 @@ def test_conv_weights_follow_the_scheme_with_the_conv_fan_in(init, sigma_w):
     cfg = RunConfig(arch="cnn", depth=3, width=96, init=init, sigma_w=sigma_w, steps=0)
     net = cfg.architecture.build(cfg)
     ini = INITIALIZERS[init]
-    for conv in net.convs[1:]:
+    for conv in net.convs:
         w = conv.weight.detach().double()
-        fan_in, fan_out = w.shape[1] * 9, w.shape[0] * 9
-        assert w.std(unbiased=False).item() == pytest.approx(ini.weight_std(fan_in, fan_out, sigma_w), rel=0.03)
+        want = ini.conv_weight_std(w.shape[1], w.shape[0], 9, sigma_w)
+        assert w.std(unbiased=False).item() == pytest.approx(want, rel=_sampling(w.numel()))
 
 
 def test_delta_orthogonal_is_orthogonal_at_the_centre_and_zero_elsewhere():
@@ -322,3 +322,126 @@ def test_bars_are_deterministic_and_learnable_by_orientation():
     d1, d2 = load_data(cfg), load_data(cfg.replace(seed=0))
     assert torch.equal(d1.x_train, d2.x_train) and set(d1.y_train.tolist()) == {0, 1, 2, 3}
     assert d1.x_train.shape[1] == 64 and not torch.equal(d1.x_train, load_data(cfg.replace(seed=1)).x_train)
+
+
+# -- the architecture's own charts and theory line -------------------------------------------------------
+
+def test_resmlp_charts_draw_the_stream_the_branch_and_their_ratio_with_the_theory():
+    from core.figures.architectures import arch_figures
+    from core.theory.architectures import layer_profile
+
+    cfg = RunConfig(arch="resmlp", depth=5, width=32, activation="relu", init="kaiming_normal", steps=2,
+                    batch_size=32)
+    rec = train(cfg)
+    figs = dict(arch_figures(cfg, rec.stats, rec.steps))
+    assert set(figs) == {"fig_residual_stream", "fig_branch_ratio"}
+    stream = figs["fig_residual_stream"]
+    measured = [t for t in stream.data if t.mode == "lines+markers"]
+    assert len(measured) == 3  # stream, branch, ∂L/∂x
+    np.testing.assert_allclose(measured[0].y, rec.stats[-1, :, COL["stream_var"]], rtol=1e-6)
+    assert any(t.line.dash == "dash" for t in stream.data)  # the theory's recursion
+    ratio = [t for t in figs["fig_branch_ratio"].data if t.mode == "lines+markers"][0]
+    s, b = rec.stats[-1, :, COL["stream_var"]], rec.stats[-1, :, COL["branch_var"]]
+    np.testing.assert_allclose(ratio.y, b / (s - b), rtol=1e-5)
+    # the by-layer chart's theory line is the stream recursion's, not the MLP's
+    prof = layer_profile(cfg)
+    assert prof.attrs["applies"] and "stream" in prof.attrs["note"]
+    assert arch_figures(RunConfig(arch="cnn", depth=2, width=8), rec.stats[:, :2], rec.steps) == []
+
+
+# -- generated code, executed: PyTorch and Keras 3 (on the torch backend) -----------------------------------
+
+def _exec(src: str) -> dict:
+    import contextlib
+    import io
+
+    ns: dict = {"__name__": "__snippet__"}
+    with contextlib.redirect_stdout(io.StringIO()):
+        exec(compile(src, "<generated>", "exec"), ns)
+    return ns
+
+
+CODE_CASES = [
+    RunConfig(arch="resmlp", residual_scale=s, depth=3, width=256, activation=a, init=i, sigma_w=sw, batchnorm=bn,
+              optimizer=opt)
+    for s, a, i, sw, bn, opt in [("none", "relu", "kaiming_normal", 1.0, False, "sgd"),
+                                 ("sqrt_depth", "tanh", "xavier_uniform", 1.3, True, "momentum"),
+                                 ("fixup", "relu", "kaiming_uniform", 1.0, False, "adam"),
+                                 ("rezero", "gelu", "normal", 1.5, False, "sgd")]
+] + [
+    RunConfig(arch="cnn", depth=3, width=64, activation=a, init=i, sigma_w=sw, batchnorm=bn, dataset=ds)
+    for a, i, sw, bn, ds in [("relu", "kaiming_normal", 1.0, False, "digits"),
+                             ("tanh", "delta_orthogonal", 1.2, False, "bars"),
+                             ("relu", "lecun_normal", 1.0, True, "digits"),
+                             ("sigmoid", "normal", 2.0, False, "bars"),
+                             ("tanh", "orthogonal", 1.0, False, "digits")]
+]
+
+
+def _sampling(n: int) -> float:
+    """Relative tolerance on the std of n draws: 5 standard errors (≈ 1/√(2n)), at least 2 %."""
+    return max(0.02, 5 / math.sqrt(2 * n))
+
+
+def _expected_std(cfg: RunConfig, fan_in: int, fan_out: int, conv: bool) -> float:
+    ini = INITIALIZERS[cfg.init]
+    if conv:
+        return ini.conv_weight_std(fan_in, fan_out, 9, cfg.sigma_w)
+    return ini.weight_std(fan_in, fan_out, cfg.sigma_w)
+
+
+@pytest.mark.parametrize("cfg", CODE_CASES, ids=lambda c: f"{c.arch}-{c.residual_scale}-{c.init}")
+def test_pytorch_code_runs_and_holds_each_weight_to_the_formula(cfg):
+    from torch import nn
+
+    from core.io.codegen import pytorch_code
+
+    src = pytorch_code(cfg)
+    ns = _exec(src[: src.index("optimizer =")])  # the network as initialized
+    model = ns["model"]
+    assert sum(p.numel() for p in model.parameters()) == cfg.parameter_count()
+    conv = cfg.arch == "cnn"
+    layers = [m for m in model.modules() if isinstance(m, nn.Conv2d)] if conv else [
+        model[0], *[m for b in model[1:-1] for m in (b.first, b.second)]]
+    scale = RESIDUAL_SCALES[cfg.residual_scale]
+    for n, m in enumerate(layers):
+        w = m.weight.detach().double()
+        want = _expected_std(cfg, w.shape[1], w.shape[0], conv)
+        if not conv and n > 0:
+            if n % 2 == 0 and scale.zero_last:
+                want = 0.0
+            elif n % 2 == 1:
+                want *= scale.branch_in_scale(cfg.depth)
+        got = w.std(unbiased=False).item()
+        assert got == pytest.approx(want, rel=_sampling(w.numel()), abs=1e-12), (n, got, want)
+    _exec(src)  # and its training step runs
+
+
+@pytest.mark.parametrize("cfg", CODE_CASES, ids=lambda c: f"{c.arch}-{c.residual_scale}-{c.init}")
+def test_keras_code_runs_on_the_torch_backend_and_holds_each_weight_to_the_formula(cfg, monkeypatch):
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    from core.io.codegen import keras_code
+
+    ns = _exec(keras_code(cfg))
+    model = ns["model"]
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == cfg.parameter_count()
+    conv = cfg.arch == "cnn"
+    kind = keras.layers.Conv2D if conv else keras.layers.Dense
+    layers = [l for l in model.layers if isinstance(l, kind)]
+    scale = RESIDUAL_SCALES[cfg.residual_scale]
+    for n, layer in enumerate(layers):
+        k = keras.ops.convert_to_numpy(layer.kernel).astype(np.float64)
+        fan_in, fan_out = k.shape[-2], k.shape[-1]  # Keras kernels are (…, in, out)
+        want = _expected_std(cfg, fan_in, fan_out, conv)
+        if not conv and n > 0 and layer is not layers[-1]:
+            if n % 2 == 0 and scale.zero_last:
+                want = 0.0
+            elif n % 2 == 1:
+                want *= scale.branch_in_scale(cfg.depth)
+        if layer is layers[-1] and not conv:
+            continue  # the output layer keeps Keras' default
+        assert k.std() == pytest.approx(want, rel=_sampling(k.size), abs=1e-12), (n, k.std(), want)
+    if cfg.init == "delta_orthogonal":
+        k = keras.ops.convert_to_numpy(layers[1].kernel)
+        assert np.abs(k[0, 0]).max() == 0 and np.abs(k[1, 1]).max() > 0

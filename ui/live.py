@@ -31,10 +31,11 @@ PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png",
 
 @lru_cache(maxsize=64)
 def theory_profile(cfg: RunConfig):
-    """core.theory.predicted_profile for `cfg` (inputs standardized: second moment 1), or None if it fails."""
-    from core.theory import predicted_profile
+    """The by-layer theory for `cfg`'s architecture (`core.theory.architectures.layer_profile`: for an MLP,
+    core.theory.predicted_profile with inputs of second moment 1), or None if it fails."""
+    from core.theory.architectures import layer_profile
     try:
-        return predicted_profile(cfg, 1.0)
+        return layer_profile(cfg)
     except Exception:
         return None
 
@@ -123,6 +124,10 @@ def show_main_charts(snap: Snapshot, key: str, owner=None) -> None:
         st.caption(prefix + theory.attrs["note"])
     st.caption("Dotted, faint: the same curves at step 0 (initialization). Dashed: mean-field theory's prediction "
                "at initialization, the gradient curve scaled to meet the last layer.")
+    from core.figures.architectures import arch_figures  # the architecture's own charts (residual stream, ...)
+
+    for name, fig in cached("arch", lambda: arch_figures(cfg, stats, steps)):
+        chart(fig, fig_key(name))
     c1, c2 = st.columns(2)
     with c1:
         chart(cached("heat_forward", lambda: F.fig_layer_step_heatmap(

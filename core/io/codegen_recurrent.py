@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from core.registry import ACTIVATIONS, DATASETS, INITIALIZERS, OPTIMIZERS, RECURRENT_INITS, ZERO_BIAS
 
-__all__ = ["pytorch_code", "keras_code"]
+__all__ = ["recurrent_code", "pytorch_code", "keras_code"]
 
 
 def _num(x: float) -> str:
@@ -219,3 +219,8 @@ def keras_code(cfg, share_url: str | None = None) -> str:
         "  # x_train: (examples, SEQ_LEN, IN_FEATURES)",
     ]
     return _finish(parts)
+
+
+def recurrent_code(cfg, framework: str, share_url: str | None = None) -> str:
+    """The arch entry's code writer (`Architecture.code`): "pytorch" or "keras"."""
+    return (pytorch_code if framework == "pytorch" else keras_code)(cfg, share_url)

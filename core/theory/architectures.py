@@ -80,6 +80,16 @@ def _moment(activation: str, q: np.ndarray, key: str) -> np.ndarray:
     return out
 
 
+def _conv_sigma2(cfg: "RunConfig", in_channels: int, out_channels: int) -> tuple[float, float] | None:
+    """(fan_in · Var W, Var b) of a 3×3 convolution under cfg's initializer."""
+    ini = INITIALIZERS[cfg.init]
+    std = ini.conv_weight_std(in_channels, out_channels, 9, cfg.sigma_w)
+    if std is None:
+        return None
+    fan_in = in_channels * 9
+    return fan_in * std * std, (ini.bias_std(fan_in, cfg.sigma_b) ** 2 if cfg.bias else 0.0)
+
+
 def _phi2(activation: str, q: np.ndarray) -> np.ndarray:
     return _moment(activation, q, "phi2")
 
@@ -89,7 +99,7 @@ def _dphi2(activation: str, q: np.ndarray) -> np.ndarray:
 
 
 # -- the residual MLP --------------------------------------------------------------------------------
-RESIDUAL_COLUMNS = ["preact_var", "stream_var", "branch_var", "grad_stream_rel"]
+RESIDUAL_COLUMNS = ["preact_var", "stream_var", "branch_var", "grad_stream_rel", "grad_rel"]
 
 
 def residual_stream(cfg: "RunConfig", input_second_moment: float | None = None) -> pd.DataFrame:
@@ -109,7 +119,7 @@ def residual_stream(cfg: "RunConfig", input_second_moment: float | None = None) 
     s2, b2 = (0.0, 0.0) if scale.zero_last else (branch[0], 0.0 if scale.fixup else branch[1])
     alpha2 = scale.alpha(L) ** 2
     q_x = s_in * m + b_in
-    pre, stream, added, back = (np.empty(L) for _ in range(4))
+    pre, stream, added, back, into_h = (np.empty(L) for _ in range(5))
     with np.errstate(over="ignore", invalid="ignore"):
         for l in range(L):
             q_h = 1.0 if cfg.batchnorm else s1 * q_x + b1
@@ -118,12 +128,16 @@ def residual_stream(cfg: "RunConfig", input_second_moment: float | None = None) 
             # backward through the block: ∂L/∂x_{l-1} = ∂L/∂x_l (I + α J_F), J_F = W2 diag(φ') W1
             # (BatchNorm divides the branch's h by its std, √(s1·q_x): its slope s1 becomes 1/q_x)
             slope = (1.0 / q_x if q_x > 0 else math.inf) if cfg.batchnorm else s1
-            back[l] = 1.0 + alpha2 * s2 * slope * float(_dphi2(cfg.activation, np.array([q_h]))[0])
+            d = float(_dphi2(cfg.activation, np.array([q_h]))[0])
+            back[l] = 1.0 + alpha2 * s2 * slope * d
+            into_h[l] = alpha2 * s2 * d  # ∂L/∂h = φ'(h) ⊙ W2ᵀ(α ∂L/∂x_l)
             q_x = q_x + added[l]
             stream[l] = q_x
         grad = np.ones(L)
         for l in range(L - 2, -1, -1):  # the stream after block l gets block l+1's factor
             grad[l] = grad[l + 1] * back[l + 1]
+        grad_h = grad * into_h
+        grad_h = grad_h / grad_h[-1] if grad_h[-1] > 0 else np.full(L, np.nan)
     notes = []
     if cfg.batchnorm:
         notes.append("With BatchNorm the branch's input is normalized (variance 1), so each block adds about the "
@@ -132,7 +146,7 @@ def residual_stream(cfg: "RunConfig", input_second_moment: float | None = None) 
     if w < 64:
         notes.append(f"Blocks of {w} units: mean-field theory assumes wide layers, so expect deviations.")
     df = pd.DataFrame({"layer": np.arange(1, L + 1), "preact_var": pre, "stream_var": stream, "branch_var": added,
-                       "grad_stream_rel": grad})
+                       "grad_stream_rel": grad, "grad_rel": grad_h})
     df.attrs.update(applies=True, note=" ".join(notes))
     return df
 
@@ -163,8 +177,8 @@ def cnn_layers(cfg: "RunConfig", input_field: np.ndarray | None = None) -> pd.Da
     L = cfg.depth
     c0, hgt, wid = DATASETS[cfg.dataset].image_shape
     ini = INITIALIZERS[cfg.init]
-    first = _sigma2(cfg, c0 * 9, cfg.width * 9)
-    rest = _sigma2(cfg, cfg.width * 9, cfg.width * 9)
+    first = _conv_sigma2(cfg, c0, cfg.width)
+    rest = _conv_sigma2(cfg, cfg.width, cfg.width)
     if first is None or rest is None:
         return _not_covered(L, CNN_COLUMNS, "A data-driven initializer sets its scales from a batch.")
     if cfg.batchnorm:
@@ -210,4 +224,24 @@ def cnn_layers(cfg: "RunConfig", input_field: np.ndarray | None = None) -> pd.Da
     return df
 
 
-__all__ = ["residual_stream", "cnn_layers", "input_moments", "RESIDUAL_COLUMNS", "CNN_COLUMNS"]
+def layer_profile(cfg: "RunConfig"):
+    """The theory beside the by-layer chart, for any architecture: a table with `layer`, `q` (the predicted
+    Var(h)) and `grad_rel` (Var(∂L/∂h) relative to the last row) and `attrs` applies/note. The MLP's
+    mean-field prediction where it holds as it is (`Architecture.mlp_theory`; inputs of second moment
+    1), else the architecture's own (`Architecture.theory`), else hidden with the entry's reason."""
+    arch = cfg.architecture
+    if arch.mlp_theory:
+        from core.theory.predictions import predicted_profile
+
+        return predicted_profile(cfg, 1.0)
+    table = arch.theory_table(cfg)
+    if table is None:
+        df = _not_covered(cfg.rows, ["q", "grad_rel"], arch.theory_note)
+        return df
+    df = pd.DataFrame({"layer": table["layer"], "q": table["preact_var"], "grad_rel": table["grad_rel"]})
+    note = " ".join(n for n in (arch.theory_note, table.attrs.get("note", "")) if n)
+    df.attrs.update(applies=table.attrs.get("applies", True), note=note)
+    return df
+
+
+__all__ = ["layer_profile", "residual_stream", "cnn_layers", "input_moments", "RESIDUAL_COLUMNS", "CNN_COLUMNS"]
