@@ -8,7 +8,9 @@ that the machine's noise hits all three alike, and prints the ratio of median
 step times against the off baseline measured in the same run. It also times a
 naive implementation (per-layer hooks calling `.item()` for every statistic),
 the baseline to beat. Targets (issue 2): every step ≤ 1.10 (20×256, tanh) and
-≤ 1.25 (50×64, ReLU); every 10th step ≤ 1.03 for both.
+≤ 1.25 (50×64, ReLU); every 10th step ≤ 1.03 for both. Issue 12: an LSTM of 128
+units over 50 time steps, batch 64 (a record is 50 rows, with gate saturation and
+ρ(W_hh)): every step ≤ 1.25, every 10th ≤ 1.05; `--case NAME` runs one case.
 
 Every variant pays alike for the switch between blocks (the first step of a
 block finds the caches holding another model). With fewer than ~40 rounds the
