@@ -49,8 +49,8 @@ def fig_variance_by_time(stats: np.ndarray, steps: np.ndarray, time_steps: int, 
     """Forward: Var(h_t) by time step (left); backward: Var(∂L/∂h_t), the gradient through time (right),
     log scale, one line per stacked layer, at one record (default: the latest), with step 0 as a faint
     ghost. `theory` (`core.theory.recurrent.gradient_through_time`'s table) draws the predicted
-    decay dashed, scaled to meet the top layer's last step at step 0; without it, `theory_note`
-    says why there is none."""
+    decay dashed, scaled to meet the top layer's last step at step 0 (`theory_note`, why there is
+    none, is for the page's caption: a note inside the chart collides with its axes on a phone)."""
     stats, steps = np.asarray(stats), np.asarray(steps)
     check_arrays(stats, steps)
     title = "Variance by time step"
@@ -60,7 +60,7 @@ def fig_variance_by_time(stats: np.ndarray, steps: np.ndarray, time_steps: int, 
     s = by_time(stats, time_steps)
     L = s.shape[1]
     t = np.arange(1, time_steps + 1, dtype=np.int32)
-    fig = two_panels("Forward: the state h_t", "Backward: ∂L/∂h_t through time")
+    fig = two_panels("Forward: Var(h_t)", "Backward: Var(∂L/∂h_t)")  # short: two panels share a phone's width
     colours = _layer_colours(L)
     notes: dict[int, list] = {1: [], 2: []}
     for panel, col in ((1, "act_var"), (2, "grad_act_var")):
@@ -84,14 +84,10 @@ def fig_variance_by_time(stats: np.ndarray, steps: np.ndarray, time_steps: int, 
         fig.add_trace(go.Scatter(x=t, y=for_log_axis(predicted), mode="lines", name=THEORY_LABEL.split(",")[0]
                                  + ": ρ(W_hh)² E[φ′²] per step", line=dict(color=COLOURS["theory"], width=1.5, dash="dash"),
                                  hovertemplate="theory Var(∂L/∂h_t), t = %{x}: %{y:.3g}<extra></extra>"), row=1, col=2)
-    elif theory_note:
-        fig.add_annotation(text="theory line hidden: " + theory_note.split(":")[0].split(".")[0].lower(),
-                           x=1.0, y=-0.2, xref="paper", yref="paper", xanchor="right", showarrow=False,
-                           font=dict(size=11, color="#666666"))
     for panel, lines in notes.items():
         add_note(fig, lines, panel=panel)
-    fig.update_xaxes(title_text=TIME_AXIS, row=1, col=1)
-    fig.update_xaxes(title_text="time step t", row=1, col=2)
+    fig.update_xaxes(title_text="time step t", row=1, col=1)
+    fig.update_xaxes(title_text="t", row=1, col=2)
     fig.update_yaxes(**log_ticks(s[i, :, :, COL["act_var"]], *(s[0, :, :, COL["act_var"]],) * ghost), row=1, col=1)
     fig.update_yaxes(**log_ticks(s[i, :, :, COL["grad_act_var"]], *(s[0, :, :, COL["grad_act_var"]],) * ghost,
                                  *(() if predicted is None else (predicted,))), row=1, col=2)
@@ -159,7 +155,7 @@ def fig_variance_by_time_compare(runs, *, record: int = -1, height: int = 430) -
     time steps). Var(h_t) left, Var(∂L/∂h_t) right, of each run's top layer at its latest record (or
     `record`); runs differ by line style, quantities by colour; step 0 faint."""
     dashes = ["solid", "dash", "dot", "dashdot"]
-    fig = two_panels("Forward: the state h_t", "Backward: ∂L/∂h_t through time")
+    fig = two_panels("Forward: Var(h_t)", "Backward: Var(∂L/∂h_t)")
     shown = {1: [], 2: []}
     for k, (label, (stats, steps, T)) in enumerate(runs.items()):
         stats, steps = np.asarray(stats), np.asarray(steps)
@@ -179,8 +175,8 @@ def fig_variance_by_time_compare(runs, *, record: int = -1, height: int = 430) -
                     hovertemplate=f"{label}, {TIME_NAMES[col]} at step {int(steps[r, 0])}<br>t = %{{x}}: "
                                   f"%{{y:.3g}}<extra></extra>"), row=1, col=panel)
                 shown[panel].append(s[r, :, COL[col]])
-    fig.update_xaxes(title_text=TIME_AXIS, row=1, col=1)
-    fig.update_xaxes(title_text="time step t", row=1, col=2)
+    fig.update_xaxes(title_text="time step t", row=1, col=1)
+    fig.update_xaxes(title_text="t", row=1, col=2)
     for panel, arrays in shown.items():
         if arrays:
             fig.update_yaxes(**log_ticks(*arrays), row=1, col=panel)
