@@ -44,3 +44,15 @@ for i, sc in enumerate(SCENARIOS.values()):
         else:
             st.caption(cfg.describe(short=True))
             page_link("Explore", "Open in Explore", explore_query(cfg), icon=":material/science:")
+
+st.subheader("Sweeps: many runs, one picture")
+from core.sweep.scenarios import SWEEP_SCENARIOS  # noqa: E402
+from ui.sweep import sweep_query  # noqa: E402
+
+cols = st.columns(3, gap="medium")
+for i, sw in enumerate(SWEEP_SCENARIOS.values()):
+    with cols[i % 3].container(border=True):
+        st.markdown(f"**{sw.title}**")
+        st.write(sw.story)
+        st.caption(f"{sw.spec.size} runs: {' × '.join(sw.spec.axis_texts())}")
+        page_link("Sweep", "Open the sweep", sweep_query(sw.spec, sw.metric), icon=":material/grid_on:")

@@ -88,6 +88,24 @@ def test_home_renders_every_scenario():
     assert "Gradient Flow Lab" in texts(at.title)
 
 
+def test_home_links_every_shipped_sweep():
+    from urllib.parse import parse_qs
+
+    from core.sweep import SweepSpec
+    from core.sweep.scenarios import SWEEP_SCENARIOS
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    links = [p.proto for p in at.get("page_link") if p.proto.label == "Open the sweep"]
+    assert len(links) == len(SWEEP_SCENARIOS)
+    for sw, link in zip(SWEEP_SCENARIOS.values(), links):
+        assert sw.title in texts(at.markdown)
+        query = parse_qs(link.query_string)
+        assert link.page == "Sweep"
+        assert query["axis"] == sw.spec.axis_texts()  # both axes, in order: the same sweep reopens
+        assert SweepSpec.parse(query["axis"], sw.spec.base).cells() == sw.spec.cells()
+
+
 # -- Explore: settings from the URL ----------------------------------------------------------------------
 
 def test_explore_renders_with_defaults():

@@ -101,3 +101,48 @@ def test_run_fills_the_store_and_the_chart(store):
     assert len(store.get_many(spec.cells())) == 2  # saved as they finished
     assert len(at.get("plotly_chart")) == 1
     assert len(at.get("download_button")) == 3
+
+
+@pytest.mark.parametrize("env, backend, address", [
+    ({}, "local", None),
+    ({"GFL_SWEEP_BACKEND": "ray"}, "ray", None),
+    ({"GFL_SWEEP_BACKEND": " Ray ", "RAY_ADDRESS": "10.0.0.1:6379"}, "ray", "10.0.0.1:6379"),
+    ({"GFL_SWEEP_BACKEND": "ray", "RAY_ADDRESS": "a:1", "GFL_RAY_ADDRESS": "b:2"}, "ray", "b:2"),
+    ({"RAY_ADDRESS": "a:1"}, "local", None),  # an address alone does not move the page off the pool
+])
+def test_the_server_chooses_the_sweep_engine(env, backend, address):
+    from core.sweep.backends import ServerEngine
+
+    engine = ServerEngine.from_env(env)
+    assert (engine.backend, engine.address) == (backend, address)
+
+
+def test_an_unknown_engine_is_one_sentence():
+    from core.sweep.backends import BackendError, ServerEngine
+
+    with pytest.raises(BackendError, match=r"^Invalid GFL_SWEEP_BACKEND 'spark': must be one of local, ray\.$"):
+        ServerEngine.from_env({"GFL_SWEEP_BACKEND": "spark"})
+
+
+def test_the_page_says_where_cells_run_and_an_unreachable_cluster_is_one_sentence(store, monkeypatch):
+    import time
+
+    monkeypatch.setenv("GFL_SWEEP_BACKEND", "ray")
+    monkeypatch.setenv("GFL_RAY_ADDRESS", "127.0.0.1:1")
+    spec = SweepSpec.parse(["sigma_w=0.8,1.6"], TINY)
+    at = _open(spec)
+    assert any("Cells run on the Ray cluster at 127.0.0.1:1" in c.value for c in at.caption)
+    at.button(key="sweep__btn_run").click().run()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any("Cannot reach the Ray cluster" in e.value for e in at.error):
+        time.sleep(0.5)
+        at.run()
+    assert not at.exception
+    assert any("Cannot reach the Ray cluster at '127.0.0.1:1'" in e.value for e in at.error)
+    assert store.get_many(spec.cells()) == {}
+
+
+def test_the_page_defaults_to_the_process_pool(store, monkeypatch):
+    monkeypatch.delenv("GFL_SWEEP_BACKEND", raising=False)
+    at = _open(SweepSpec.parse(["sigma_w=0.8,1.6"], TINY))
+    assert any("Cells run on this server's process pool" in c.value for c in at.caption)

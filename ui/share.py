@@ -135,7 +135,7 @@ def app_url() -> str:
     return url
 
 
-def page_url(page: str, query: Mapping[str, str], base: str | None = None) -> str:
+def page_url(page: str, query: Mapping[str, str] | list[tuple[str, str]], base: str | None = None) -> str:
     base = (app_url() if base is None else base).rstrip("/")
     return f"{base}/{page}?{urlencode(query)}"
 

@@ -16,7 +16,7 @@ import streamlit as st
 
 from core.schema import FIELDS, ConfigError, RunConfig, RunStatus
 from core.sweep import ResultStore, SweepRun, SweepSnapshot, SweepSpec, cell_key, sweepable_fields, trained_threshold
-from core.sweep.backends import default_workers
+from core.sweep.backends import BackendError, ServerEngine, default_workers
 from core.sweep.cells import TRAINED_FRACTION
 from core.sweep.scenarios import SWEEP_SCENARIOS
 from core.sweep.store import clean_row
@@ -82,11 +82,30 @@ def start_sweep(spec: SweepSpec) -> str | None:
     problem = limits.sweep_violation(spec.cells())
     if problem is not None:
         return f"Not started: {problem[1]}"
+    try:
+        engine = ServerEngine.from_env()
+    except BackendError as e:
+        return f"Not started: {e}"
     stop_sweep()
-    workers = min(default_workers(), limits.max_concurrent_runs)
-    run = SweepRun(spec, workers=workers, store=sweep_store(), slots=run_slots(), heartbeat_timeout=HEARTBEAT_SECONDS)
+    run = SweepRun(spec, workers=sweep_workers(), store=sweep_store(), slots=run_slots(),
+                   heartbeat_timeout=HEARTBEAT_SECONDS, backend=engine.backend, ray_address=engine.address)
     st.session_state[KEYS.run] = run.start()
     return None
+
+
+def sweep_workers() -> int:
+    """Cells at once: one per core, within the server's limit of concurrent runs."""
+    return min(default_workers(), server_limits().max_concurrent_runs)
+
+
+def engine_caption() -> None:
+    """Where Run sends the cells (the server's setting, never the link's)."""
+    try:
+        where = ServerEngine.from_env().describe(sweep_workers())
+    except BackendError as e:
+        st.error(str(e))
+        return
+    st.caption(f"Cells run on {where}; the server's operator chooses it (GFL_SWEEP_BACKEND, GFL_RAY_ADDRESS).")
 
 
 def stop_sweep() -> None:
@@ -337,6 +356,7 @@ def run_buttons(spec: SweepSpec | None) -> None:
                  help="Stop training; finished cells stay in the store and the next Run goes on from there."):
         stop_sweep()
         st.rerun()
+    engine_caption()
 
 
 def share_sweep(spec: SweepSpec, metric: str) -> None:

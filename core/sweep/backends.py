@@ -35,6 +35,41 @@ class BackendError(RuntimeError):
     """A backend that cannot start (an unreachable Ray cluster...), with one sentence for people."""
 
 
+class ServerEngine(tuple):
+    """Where this server runs the Sweep page's cells: (backend, ray_address). A visitor never picks the engine
+    or an address (a link must not point the server at a machine); the operator does, with
+    `GFL_SWEEP_BACKEND` (`local`, the default, or `ray`) and, for an existing cluster, `GFL_RAY_ADDRESS` or
+    `RAY_ADDRESS` (without one, Ray starts a local instance)."""
+
+    __slots__ = ()
+
+    def __new__(cls, backend: str = "local", address: str | None = None):
+        return super().__new__(cls, (backend, address))
+
+    @property
+    def backend(self) -> str:
+        return self[0]
+
+    @property
+    def address(self) -> str | None:
+        return self[1]
+
+    def describe(self, workers: int) -> str:
+        """Where the cells run, for the page: 'this server's process pool (2 workers)', 'the Ray cluster at …'."""
+        if self.backend == "ray":
+            return f"the Ray cluster at {self.address}" if self.address else f"a local Ray instance ({workers} CPUs)"
+        return f"this server's process pool ({workers} worker{'s' if workers != 1 else ''})"
+
+    @classmethod
+    def from_env(cls, env=None) -> "ServerEngine":
+        env = os.environ if env is None else env
+        backend = (env.get("GFL_SWEEP_BACKEND") or "local").strip().lower()
+        if backend not in BACKENDS:
+            raise BackendError(f"Invalid GFL_SWEEP_BACKEND {backend!r}: must be one of {', '.join(BACKENDS)}.")
+        address = (env.get("GFL_RAY_ADDRESS") or env.get("RAY_ADDRESS") or "").strip() or None
+        return cls(backend, address if backend == "ray" else None)
+
+
 def default_workers() -> int:
     """One worker per core this process may use."""
     try:
@@ -346,4 +381,4 @@ def make_backend(name: str = "local", workers: int | None = None, address: str |
     raise BackendError(f"Invalid backend {name!r}: must be one of {', '.join(BACKENDS)}.")
 
 
-__all__ = ["BACKENDS", "BackendError", "SerialBackend", "LocalPool", "RayBackend", "make_backend", "default_workers"]
+__all__ = ["BACKENDS", "BackendError", "ServerEngine", "SerialBackend", "LocalPool", "RayBackend", "make_backend", "default_workers"]
