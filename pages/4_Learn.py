@@ -84,9 +84,9 @@ with text:
         "A recurrent network has the same problem **through time**: it applies one W_hh at every step, so the "
         "gradient that reaches the input at step t has been multiplied by W_hhᵀ and φ′ once per step since:")
     st.latex(r"\frac{\partial L}{\partial h_{t-1}} = W_{hh}^{\top}\big(\varphi'(z_t) \odot "
-             r"\frac{\partial L}{\partial h_t}\big),\qquad "
-             r"\mathbb{E}\big[(\partial L/\partial h_{t-k})^2\big] \propto \big(\rho(W_{hh})^2\,"
-             r"\mathbb{E}[\varphi'^2]\big)^{k}")
+             r"\frac{\partial L}{\partial h_t}\big)")
+    st.latex(r"\mathbb{E}\big[(\partial L/\partial h_{t-k})^2\big] \propto "
+             r"\big(\rho(W_{hh})^2\,\mathbb{E}[\varphi'^2]\big)^{k}")
     st.markdown(
         f"With ρ(W_hh) ≤ 1 and tanh's slope below 1, a vanilla RNN's gradient from the last of "
         f"{rnn_cfg.seq_len} steps is **{pow10(g_rnn[0])}** of its size by the time it reaches t = 1 (chart, red): "
