@@ -845,6 +845,9 @@ class Architecture:
     code: str | None = None  # "module:function" (cfg, "pytorch"|"keras", share_url) -> its script; None: the MLP's
     gate_activation: str | None = None  # the gates' nonlinearity (LSTM, GRU): its flat region is gate saturation
     gated_alternative: str | None = None  # what the verdict suggests when the gradient through time vanishes
+    # The columns the verdict compares first row to last (forward, backward), and how it names them
+    signal: tuple[str, str] = ("preact_var", "grad_preact_var")
+    signal_names: tuple[str, str] = ("pre-activation variance", "∂L/∂h")
 
     @staticmethod
     def _load(path: str):
@@ -900,7 +903,9 @@ ARCHITECTURES: dict[str, Architecture] = {
                      theory_note="A block's branch reads the residual stream, whose variance grows with depth: "
                                  "the stream's own recursion is shown instead of the MLP's.",
                      columns=("stream_var", "grad_stream_var", "branch_var"),
-                     figures=("fig_residual_stream", "fig_branch_ratio"), code="core.io.codegen:resmlp_code"),
+                     figures=("fig_residual_stream", "fig_branch_ratio"), code="core.io.codegen:resmlp_code",
+                     # the stream carries the signal: a Fixup/ReZero branch's ∂L/∂h is 0 at init by design
+                     signal=("stream_var", "grad_stream_var"), signal_names=("stream's variance", "∂L/∂x")),
         Architecture("cnn", "CNN (3×3 convolutions)", "A stack of 3×3 convolutions ('same' padding; depth of them, "
                      "width channels each) on 1 × 8 × 8 images, then global average pooling and the output layer. "
                      "Statistics over batch × channels × pixels; a dead unit is a channel flat everywhere.",

@@ -396,6 +396,16 @@ class RunConfig:
         bn = ["BatchNorm"] if self.batchnorm else []
         act, data = ACTIVATIONS[self.activation].label, DATASETS[self.dataset].label
         opt = OPTIMIZERS[self.optimizer].label
+        arch = ARCHITECTURES[self.arch]
+        if self.arch != DEFAULT_ARCH:  # another architecture: say which, and its options
+            opts = [f"{FIELDS[n].label} {FIELDS[n].show(getattr(self, n))}" for n in ARCH_OPTIONS
+                    if arch.takes(n) and n not in ("widths", "batchnorm")]
+            head = f"{arch.label}, {self.depth} {arch.depth_means} of {self.width} {arch.width_means}"
+            if short:
+                return " · ".join([f"{arch.label} {self.depth} × {self.width}", *opts, act, init, *bn, data,
+                                   f"{self.steps:,} steps of {opt}, lr {self.lr:g}", f"seed {self.seed}"])
+            return ", ".join([head, *opts, act, f"{init} init", *bn, f"on {data}",
+                              f"{self.steps:,} steps of {opt} (lr {self.lr:g}, seed {self.seed})"])
         if short:
             shape = f"{self.depth} × {self.width}" if self.widths is None else f"widths {widths}"
             return " · ".join([shape, act, init, *bn, data, f"{self.steps:,} steps of {opt}, lr {self.lr:g}",

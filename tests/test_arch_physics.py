@@ -75,6 +75,7 @@ def _cnn(init: str, seed: int, depth: int = 30, **kw):
                     bias=False, batch_size=64, seed=seed, **kw)
 
 
+@pytest.mark.slow  # wide, deep, three seeds: ~10-20 s
 def test_relu_cnn_he_keeps_its_variance_where_xavier_shrinks_it_by_two_to_the_29():
     """30 ReLU convolutions on 8×8 digits. He (Var W = 2/fan_in, fan_in = 64·9) preserves the variance up to
     what the zero padding takes at the image's borders (the theory's per-pixel recursion: ×0.08 over 30
@@ -106,6 +107,7 @@ def test_linear_cnn_with_delta_orthogonal_kernels_is_an_isometry():
         assert abs(math.log(g2[0] / g2[-1])) < 0.05
 
 
+@pytest.mark.slow  # wide, deep, three seeds: ~10-20 s
 def test_tanh_cnn_with_delta_orthogonal_kernels_follows_the_mlp_theory():
     """At the pixel level a delta-orthogonal CNN is an MLP: the per-layer mean-field prediction holds."""
     cfg = RunConfig(arch="cnn", depth=20, width=64, activation="tanh", init="delta_orthogonal", sigma_w=1.2,
@@ -117,6 +119,7 @@ def test_tanh_cnn_with_delta_orthogonal_kernels_follows_the_mlp_theory():
     np.testing.assert_allclose(got, np.log(th.preact_var.to_numpy()), atol=0.15)
 
 
+@pytest.mark.slow  # wide, deep, three seeds: ~10-20 s
 def test_the_residual_scenario_explodes_plain_and_keeps_fixup():
     """The shipped scenario, at initialization: 100 plain blocks take the stream's variance to ~3^100
     (finite in float32 values, 10^47 as a variance); Fixup keeps every block's stream the same."""

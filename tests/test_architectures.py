@@ -445,3 +445,37 @@ def test_keras_code_runs_on_the_torch_backend_and_holds_each_weight_to_the_formu
     if cfg.init == "delta_orthogonal":
         k = keras.ops.convert_to_numpy(layers[1].kernel)
         assert np.abs(k[0, 0]).max() == 0 and np.abs(k[1, 1]).max() > 0
+
+
+def test_the_verdict_reads_the_residual_stream():
+    """Fixup's branches start at zero, so their ∂L/∂h is 0 at step 0 by design: the verdict judges the stream
+    (its variance and ∂L/∂x), healthy for Fixup, exploding for plain blocks."""
+    base = dict(arch="resmlp", depth=24, width=64, activation="relu", init="kaiming_normal", steps=1, batch_size=64)
+    fixup = train(RunConfig(residual_scale="fixup", **base)).diagnosis
+    assert fixup.verdict == "healthy", fixup.headline
+    plain = train(RunConfig(residual_scale="none", **base)).diagnosis
+    kinds = {f.kind for f in plain.findings}
+    assert "exploding" in kinds and any("∂L/∂x" in f.sentence and "block" in f.sentence for f in plain.findings)
+
+
+# -- the sidebar -----------------------------------------------------------------------------------------
+
+def test_explore_sidebar_shows_the_architecture_and_only_its_options():
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    page = str(Path(__file__).resolve().parent.parent / "pages" / "1_Explore.py")
+    at = AppTest.from_file(page, default_timeout=60)
+    for k, v in {"arch": "resmlp", "residual_scale": "fixup", "depth": "3", "width": "16"}.items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="explore_arch").value == "resmlp"
+    assert at.selectbox(key="explore_residual_scale").value == "fixup"
+    assert not at.warning and not at.error
+    at.selectbox(key="explore_arch").set_value("cnn").run()  # a CNN takes no residual scaling
+    assert not at.exception and not at.error
+    assert "explore_residual_scale" not in [w.key for w in at.selectbox]
+    assert at.selectbox(key="explore_dataset").options == [e.label for e in DATASETS.values()  # images only
+                                                           if ARCHITECTURES["cnn"].accepts(e)]

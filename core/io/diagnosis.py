@@ -311,34 +311,39 @@ def _at(stats: np.ndarray, steps: np.ndarray, i: int, cfg) -> list[Finding]:
     rec = stats[i]
     L = rec.shape[0]
     out: list[Finding] = []
+    arch = cfg.architecture
+    (fwd, bwd), (fwd_name, bwd_name), row = arch.signal, arch.signal_names, arch.row_label
     if L >= 2:
-        g = rec[:, COL["grad_preact_var"]]
+        g = rec[:, COL[bwd]]
         d = _decades(g[0], g[-1])
         if g[0] == 0 and math.isfinite(g[-1]):
             # no gradient at all reaches layer 1 (e.g. zero weights): no ratio, but the most vanished of all
             out.append(_finding(
                 Kind.VANISHING, s, 1,
-                f"Gradients vanish: at step {s}, ∂L/∂h in layer 1 is exactly zero, so the first layer does not learn at all.",
+                f"Gradients vanish: at step {s}, {bwd_name} in {row} 1 is exactly zero, so the first {row} does not learn "
+                f"at all.",
                 cfg, "backward",
             ))
         elif d < -DECADES:
             out.append(_finding(
                 Kind.VANISHING, s, 1,
-                f"Gradients vanish: at step {s}, the variance of ∂L/∂h in layer 1 is 10^{d:.1f} of that in layer {L}, "
-                f"so the first layers barely learn.",
+                f"Gradients vanish: at step {s}, the variance of {bwd_name} in {row} 1 is 10^{d:.1f} of that in {row} {L}, "
+                f"so the first {row}s barely learn.",
                 cfg, "backward",
             ))
         elif d > DECADES:
             out.append(_finding(
                 Kind.EXPLODING, s, 1,
-                f"Gradients explode: at step {s}, the variance of ∂L/∂h in layer 1 is 10^{d:.1f} times that in layer {L}.",
+                f"Gradients explode: at step {s}, the variance of {bwd_name} in {row} 1 is 10^{d:.1f} times that in {row} {L}.",
                 cfg, "backward",
             ))
-        q = rec[:, COL["preact_var"]]
+        q = rec[:, COL[fwd]]
         dq = _decades(q[-1], q[0])
         if q[-1] == 0 and math.isfinite(q[0]):
             out.append(_finding(
                 Kind.VANISHING, s, L,
+                f"Activations vanish: at step {s}, the {fwd_name} of {row} {L} is exactly zero, so the signal carries "
+                f"nothing." if fwd != "preact_var" else
                 f"Activations vanish: at step {s}, all pre-activations of layer {L} are equal (variance exactly zero), "
                 f"so the signal carries nothing.",
                 cfg, "forward",
@@ -346,13 +351,13 @@ def _at(stats: np.ndarray, steps: np.ndarray, i: int, cfg) -> list[Finding]:
         elif dq < -DECADES:
             out.append(_finding(
                 Kind.VANISHING, s, L,
-                f"Activations vanish: at step {s}, the pre-activation variance of layer {L} is 10^{dq:.1f} of layer 1's.",
+                f"Activations vanish: at step {s}, the {fwd_name} of {row} {L} is 10^{dq:.1f} of {row} 1's.",
                 cfg, "forward",
             ))
         elif dq > DECADES:
             out.append(_finding(
                 Kind.EXPLODING, s, L,
-                f"Activations explode: at step {s}, the pre-activation variance of layer {L} is 10^{dq:.1f} times layer 1's.",
+                f"Activations explode: at step {s}, the {fwd_name} of {row} {L} is 10^{dq:.1f} times {row} 1's.",
                 cfg, "forward",
             ))
     sat = rec[:, COL["saturation"]]
