@@ -10,7 +10,8 @@ naive implementation (per-layer hooks calling `.item()` for every statistic),
 the baseline to beat (MLP cases). Targets (issue 2): every step ≤ 1.10 (20×256, tanh) and
 ≤ 1.25 (50×64, ReLU); every 10th step ≤ 1.03 for both. Issue 12's architectures: a
 residual MLP (50 blocks × 128, batch 128, its stream statistics included) and a CNN
-(20 convolutions × 32 channels on digits): every step ≤ 1.25, every 10th ≤ 1.05.
+(20 convolutions × 32 channels on digits) and an LSTM (128 units × 50 time steps, batch 64):
+every step ≤ 1.25, every 10th ≤ 1.05.
 `--only TEXT` runs the cases whose name contains TEXT.
 
 Every variant pays alike for the switch between blocks (the first step of a
@@ -44,6 +45,9 @@ CASES = [
     ("cnn 20 convolutions x 32 channels, digits, batch 128, relu",
      dict(arch="cnn", depth=20, width=32, batch_size=128, activation="relu", init="kaiming_normal",
           dataset="digits"), 1.25, 1.05),
+    # a record is 50 rows, one per time step, with gate saturation and ρ(W_hh)
+    ("lstm 128 units x 50 time steps, recall, batch 64",
+     dict(arch="lstm", depth=1, width=128, seq_len=50, batch_size=64, dataset="recall"), 1.25, 1.05),
 ]
 
 

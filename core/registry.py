@@ -639,6 +639,7 @@ class Dataset:
     # "image" (also a 1 × H × W picture, `image_shape`, its pixels the features in row-major order), "sequence".
     kinds: frozenset = frozenset({"vector"})
     image_shape: tuple[int, int, int] | None = None   # (channels, height, width) of an "image" example
+    seq_len: int | None = None  # a "sequence" dataset of a fixed length (digits_rows: 8); None: seq_len sets it
 
 
 DATASETS: dict[str, Dataset] = {
@@ -659,6 +660,13 @@ DATASETS: dict[str, Dataset] = {
                 "plus noise; the class is the orientation. An image task for the CNN.", 64, 4,
                 input_note="the 8×8 = 64 pixels of a generated bar image", kinds=frozenset({"vector", "image"}),
                 image_shape=(1, 8, 8)),
+        Dataset("recall", "Recall after a lag (sequence)", "The class (one of 8) is shown once, at the first time "
+                "step, as a one-hot vector with a marker; N(0, 1) noise follows for seq_len − 1 steps, and the "
+                "network must name the class after the last one: a dependency as long as seq_len.", 9, 8,
+                input_note="a one-hot class and a marker at t = 1, noise after", kinds=frozenset({"sequence"})),
+        Dataset("digits_rows", "Digits, row by row (sequence)", "scikit-learn's 8×8 digits read one row of 8 pixels "
+                "per time step: 8 time steps, 10 classes.", 8, 10, 1438,
+                input_note="one row of 8 pixels of an 8×8 digit", kinds=frozenset({"sequence"}), seq_len=8),
     ]
 }
 
@@ -766,7 +774,8 @@ IDENTITY_INIT = Initializer(
     keras_kernel=lambda sigma_w: (f"{_K}Identity({'gain=SIGMA_W' if sigma_w != 1.0 else ''})", ("# IRNN: W = σ_w·I.",)),
 )
 # The hidden-to-hidden matrix's schemes (`recurrent_init`): identity, and every initializer.
-RECURRENT_INITS: dict[str, Initializer] = {IDENTITY_INIT.name: IDENTITY_INIT, **INITIALIZERS}
+RECURRENT_INITS: dict[str, Initializer] = {IDENTITY_INIT.name: IDENTITY_INIT,
+                                            **{k: v for k, v in INITIALIZERS.items() if not v.needs_data}}
 DEFAULT_RECURRENT_INIT = "orthogonal"  # σ_w is then W_hh's spectral radius
 
 
@@ -796,14 +805,15 @@ def _cnn_parameters(cfg) -> int:
     return n + w * cfg.classes + cfg.classes
 
 
-def _recurrent_parameters(gates: int):
-    """Weights of `depth` stacked layers with `gates` blocks each (1 vanilla, 4 LSTM, 3 GRU), and the output."""
+def _recurrent_parameters(gates: int, recurrent_bias: bool = False):
+    """Weights of `depth` stacked layers with `gates` blocks each (1 vanilla, 4 LSTM, 3 GRU), and the output:
+    W_ih, W_hh and one bias per gate (`core.models.recurrent`; the GRU's b_hn makes a second one)."""
 
     def count(cfg) -> int:
         w = cfg.width
         n, inputs = 0, cfg.features
         for _ in range(cfg.depth):
-            n += gates * (inputs * w + w * w + (2 * w if cfg.bias else 0))
+            n += gates * (inputs * w + w * w + ((2 if recurrent_bias else 1) * w if cfg.bias else 0))
             inputs = w
         return n + w * cfg.classes + cfg.classes
     return count
@@ -850,6 +860,8 @@ class Architecture:
     calibrated_init: bool = False  # takes a data-driven initializer (LSUV calibrates a plain stack of layers)
     figures: tuple[str, ...] = ()  # its own charts: builders in core.figures.architectures (`arch_figures`)
     code: str | None = None  # "module:function" (cfg, "pytorch"|"keras", share_url) -> its script; None: the MLP's
+    gate_activation: str | None = None  # the gates' nonlinearity (LSTM, GRU): its flat region is gate saturation
+    gated_alternative: str | None = None  # what the verdict suggests when the gradient through time vanishes
     # The columns the verdict compares first row to last (forward, backward), and how it names them
     signal: tuple[str, str] = ("preact_var", "grad_preact_var")
     signal_names: tuple[str, str] = ("pre-activation variance", "∂L/∂h")
@@ -884,9 +896,13 @@ class Architecture:
         return f"Architecture({self.name!r}: {self.label})"
 
 
-_RECURRENT = "core.models.recurrent:build_network"  # the recurrent nets' module (its own branch), loaded on first use
+_RECURRENT = "core.models.recurrent:build_{}"  # the recurrent nets' module, loaded on first use
+_RECURRENT_CODE = "core.io.codegen_recurrent:recurrent_code"
 _RNN_NOTE = ("Mean-field theory for feed-forward layers does not describe a recurrent layer unrolled in time "
-             "(the same W_hh at every step); see the gradient-through-time prediction instead.")
+             "(the same W_hh at every step); the gradient-through-time prediction is shown instead.")
+_GATED_NOTE = ("LSTM and GRU gates multiply the gradient through time by data-dependent factors (the forget gate's "
+               "f_t), which have no closed-form mean-field prediction here: only the vanilla RNN's decay "
+               "ρ(W_hh)² E[φ′²] per step is drawn.")
 
 ARCHITECTURES: dict[str, Architecture] = {
     a.name: a
@@ -915,19 +931,27 @@ ARCHITECTURES: dict[str, Architecture] = {
                      theory="core.theory.architectures:cnn_layers",  # its table's note says how far it holds
                      code="core.io.codegen:cnn_code"),
         Architecture("rnn", "Vanilla RNN", "h_t = φ(W_ih x_t + W_hh h_{t−1} + b), depth stacked layers of width "
-                     "units over seq_len time steps (tanh or ReLU).", _RECURRENT,
-                     frozenset({"seq_len", "recurrent_init"}), frozenset({"sequence"}), "digits", "stacked recurrent layers",
-                     "units", _recurrent_parameters(1), row_label="time step", per_time=True, theory_note=_RNN_NOTE,
-                     columns=("spectral_radius",)),
+                     "units over seq_len time steps (tanh or ReLU, the activation setting). A row is one layer at "
+                     "one time step; ∂L/∂h_t is the gradient through time.", _RECURRENT.format("rnn"),
+                     frozenset({"seq_len", "recurrent_init"}), frozenset({"sequence"}), "recall",
+                     "stacked recurrent layers", "units", _recurrent_parameters(1), row_label="time step",
+                     per_time=True, theory="core.theory.recurrent:gradient_through_time",
+                     theory_note=_RNN_NOTE, columns=("spectral_radius",), code=_RECURRENT_CODE,
+                     gated_alternative="lstm"),
         Architecture("lstm", "LSTM", "Long short-term memory (Hochreiter & Schmidhuber, 1997): gated cells whose "
-                     "forget gate lets the gradient through time survive long lags.", _RECURRENT,
-                     frozenset({"seq_len", "recurrent_init", "forget_bias"}), frozenset({"sequence"}), "digits",
+                     "forget gate lets the gradient through time survive long lags. Per time step: the cell "
+                     "state c_t as the pre-activation, h_t as the activation.", _RECURRENT.format("lstm"),
+                     frozenset({"seq_len", "recurrent_init", "forget_bias"}), frozenset({"sequence"}), "recall",
                      "stacked recurrent layers", "units", _recurrent_parameters(4), row_label="time step",
-                     per_time=True, theory_note=_RNN_NOTE, columns=("gate_saturation", "spectral_radius")),
+                     per_time=True, theory_note=_GATED_NOTE, columns=("gate_saturation", "spectral_radius"),
+                     gate_activation="sigmoid", code=_RECURRENT_CODE),
         Architecture("gru", "GRU", "Gated recurrent unit (Cho et al., 2014): update and reset gates, no separate "
-                     "cell.", _RECURRENT, frozenset({"seq_len", "recurrent_init"}), frozenset({"sequence"}), "digits",
-                     "stacked recurrent layers", "units", _recurrent_parameters(3), row_label="time step",
-                     per_time=True, theory_note=_RNN_NOTE, columns=("gate_saturation", "spectral_radius")),
+                     "cell. Per time step: the candidate's pre-activation, and h_t.", _RECURRENT.format("gru"),
+                     frozenset({"seq_len", "recurrent_init"}), frozenset({"sequence"}), "recall",
+                     "stacked recurrent layers", "units", _recurrent_parameters(3, recurrent_bias=True),
+                     row_label="time step", per_time=True, theory_note=_GATED_NOTE,
+                     columns=("gate_saturation", "spectral_radius"), gate_activation="sigmoid",
+                     code=_RECURRENT_CODE),
     ]
 }
 DEFAULT_ARCH = "mlp"

@@ -31,6 +31,11 @@ class Scenario:
 
 _BASE = RunConfig(dataset="digits", width=128, steps=200, lr=0.05, optimizer="sgd", seed=0)
 
+# Recurrent nets: recall after a lag of 30, Adam (plain SGD would take thousands of steps for the LSTM too).
+# W_hh orthogonal with spectral radius 0.9 in both: the same recurrent scale, only the cell differs.
+_RECURRENT = RunConfig(arch="lstm", dataset="recall", depth=1, width=64, seq_len=30, steps=200, lr=0.01,
+                       optimizer="adam", batch_size=128, sigma_w=0.9, seed=0)
+
 SCENARIOS: dict[str, Scenario] = {
     s.key: s
     for s in [
@@ -126,6 +131,16 @@ SCENARIOS: dict[str, Scenario] = {
                           steps=100),
             compare=_BASE.replace(arch="cnn", depth=50, width=32, activation="tanh", init="xavier_normal",
                                   batch_size=32, steps=100),
+        ),
+        Scenario(
+            "rnn_vs_lstm_long_lag", "Long-term dependencies: a vanilla tanh RNN forgets, an LSTM remembers",
+            "The class is shown once, at the first of 30 time steps, then only noise. Going back through time, "
+            "a tanh RNN multiplies its gradient by about ρ(W_hh)² E[φ′²] ≈ 0.6 per step (ρ = 0.9), so at "
+            "initialization t = 1 gets ~10⁻⁶ of what t = 30 gets and the RNN stays at chance; the LSTM's cell "
+            "state passes its gradient back through the forget gate (~100× more at t = 1) and it learns the "
+            "task within ~150 steps.",
+            _RECURRENT.replace(arch="rnn"),
+            compare=_RECURRENT.replace(arch="lstm"),
         ),
     ]
 }

@@ -147,6 +147,10 @@ class RunConfig:
             raise ConfigError("dataset", f"Invalid dataset {_show(self.dataset)}: arch {self.arch} reads "
                                          f"{' or '.join(sorted(arch.data_kinds))} data, so the dataset must be one "
                                          f"of {', '.join(fits) or 'none yet'}.", fallback=arch.default_dataset)
+        if ds.seq_len is not None and self.applies("seq_len") and self.seq_len != ds.seq_len:
+            raise ConfigError("seq_len", f"Invalid seq_len {self.seq_len}: dataset {self.dataset!r} has {ds.seq_len} "
+                                         f"time steps per example, so seq_len must be {ds.seq_len}.",
+                              fallback=ds.seq_len)
         if self.batch_size > ds.train_size:
             raise ConfigError(
                 "batch_size",

@@ -77,6 +77,32 @@ with fig:
     L.by_layer_chart({"sigmoid, Xavier normal": g_sig, "ReLU, He normal": g_he}, sig.depth, "vanishing",
                      what="Var(∂L/∂h)", y_title="relative to the last layer")
 
+# ... and through time, in a recurrent net (the same product, one factor per time step)
+seq = SCENARIOS["rnn_vs_lstm_long_lag"]
+rnn_cfg, lstm_cfg = seq.config.replace(width=L.MINI_WIDTH), seq.compare.replace(width=L.MINI_WIDTH)
+g_rnn, g_lstm = L.through_time(rnn_cfg), L.through_time(lstm_cfg)
+text, fig = st.columns([1.15, 1], gap="large")
+with text:
+    st.markdown(
+        "A recurrent network has the same problem **through time**: it applies one W_hh at every step, so the "
+        "gradient that reaches the input at step t has been multiplied by W_hhᵀ and φ′ once per step since:")
+    st.latex(r"\frac{\partial L}{\partial h_{t-1}} = W_{hh}^{\top}\big(\varphi'(z_t) \odot "
+             r"\frac{\partial L}{\partial h_t}\big)")
+    st.latex(r"\mathbb{E}\big[(\partial L/\partial h_{t-k})^2\big] \propto "
+             r"\big(\rho(W_{hh})^2\,\mathbb{E}[\varphi'^2]\big)^{k}")
+    st.markdown(
+        f"With ρ(W_hh) ≤ 1 and tanh's slope below 1, a vanilla RNN's gradient from the last of "
+        f"{rnn_cfg.seq_len} steps is **{pow10(g_rnn[0])}** of its size by the time it reaches t = 1 (chart, red): "
+        f"it cannot learn what it saw first. An LSTM's cell state c_t = f_t ⊙ c_{{t−1}} + … passes its gradient "
+        f"back through the forget gate alone, with no W_hh and no φ′ on the way: at the same lag it keeps "
+        f"**{pow10(g_lstm[0])}** (blue), and trained on the recall task it names the class the RNN forgets.")
+    L.scenario_link("rnn_vs_lstm_long_lag")
+with fig:
+    chart(F.fig_lines({"vanilla tanh RNN": g_rnn, "LSTM, forget bias 1": g_lstm},
+                      title=f"Var(∂L/∂h_t) by time step at initialization, {rnn_cfg.seq_len} steps",
+                      x_title="time step t (the output reads h_T)", y_title="relative to the last step"),
+          L.KEYS.fig("through_time"))
+
 # 2 -- Xavier ----------------------------------------------------------------------------------------
 text, fig = question(2)
 sc = SCENARIOS["tanh_small_vs_xavier"]

@@ -35,7 +35,8 @@ NAMES = {n for reg in (ACTIVATIONS, INITIALIZERS, ARCHITECTURES, RECURRENT_INITS
 ALLOWED: dict[str, tuple[set[str], str]] = {
     "core/registry.py": (NAMES, "the registry is the home of the names"),
     "core/scenarios.py": ({"sigmoid", "tanh", "relu", "selu", "xavier_normal", "kaiming_normal", "normal",
-                           "lecun_normal", "orthogonal", "resmlp", "fixup", "cnn", "delta_orthogonal"},
+                           "lecun_normal", "orthogonal", "resmlp", "fixup", "cnn", "delta_orthogonal", "rnn",
+                           "lstm"},
                           "the Home page's presets are data: settings with a story"),
     "core/sweep/scenarios.py": ({"tanh", "normal", "relu"}, "the shipped sweeps are presets, like the scenarios"),
     "pages/4_Learn.py": ({"sigmoid", "tanh", "relu", "kaiming_normal"},

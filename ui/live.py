@@ -127,6 +127,9 @@ def memo_for(key: str, group: str, owner, snap: Snapshot | None) -> Callable[[st
 
 def show_theory_preview(cfg: RunConfig, key: str) -> None:
     """Before any run: what the theory predicts for `cfg` (also loads the chart library early)."""
+    if cfg.time_steps:
+        from .recurrent import show_theory_preview as by_time
+        return by_time(cfg, key, chart)
     theory = theory_profile(cfg)
     try:
         chart(F.fig_theory_profile(theory), SlotKeys(key).fig("theory_preview"))
@@ -141,6 +144,9 @@ def show_main_charts(snap: Snapshot, key: str, owner=None) -> None:
     """Variance by layer, the two layer × step heatmaps, loss and accuracy.
     With `owner` (the Run or SavedRun `snap` comes from), figures are rebuilt
     only when the snapshot's version changes (see `memo`)."""
+    if snap.config.time_steps:  # rows per layer and time step (recurrent nets): the charts by time step
+        from .recurrent import show_main_charts as by_time
+        return by_time(snap, key, memo_for(key, "main", owner, snap), chart)
     stats, steps, cfg = snap.stats, snap.steps, snap.config
     fig_key = SlotKeys(key).fig
     cached = memo_for(key, "main", owner, snap)
@@ -173,6 +179,9 @@ def show_detail_charts(snap: Snapshot, key: str, *, histograms: bool = True, own
     """Per-layer distributions (unless `histograms=False`: a saved run has
     none), saturation and dead units, update:data ratio. `owner` as for
     `show_main_charts`."""
+    if snap.config.time_steps:
+        from .recurrent import show_detail_charts as by_time
+        return by_time(snap, key, memo_for(key, "detail", owner, snap), chart)
     stats, steps, cfg = snap.stats, snap.steps, snap.config
     fig_key = SlotKeys(key).fig
     cached = memo_for(key, "detail", owner, snap)

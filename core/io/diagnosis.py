@@ -18,7 +18,7 @@ import numpy as np
 
 from core.fmt import power_of_ten, sci
 from core.measure.records import COL
-from core.registry import ACTIVATIONS, INITIALIZERS
+from core.registry import ACTIVATIONS, ARCHITECTURES, INITIALIZERS
 from core.schema import ConfigError, RunConfig
 
 # Three decades of change across the network is where training visibly stalls
@@ -382,6 +382,74 @@ def _at(stats: np.ndarray, steps: np.ndarray, i: int, cfg) -> list[Finding]:
     return out
 
 
+# -- recurrent nets: rows per (layer, time step), read through time -----------------------------------
+
+def _recurrent_suggest(cfg: RunConfig, kind: str) -> tuple[Suggestion, ...]:
+    """What to try when the gradient through time vanishes or explodes, from the settings and the arch entry."""
+    arch = cfg.architecture
+    out: list[Suggestion] = []
+    if kind == Kind.VANISHING:
+        if arch.gated_alternative is not None:
+            out.append(Suggestion(f"Switch to an {ARCHITECTURES[arch.gated_alternative].label}",
+                                  {"arch": arch.gated_alternative},
+                                  "its cell state passes the gradient back through the forget gate alone, with no "
+                                  "W_hh and no φ′ on the way."))
+        if cfg.sigma_w < 1.0:
+            out.append(Suggestion("Set σ_w to 1", {"sigma_w": 1.0}, "W_hh's spectral radius follows σ_w: at 1 the "
+                                  "recurrent matrix keeps the gradient's size and only φ′ shrinks it."))
+        if arch.takes("forget_bias") and cfg.forget_bias < 2.0:
+            out.append(Suggestion("Raise the forget-gate bias to 2", {"forget_bias": 2.0},
+                                  "σ(2) ≈ 0.88 of the cell's gradient survives each step instead of σ(1) ≈ 0.73."))
+    elif kind == Kind.EXPLODING and cfg.sigma_w > 1.0:
+        out.append(Suggestion("Set σ_w to 1", {"sigma_w": 1.0}, "with W_hh's spectral radius above 1 the gradient "
+                              "grows by about σ_w² per step back in time."))
+    kept = []
+    for sug in out:
+        try:
+            if sug.apply(cfg) != cfg:
+                kept.append(sug)
+        except (ConfigError, ValueError):
+            continue
+    return tuple(kept[:MAX_SUGGESTIONS])
+
+
+def _through_time(stats: np.ndarray, steps: np.ndarray, i: int, cfg) -> list[Finding]:
+    """The findings of one record of a recurrent run: its top layer read along time."""
+    s = int(steps[i, 0])
+    T = cfg.time_steps
+    rec = stats[i].reshape(-1, T, stats.shape[-1])
+    top = rec[-1]
+    out: list[Finding] = []
+
+    def finding(kind, sentence):
+        sug = _recurrent_suggest(cfg, kind)
+        return Finding(kind, s, cfg.depth, sentence, _advice(sug, "Try a shorter sequence."), sug)
+
+    if T >= 2:
+        d = _decades(top[0, COL["grad_act_var"]], top[-1, COL["grad_act_var"]])
+        if d < -DECADES:
+            out.append(finding(Kind.VANISHING, f"The gradient vanishes through time: at step {s}, Var(∂L/∂h_t) at t = 1 "
+                                               f"is 10^{d:.1f} of that at t = {T}, so what the network saw first "
+                                               f"barely shapes what it learns."))
+        elif d > DECADES:
+            out.append(finding(Kind.EXPLODING, f"The gradient explodes through time: at step {s}, Var(∂L/∂h_t) at t = 1 "
+                                               f"is 10^{d:.1f} times that at t = {T}."))
+        dq = _decades(top[-1, COL["act_var"]], top[0, COL["act_var"]])
+        if dq > DECADES:
+            out.append(finding(Kind.EXPLODING, f"The state explodes over time: at step {s}, Var(h_t) at t = {T} is "
+                                               f"10^{dq:.1f} times that at t = 1."))
+    for col, what in (("saturation", "of the state's pre-activations sit in φ's flat region"),
+                      ("gate_saturation", "of the gates sit in the sigmoid's flat region (stuck open or shut)")):
+        v = rec[:, :, COL[col]]
+        if np.isfinite(v).any() and np.nanmax(v) > SATURATED:
+            l, t = np.unravel_index(int(np.nanargmax(v)), v.shape)
+            sug = ()
+            out.append(Finding(Kind.SATURATED, s, int(l) + 1, f"Saturated: at step {s}, {v[l, t]:.0%} {what} at time "
+                                                              f"step {int(t) + 1} of layer {int(l) + 1}.",
+                               _advice(sug, "Lower σ_w or the learning rate."), sug))
+    return out
+
+
 def diagnose(result) -> Diagnosis:
     """Findings at initialization and at the latest record of a RunResult or Snapshot."""
     cfg = result.config
@@ -392,8 +460,9 @@ def diagnose(result) -> Diagnosis:
         findings.append(_finding(Kind.DIVERGED, dv.step, dv.layer, dv.sentence() + " Training stopped there.", cfg))
     if len(steps):
         seen = set()
+        at = _through_time if getattr(cfg, "time_steps", 0) else _at  # recurrent rows: read along time
         for i in sorted({0, len(steps) - 1}):
-            for f in _at(stats, steps, i, cfg):
+            for f in at(stats, steps, i, cfg):
                 if (f.kind, f.layer) not in seen:  # say it once, at the earliest step
                     seen.add((f.kind, f.layer))
                     findings.append(f)

@@ -85,6 +85,9 @@ class Streaming(Measuring):
     def forward(self, l: int, z: Tensor, h: Tensor, a: Tensor) -> None:
         """Block l (0-based): z is the Linear's output, h the activation's input (z, or BatchNorm(z)), a = φ(h)."""
         weight = self.weights[l]
+        shared = l > 0 and weight is self.weights[l - 1]  # the block before's (W_hh through time): read once
+        if shared:
+            self.moments[l, M_W:M_W + 2] = self.moments[l - 1, M_W:M_W + 2]
         if l == 0:
             self._h_is_z = h is z  # no BatchNorm between: the matmul node's incoming gradient is ∂L/∂h
         if self.keep:
@@ -100,11 +103,12 @@ class Streaming(Measuring):
             unit = self._unit if self._unit.size >= cols else self._scratch(cols)
             kernels._reduce3(self.moments, unit, below, beyond, mode, M_SAT,
                              h.data_ptr(), rows, cols, l, M_H, True, a.data_ptr(), rows, cols, l, M_A,
-                             weight.data_ptr(), wr, wc, l, M_W)
+                             0 if shared else weight.data_ptr(), wr, wc, l, M_W)
         else:
             self._reduce(h, l, M_H, flat=True)
             self._reduce(a, l, M_A)
-            self._reduce(weight, l, M_W)
+            if not shared:
+                self._reduce(weight, l, M_W)
         if h.requires_grad:
             self._hook_backward(l, z, h)
         self._prev_a = a
