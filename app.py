@@ -14,7 +14,8 @@ nav()
 from core.scenarios import SCENARIOS  # noqa: E402
 from ui.links import page_link  # noqa: E402
 from ui.session import warm_up_engine  # noqa: E402
-from ui.share import compare_query, explore_query  # noqa: E402
+from core.schema import RunConfig  # noqa: E402
+from ui.share import explore_query, scenario_query  # noqa: E402
 
 warm_up_engine()  # the first Run on this server should not wait for start-up
 
@@ -24,9 +25,10 @@ st.markdown(
     "then watch every layer's activations and back-propagated gradients vanish, explode or flow while a real PyTorch "
     "network trains, beside what mean-field theory predicts, in an experiment you can share as a link."
 )
-page_link("Explore", "Start from scratch in Explore", {}, icon=":material/science:")
+page_link("Explore", "Start from scratch in Explore", explore_query(RunConfig()), icon=":material/science:")
 
 st.subheader("One-click scenarios")
+st.caption("Each card opens its experiment and starts training at once, with what to watch for beside the charts.")
 cols = st.columns(3, gap="medium")
 for i, sc in enumerate(SCENARIOS.values()):
     cfg = sc.config
@@ -35,7 +37,7 @@ for i, sc in enumerate(SCENARIOS.values()):
         st.write(sc.story)
         if sc.compare is not None:
             st.caption(f"{cfg.describe(short=True)}  \nA → B: {'; '.join(map(str, cfg.diff(sc.compare)))}")
-            page_link("Compare", "Compare A and B", compare_query(cfg, sc.compare), icon=":material/compare_arrows:")
+            page_link("Compare", "Run A and B in Compare", scenario_query(sc), icon=":material/compare_arrows:")
             a, b = st.columns(2)
             with a:
                 page_link("Explore", "A in Explore", explore_query(cfg), icon=":material/science:")
@@ -43,7 +45,7 @@ for i, sc in enumerate(SCENARIOS.values()):
                 page_link("Explore", "B in Explore", explore_query(sc.compare), icon=":material/science:")
         else:
             st.caption(cfg.describe(short=True))
-            page_link("Explore", "Open in Explore", explore_query(cfg), icon=":material/science:")
+            page_link("Explore", "Run it in Explore", scenario_query(sc), icon=":material/play_arrow:")
 
 st.subheader("Sweeps: many runs, one picture")
 from core.sweep.scenarios import SWEEP_SCENARIOS  # noqa: E402

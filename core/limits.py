@@ -42,18 +42,70 @@ class Limits:
                     raise ValueError(f"Environment variable {key}={env[key]!r} must be positive.")
         return cls(**values)
 
+    # The settings a server bounds, once: (field, this Limits' attribute, its variable, what it counts).
+    # `bound`, `clamp` (where a value enters: a link, a widget, a file's settings) and `violation` (where a
+    # run starts) all read this table.
+    BOUNDED = (
+        ("depth", "max_depth", "GFL_MAX_DEPTH", "hidden layers"),
+        ("width", "max_width", "GFL_MAX_WIDTH", "units in a layer"),
+        ("batch_size", "max_batch_size", "GFL_MAX_BATCH_SIZE", "examples in a batch"),
+        ("steps", "max_steps", "GFL_MAX_STEPS", "training steps"),
+    )
+
+    def bound(self, field: str) -> int | None:
+        """The largest value this server accepts for `field` (a widget's `max_value`), or None if unbounded."""
+        for name, attr, _, _ in self.BOUNDED:
+            if name == field:
+                return getattr(self, attr)
+        return None
+
+    @staticmethod
+    def over(field: str, value, limit) -> str:
+        """The one sentence for a value over a limit: 'depth 500 is over this server's limit of 100'."""
+        return f"{field} {value:,} is over this server's limit of {limit:,}"
+
+    def clamp(self, cfg):
+        """(cfg within this server's limits, one note per value brought down), where a value enters.
+
+        Each bounded setting over its limit is set to the limit, with a note naming the field, the value and
+        the limit ("depth 500 is over this server's limit of 100; using 100."). Per-layer widths are cut to
+        `max_depth` layers and each to `max_width`. The work limit (parameters × batch) is not clamped: no
+        single setting is at fault; `violation` refuses such a run when it starts, with a sentence."""
+        notes: list[str] = []
+        changes: dict = {}
+        if cfg.widths is not None:
+            widths = tuple(cfg.widths)
+            if len(widths) > self.max_depth:
+                notes.append(f"{self.over('depth', len(widths), self.max_depth)} (widths gives {len(widths):,} "
+                             f"layers); using the first {self.max_depth:,}.")
+                widths = widths[: self.max_depth]
+            if max(widths) > self.max_width:
+                notes.append(f"{self.over('width', max(widths), self.max_width)} (in widths); using "
+                             f"{self.max_width:,} for every layer wider than that.")
+                widths = tuple(min(w, self.max_width) for w in widths)
+            if widths != tuple(cfg.widths):
+                changes["widths"] = widths
+        for field, attr, _, _ in self.BOUNDED:
+            if cfg.widths is not None and field in ("depth", "width"):
+                continue
+            value, limit = getattr(cfg, field), getattr(self, attr)
+            if value > limit:
+                notes.append(f"{self.over(field, value, limit)}; using {limit:,}.")
+                changes[field] = limit
+        if not changes:
+            return cfg, notes
+        if "widths" not in changes and cfg.widths is None:
+            changes["widths"] = None
+        return cfg.replace(**changes), notes
+
     def violation(self, cfg) -> tuple[str, str] | None:
         """(field, one sentence) for the first limit `cfg` exceeds, else None."""
         widths = cfg.hidden_widths
-        checks = [
-            ("depth", len(widths), self.max_depth, "GFL_MAX_DEPTH", "hidden layers"),
-            ("width", max(widths), self.max_width, "GFL_MAX_WIDTH", "units in a layer"),
-            ("batch_size", cfg.batch_size, self.max_batch_size, "GFL_MAX_BATCH_SIZE", "examples in a batch"),
-            ("steps", cfg.steps, self.max_steps, "GFL_MAX_STEPS", "training steps"),
-        ]
-        for field, value, limit, env, what in checks:
-            if value > limit:
-                return field, (f"{field}={value} is over this server's limit of {limit} {what} "
+        values = {"depth": len(widths), "width": max(widths)}
+        for field, attr, env, what in self.BOUNDED:
+            value, limit = values.get(field, getattr(cfg, field, None)), getattr(self, attr)
+            if value is not None and value > limit:
+                return field, (f"{self.over(field, value, limit)} {what} "
                                f"(set {env} to raise it on a private deployment).")
         work = cfg.parameter_count() * cfg.batch_size
         if work > self.max_work:

@@ -72,7 +72,9 @@ class Activation:
     verdict suggests for it. Code: `module_code` is the nn.Module that
     builds it, `keras_layer` the Keras layer (default
     `tf.keras.layers.Activation("<keras_name>")`) with `keras_note`, a
-    comment after it.
+    comment after it. `aliases` are other names people write for it
+    (Keras', TensorFlow's, the papers'): links, the CLI and files read them
+    as this entry (`resolve`).
     """
 
     name: str
@@ -91,6 +93,7 @@ class Activation:
     homogeneous_slope: float | None = field(default=None, kw_only=True)
     keras_layer: str | None = field(default=None, kw_only=True)
     keras_note: str = field(default="", kw_only=True)
+    aliases: tuple[str, ...] = field(default=(), kw_only=True)  # other names it is read by (`resolve`)
 
     def flat(self, h: Tensor) -> Tensor:
         """Boolean mask of the entries of h in the flat region."""
@@ -182,6 +185,7 @@ ACTIVATIONS: dict[str, Activation] = {
             advice=Advice(_XAVIER, _XAVIER_WHY, vanishing="tanh",
                           vanishing_why="sigmoid's slope is at most 1/4, so ∂L/∂h loses at least 16× in variance per "
                                         "layer; tanh's slope is 1 at 0."),
+            aliases=("logistic",),
         ),
         Activation(
             "tanh", "Tanh", "φ(h) = tanh(h). Zero-centred, slope 1 at the origin, saturates for |h| ≳ 2.",
@@ -203,6 +207,7 @@ ACTIVATIONS: dict[str, Activation] = {
             # Keras' "leaky_relu" string means slope 0.2; the lab's (PyTorch's default) is 0.01.
             keras_layer="tf.keras.layers.LeakyReLU(negative_slope=0.01)",
             keras_note="slope 0.01 as in PyTorch (Keras 2: alpha=0.01)",
+            aliases=("leakyrelu", "lrelu"),
         ),
         Activation(
             "elu", "ELU", "φ(h) = h for h > 0, e^h − 1 otherwise. Smooth, with negative outputs that pull the mean toward 0.",
@@ -227,6 +232,7 @@ ACTIVATIONS: dict[str, Activation] = {
             "silu", "SiLU / Swish", "φ(h) = h·sigmoid(h). Smooth and non-monotonic, like GELU.",
             F.silu, -0.883, None, "linear", "silu", "nn.SiLU()",
             derivative=_silu_derivative, advice=Advice(_HE, _HE_WHY),
+            aliases=("swish",),
         ),
         Activation(
             "softplus", "Softplus", "φ(h) = log(1 + e^h), a smooth ReLU; its slope is sigmoid(h).",
@@ -362,6 +368,7 @@ class Initializer:
     calibrate: Callable | None = field(default=None, repr=False)
     starts_as: str | None = None
     orthogonal: bool = False
+    aliases: tuple[str, ...] = field(default=(), kw_only=True)  # other names it is read by (`resolve`)
 
     @property
     def needs_data(self) -> bool:
@@ -481,6 +488,7 @@ INITIALIZERS: dict[str, Initializer] = {
             torch_code=("nn.init.xavier_uniform_(m.weight{g})",), torch_gain=True,
             torch_comment="Glorot: U(±√(6/(fan_in+fan_out)))",
             keras_kernel=keras_variance_scaling("GlorotUniform", 1.0, "fan_avg", "uniform"),
+            aliases=("glorot_uniform",),
         ),
         Initializer(
             "xavier_normal", "Xavier/Glorot normal", "Glorot & Bengio (2010), normal draws: Var(W) = 2/(fan_in+fan_out).",
@@ -490,6 +498,7 @@ INITIALIZERS: dict[str, Initializer] = {
             torch_code=("nn.init.xavier_normal_(m.weight{g})",), torch_gain=True,
             torch_comment="Glorot: Var(W) = 2/(fan_in+fan_out)",
             keras_kernel=keras_variance_scaling("GlorotNormal", 1.0, "fan_avg", "truncated_normal"),
+            aliases=("glorot_normal",),
         ),
         Initializer(
             "kaiming_uniform", "He/Kaiming uniform", "He et al. (2015), uniform draws: Var(W) = 2/fan_in keeps ReLU variances constant.",
@@ -499,6 +508,7 @@ INITIALIZERS: dict[str, Initializer] = {
             torch_code=('nn.init.kaiming_uniform_(m.weight, mode="fan_in", nonlinearity="relu")',),
             torch_comment="He: U(±√(6/fan_in)), Var(W) = 2/fan_in",
             keras_kernel=keras_variance_scaling("HeUniform", 2.0, "fan_in", "uniform"),
+            aliases=("he_uniform",),
         ),
         Initializer(
             "kaiming_normal", "He/Kaiming normal", "He et al. (2015): Var(W) = 2/fan_in, the factor 2 making up for ReLU zeroing half its inputs.",
@@ -508,6 +518,7 @@ INITIALIZERS: dict[str, Initializer] = {
             torch_code=('nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")',),
             torch_comment="He: Var(W) = 2/fan_in",
             keras_kernel=keras_variance_scaling("HeNormal", 2.0, "fan_in", "truncated_normal"),
+            aliases=("he_normal",),
         ),
         Initializer(
             "kaiming_normal_fan_out", "He/Kaiming normal (fan_out)", "He et al. (2015), scaled to preserve the backward pass instead: Var(W) = 2/fan_out.",
@@ -517,6 +528,7 @@ INITIALIZERS: dict[str, Initializer] = {
             torch_code=('nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")',),
             torch_comment="He, backward-preserving: Var(W) = 2/fan_out",
             keras_kernel=keras_variance_scaling(None, 2.0, "fan_out", "untruncated_normal"),
+            aliases=("he_normal_fan_out",),
         ),
         Initializer(
             "lecun_normal", "LeCun normal", "LeCun et al. (1998): Var(W) = 1/fan_in. With SELU it gives a self-normalizing network.",
@@ -554,6 +566,7 @@ INITIALIZERS: dict[str, Initializer] = {
             torch_code=(), torch_note=("# PyTorch's default: nn.Linear initialized itself when it was built, with",
                                        "# W ~ U(±1/√fan_in) (kaiming_uniform_ with a=√5) and b ~ U(±1/√fan_in)."),
             keras_kernel=_keras_torch_default, bias=TORCH_DEFAULT_BIAS,
+            aliases=("pytorch_default",),
         ),
         Initializer(
             "lsuv", "LSUV (data-driven)", "Mishkin & Matas (2016): orthogonal weights, then each layer rescaled on a data batch until its output variance is 1 ± 0.1.",
@@ -587,6 +600,7 @@ class Dataset:
     train_size: int = 2048  # examples in the training split (the rest of 2,560, or of digits' 1,797, are held out)
     input_note: str = ""    # what an input is, for the code snippet's IN_FEATURES comment ("" = the label)
     plane: bool = False     # inputs are points of a plane: Explore draws the decision boundary over them
+    aliases: tuple[str, ...] = field(default=(), kw_only=True)  # other names it is read by (`resolve`)
 
 
 DATASETS: dict[str, Dataset] = {
@@ -615,6 +629,7 @@ class Optimizer:
     code: str  # how the snippet writes it, with {lr}
     keras_code: str = ""  # the same in Keras, with {lr}
     keras_note: str = ""  # a comment after it
+    aliases: tuple[str, ...] = field(default=(), kw_only=True)  # other names it is read by (`resolve`)
 
 
 OPTIMIZERS: dict[str, Optimizer] = {
@@ -639,6 +654,28 @@ def activation_of_module(module) -> Activation | None:
     return next((a for a in ACTIVATIONS.values() if type(module) is a.module_class), None)
 
 
+def _spelling(text: str) -> str:
+    return text.strip().lower().replace("-", "_").replace(" ", "_")
+
+
+def resolve(registry: dict, text: str) -> str | None:
+    """The registered name that `text` means, or None: the name itself, or it or one of the entry's `aliases`
+    spelled with other capitals, dashes or spaces ('swish' → 'silu', 'He-Normal' → 'kaiming_normal',
+    'glorot_uniform' → 'xavier_uniform'). The one resolver behind links, the CLI and files (core.schema)."""
+    if text in registry:
+        return text
+    want = _spelling(text)
+    for name, entry in registry.items():
+        if _spelling(name) == want or any(_spelling(a) == want for a in getattr(entry, "aliases", ())):
+            return name
+    return None
+
+
+def aliases_text(registry: dict) -> str:
+    """'swish (silu), glorot_uniform (xavier_uniform), ...' for help texts; '' when there are none."""
+    return ", ".join(f"{a} ({name})" for name, entry in registry.items() for a in getattr(entry, "aliases", ()))
+
+
 def options_text(registry: dict) -> str:
     """'a, b or c' for error messages."""
     names = list(registry)
@@ -653,6 +690,6 @@ def phi_prime_max(act: Activation) -> float:
 
 
 __all__ = ["ACTIVATIONS", "INITIALIZERS", "DATASETS", "OPTIMIZERS", "Activation", "Advice", "Initializer", "BiasInit",
-           "Dataset", "Optimizer", "options_text", "SELU_ALPHA", "SELU_SCALE", "LEAKY_SLOPE", "DEFAULT_ACTIVATION",
+           "Dataset", "Optimizer", "options_text", "resolve", "aliases_text", "SELU_ALPHA", "SELU_SCALE", "LEAKY_SLOPE", "DEFAULT_ACTIVATION",
            "DEFAULT_INIT", "ZERO_BIAS", "NORMAL_BIAS", "UNIFORM_BIAS", "TORCH_DEFAULT_BIAS", "keras_fixed",
            "keras_variance_scaling", "activation_of_module"]

@@ -1,7 +1,9 @@
 """One-click scenarios: each is a RunConfig (or a pair, for Compare) with a story.
 
 The Home page shows them as cards, the Learn page links to them, and each
-opens Explore (or Compare) with its settings in the URL.
+opens Explore (or Compare) with its settings in the URL and `scenario=<key>`:
+the run starts on open (unless the link says `autorun=false`), and the page
+shows `watch_for` beside the charts while and after it runs.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ class Scenario:
     story: str          # one or two sentences: what you will see, and why
     config: RunConfig
     compare: RunConfig | None = None  # B of a Compare link; None = an Explore link
+    watch_for: str = ""  # what to look at in the charts while it runs, shown beside them
 
     @property
     def page(self) -> str:
@@ -36,6 +39,10 @@ SCENARIOS: dict[str, Scenario] = {
             "Sigmoid's slope is at most 1/4, so on the way back the variance of ∂L/∂h shrinks about 18× per "
             "layer: at depth 20 the first layer's is ~10⁻²⁴ of the last's, and the first layers barely learn.",
             _BASE.replace(depth=20, activation="sigmoid", init="xavier_normal"),
+            watch_for=("In **Variance by layer**, the gradient curve Var(∂L/∂h) falls by more than a decade per layer "
+                       "toward layer 1 while the forward curves stay level, from step 0 on (the backward heatmap's left "
+                       "side). The loss drops only slowly: the first layers' weights hardly move (their **update:data "
+                       "ratio** is far below 10⁻³)."),
         ),
         Scenario(
             "tanh_small_vs_xavier", "Tanh: a too-small init vs Xavier",
@@ -43,6 +50,8 @@ SCENARIOS: dict[str, Scenario] = {
             "vanish with depth; Xavier keeps them at one scale.",
             _BASE.replace(depth=20, activation="tanh", init="normal", sigma_w=0.4),
             compare=_BASE.replace(depth=20, activation="tanh", init="xavier_normal"),
+            watch_for=("Compare A (solid) and B (dashed): A's Var(h) drops layer after layer toward 0, B's stays near "
+                       "one scale. A's gradients fade toward the input too, and B's loss falls sooner."),
         ),
         Scenario(
             "relu_xavier_vs_he", "ReLU at depth 30: Xavier vs He",
@@ -50,12 +59,18 @@ SCENARIOS: dict[str, Scenario] = {
             "He's factor 2 makes up for it exactly.",
             _BASE.replace(depth=30, activation="relu", init="xavier_normal"),
             compare=_BASE.replace(depth=30, activation="relu", init="kaiming_normal"),
+            watch_for=("A's forward variance halves at every layer: a straight line down on the log axis, about 2⁻²⁹ at "
+                       "layer 30. B (He) stays flat. The heatmaps show it from step 0: A's fades with depth, B's does "
+                       "not."),
         ),
         Scenario(
             "exploding", "Exploding activations and gradients: a too-large init",
             "σ_w = 2.5 with ReLU multiplies the variance by σ_w²/2 ≈ 3 per layer: after 20 layers the signal is "
             "10⁹ times larger, and one SGD step sends the loss to infinity.",
             _BASE.replace(depth=20, activation="relu", init="normal", sigma_w=2.5, lr=0.05),
+            watch_for=("Var(h) climbs about half a decade per layer (a straight line up on the log axis); the run stops "
+                       "at the first inf or nan, and the status line says in which layer and at which step. The charts "
+                       "keep every record up to there."),
         ),
         Scenario(
             "batchnorm_rescue", "BatchNorm rescues a bad init",
@@ -63,24 +78,32 @@ SCENARIOS: dict[str, Scenario] = {
             "so the scale of the weights stops mattering for the forward pass.",
             _BASE.replace(depth=20, activation="tanh", init="normal", sigma_w=0.4),
             compare=_BASE.replace(depth=20, activation="tanh", init="normal", sigma_w=0.4, batchnorm=True),
+            watch_for=("A's Var(h) vanishes with depth; B's sits at 1 in every layer (BatchNorm renormalizes each "
+                       "layer), and B's loss falls while A's barely moves."),
         ),
         Scenario(
             "batchnorm_depth50", "BatchNorm's own gradient growth at depth 50",
             "Without skip connections, a deep BatchNorm network's gradients grow toward the input layer at "
             "initialization (Yang et al., 2019): BN fixes the forward scale, not the backward one.",
             _BASE.replace(depth=50, width=128, activation="relu", init="kaiming_normal", batchnorm=True, steps=100),
+            watch_for=("The forward curve is flat at 1 (BatchNorm), but the gradient curve Var(∂L/∂h) rises toward layer"
+                       " 1: the gradient grows on the way back, already at initialization."),
         ),
         Scenario(
             "selu_lecun", "SELU with LeCun normal: self-normalizing",
             "SELU's constants are chosen so that, with Var(W) = 1/fan_in, activations are pulled to mean 0 and "
             "variance 1 at every layer, with no BatchNorm.",
             _BASE.replace(depth=30, activation="selu", init="lecun_normal"),
+            watch_for=("Var(h) stays near 1 and the mean near 0 in all 30 layers, with no BatchNorm; the dashed theory "
+                       "line lies on the measured curve."),
         ),
         Scenario(
             "orthogonal_tanh", "Orthogonal + critical tanh: dynamical isometry",
             "Orthogonal weights at the edge of chaos keep the input–output Jacobian's singular values near 1, "
             "so gradients neither vanish nor explode even at depth 50.",
             _BASE.replace(depth=50, activation="tanh", init="orthogonal", sigma_w=1.0, steps=100),
+            watch_for=("The forward and the backward curves both stay within about a decade over 50 layers. Change the "
+                       "initializer to Xavier and press Run to see the difference at the same depth."),
         ),
     ]
 }

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Mapping, NamedTuple
 from core.fmt import sci
 from core.limits import HARD
 from core.registry import (ACTIVATIONS, DATASETS, DEFAULT_ACTIVATION, DEFAULT_INIT, INITIALIZERS, OPTIMIZERS,
-                           options_text)
+                           options_text, resolve)
 
 
 class ConfigError(ValueError):
@@ -398,7 +398,7 @@ class FieldSpec:
                 if len(parts) > HARD.max_depth or not all(p.isdigit() and len(p) <= 12 for p in parts):
                     raise ValueError
                 return tuple(int(p) for p in parts)
-            return text
+            return self.resolve(text)
         except ValueError:
             raise ConfigError(self.name, f"Invalid {self.name} {_show(text)}: {self.allowed()}.") from None
 
@@ -416,7 +416,16 @@ class FieldSpec:
         if not ok(value) or (self.kind is float and isinstance(value, int) and abs(value) > 1e300):
             # (float() of a huge JSON integer would raise OverflowError)
             raise ConfigError(self.name, f"Invalid {self.name} {_show(value)}: {self.allowed()}.")
+        if self.kind is str:
+            return self.resolve(value)
         return tuple(value) if self.kind is tuple else (float(value) if self.kind is float else value)
+
+    def resolve(self, text: str) -> str:
+        """A choice's registered name for `text` (an alias such as 'swish', or another spelling, becomes
+        'silu': `core.registry.resolve`); text it does not know is kept, for the check to refuse by name."""
+        if self.registry is None:
+            return text
+        return resolve(self.registry, text) or text
 
     def format(self, value: Any) -> str:
         if self.kind is bool:

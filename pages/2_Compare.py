@@ -11,20 +11,31 @@ from ui.nav import nav  # noqa: E402
 
 nav()
 
-from ui.compare import SLOTS, any_opened, controls, live_pair, run_buttons, saved_boxes, settings_diff  # noqa: E402
+from ui.compare import (PAGE, PREV_A, SLOTS, any_opened, controls, live_pair, run_buttons, runs, saved_boxes,  # noqa: E402
+                        settings_diff, start_pair)
 from ui.downloads import code_snippets  # noqa: E402
 from ui.session import limits_problem  # noqa: E402
-from ui.share import compare_from_query, compare_url, explore_url, share_box, show_notes  # noqa: E402
+from ui.share import compare_url, explore_url, follow_url, link_query, open_link, share_box, show_notes  # noqa: E402
+from ui.sidebar import reset_widgets  # noqa: E402
+from ui.story import scenario_story  # noqa: E402
 
 st.title("Compare")
 st.caption("Two networks that differ only in what you change, trained side by side on the same data: "
            "set **A** in the sidebar, change what you want in **B**, and press **Run A and B**.")
 
-a_defaults, b_defaults, notes = compare_from_query()
-show_notes(notes)
+link, arrived = open_link(PAGE, "Compare")  # A and B from the URL when a link arrives (ui.share)
+if arrived:
+    reset_widgets(link.config, SLOTS["A"].slot)
+    reset_widgets(link.b_config, SLOTS["B"].slot)
+    st.session_state[PREV_A] = link.config  # the link's A is not a change for B to follow
 if problem := limits_problem():
     st.error(problem)
-a, b = controls(a_defaults, b_defaults)
+a, b = controls(link.config, link.b_config)
+show_notes(list(link.notes) if (a, b) == (link.config, link.b_config) else [])
+follow_url(PAGE, link_query(a, link, b))  # the address bar is always this comparison
+if arrived and link.autorun:  # a scenario link runs A and B on open (autorun=false: it waits)
+    for problem in start_pair(a, b):
+        st.error(f"Not started. {problem}")
 
 st.subheader("What differs")
 diff = settings_diff(a, b)
@@ -38,6 +49,8 @@ if (a.seed, a.dataset) != (b.seed, b.dataset):
                "or weights, not only from the settings you changed.")
 
 run_buttons(a, b)
+ran = runs()
+scenario_story(link, *(ran[x].cfg if ran[x] is not None else cfg for x, cfg in (("A", a), ("B", b))))
 with st.expander("Open saved runs", icon=":material/folder_open:", expanded=any_opened()):
     saved_boxes(a, b)
 if not live_pair():

@@ -19,7 +19,7 @@ from core.registry import ACTIVATIONS  # noqa: E402
 from ui import theory as TH  # noqa: E402
 from ui.links import page_link  # noqa: E402
 from ui.live import chart  # noqa: E402
-from ui.share import config_from_query, explore_query, page_url, share_box, show_notes  # noqa: E402
+from ui.share import config_from_query, explore_query, follow_url, page_url, share_box, show_notes  # noqa: E402
 
 
 st.title("Theory")
@@ -33,6 +33,7 @@ show_notes(notes)
 for note in limit_notes:
     st.warning(note, icon=":material/warning:")
 cfg = TH.sidebar(base)
+follow_url(TH.KEYS, list(explore_query(cfg).items()))  # the address bar follows the settings
 act = ACTIVATIONS[cfg.activation].label
 
 with st.expander("What the theory assumes, and when it does not apply", expanded=False):

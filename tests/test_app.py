@@ -225,13 +225,26 @@ def test_step_starts_paused_and_takes_one_step(stop_runs):
     assert the_run(at) is run and run.snapshot().steps_taken == 2
 
 
-def test_over_the_server_limit_is_refused_with_a_sentence(stop_runs):
-    at = explore(depth="150", width="8", steps="5")  # valid config, over the default server limit of 100
+def test_a_link_over_the_server_limit_is_clamped_with_a_note(stop_runs):
+    at = explore(depth="150", width="8", steps="10000000")  # valid configs, over the default server limits
+    stop_runs.append(at)
+    assert not at.exception
+    assert at.slider(key="explore_depth").value == 100 and at.slider(key="explore_depth").max == 100
+    assert at.number_input(key="explore_steps").value == 5000 and at.number_input(key="explore_steps").max == 5000
+    notes = texts(at.warning)
+    assert "depth 150 is over this server's limit of 100; using 100." in notes
+    assert "steps 10,000,000 is over this server's limit of 5,000; using 5,000." in notes
+    assert at.query_params["depth"] == "100" and at.query_params["steps"] == "5000"  # the URL carries the limit
+
+
+def test_over_the_work_limit_is_refused_with_a_sentence(stop_runs):
+    # each setting within its limit, but parameters × batch over GFL_MAX_WORK: no one setting to clamp
+    at = explore(depth="100", width="1024", batch_size="1024", steps="5")
     stop_runs.append(at)
     at.button(key="explore__btn_run").click().run()
     assert not at.exception
     assert the_run(at) is None
-    assert "limit" in texts(at.error) and "depth=150" in texts(at.error)
+    assert "limit" in texts(at.error) and "GFL_MAX_WORK" in texts(at.error)
 
 
 # -- share links ------------------------------------------------------------------------------------------

@@ -98,7 +98,7 @@ def test_widths_and_booleans(tmp_path, capsys):
 BAD = [
     (["--depth", "0"], "depth"),
     (["--depth", "abc"], "depth"),
-    (["--activation", "swish"], "activation"),
+    (["--activation", "swishy"], "activation"),
     (["--init", "he"], "init"),
     (["--dataset", "mnist"], "dataset"),
     (["--sigma-w", "-1"], "sigma_w"),
@@ -212,3 +212,15 @@ def test_an_argument_with_a_control_character_still_gets_one_line(capsys):
     assert "`python -m core --help`" in err
     assert main(["run", "--depth", "3"]) == 2
     assert "`python -m core run --help`" in capsys.readouterr().err
+
+
+def test_aliases_are_read_as_the_registered_names(tmp_path, capsys):
+    out = tmp_path / "alias.json"
+    code, _, err = run_cli([*SMALL, "--steps", "0", "--activation", "swish", "--init", "he_normal", "--out", str(out)],
+                           capsys)
+    assert code == 0, err
+    r = result_from_json(out.read_bytes())
+    assert (r.config.activation, r.config.init) == ("silu", "kaiming_normal")
+    assert layers_equal(r, train(SMALL_CFG.replace(steps=0, activation="silu", init="kaiming_normal")))
+    assert main(["theory", "--activation", "Swish", "--sigma-w", "1.4", "--sigma-b", "0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["q_star"] is not None

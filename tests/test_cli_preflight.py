@@ -50,7 +50,7 @@ def test_a_network_far_beyond_the_servers_limits_gets_an_estimate_first(tmp_path
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0
     lines = p.stderr.splitlines()
-    assert lines[0].startswith("note: beyond the dashboard's limits (batch_size=2048 is over")
+    assert lines[0].startswith("note: beyond the dashboard's limits (batch_size 2,048 is over this server's limit of 1,024")
     assert "expect about" in lines[0] and "GiB of memory" in lines[0]
     assert lines[-1].startswith("finished:")
 

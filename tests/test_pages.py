@@ -82,7 +82,7 @@ def test_compare_query_sets_a_and_b_widgets():
     assert "b_init=kaiming_normal" in "\n".join(c.value for c in at.code)   # the share link
 
 
-@pytest.mark.parametrize("query,names", [({"activation": "swish"}, ["activation"]), ({"b_depth": "x"}, ["b_depth"]),
+@pytest.mark.parametrize("query,names", [({"activation": "sigmoidal"}, ["activation"]), ({"b_depth": "x"}, ["b_depth"]),
                                          ({"b_init": "nope"}, ["Setting B", "init", "nope"]),
                                          ({"depth": "-3"}, ["depth"])])
 def test_compare_invalid_value_warns_naming_the_parameter(query, names):
@@ -184,7 +184,7 @@ def test_theory_says_when_it_does_not_apply():
 
 def test_theory_clamps_a_link_over_the_server_limits():
     at = open_page(THEORY, {"depth": "500"})
-    assert "depth=500" in warnings_text(at)
+    assert "depth 500 is over this server's limit of 100; using 100" in warnings_text(at)
     assert at.slider(key="theory_depth").value == 100
 
 

@@ -390,3 +390,83 @@ def test_from_query_over_a_base_names_the_prefixed_parameter_and_what_it_uses():
     b, notes = RunConfig.from_query({"b_init": "nope", "b_depth": "3"}, prefix="b_", base=a, using="A's value")
     assert (b.depth, b.init) == (3, "orthogonal")
     assert len(notes) == 1 and "Invalid b_init 'nope'" in notes[0] and notes[0].endswith("Using A's value.")
+
+
+# -- aliases: one resolver behind links, the CLI and files ------------------------------------------------
+
+ALIASES = {("activation", "swish"): "silu", ("init", "he_normal"): "kaiming_normal",
+           ("init", "glorot_uniform"): "xavier_uniform", ("init", "glorot_normal"): "xavier_normal",
+           ("init", "he_uniform"): "kaiming_uniform"}
+
+
+@pytest.mark.parametrize("field,alias", list(ALIASES), ids=[a for _, a in ALIASES])
+def test_common_aliases_are_read_as_the_registered_name_everywhere(field, alias):
+    want = ALIASES[(field, alias)]
+    cfg, notes = RunConfig.from_query({field: alias})                  # a link
+    assert getattr(cfg, field) == want and not notes
+    assert cfg.to_query()[field] == want                               # ... which then carries the name itself
+    assert getattr(RunConfig.from_strings({field: alias}), field) == want                       # the CLI
+    assert getattr(RunConfig.from_dict({**RunConfig().to_dict(), field: alias}), field) == want  # a file
+
+
+def test_every_alias_resolves_to_its_own_entry_and_none_is_another_entrys_name():
+    from core.registry import resolve
+
+    for registry in (ACTIVATIONS, INITIALIZERS, DATASETS, OPTIMIZERS):
+        seen: dict[str, str] = {}
+        for name, entry in registry.items():
+            assert resolve(registry, name) == name
+            for alias in entry.aliases:
+                assert alias not in registry, f"{alias} is an entry of its own"
+                assert seen.setdefault(alias, name) == name, f"{alias} names two entries"
+                assert resolve(registry, alias) == name
+                assert resolve(registry, alias.upper().replace("_", "-")) == name  # other capitals and dashes
+
+
+def test_other_spellings_of_a_name_are_read_and_unknown_names_still_refused_by_name():
+    cfg, notes = RunConfig.from_query({"activation": "ReLU", "init": "Kaiming-Normal", "optimizer": " Adam "})
+    assert (cfg.activation, cfg.init, cfg.optimizer) == ("relu", "kaiming_normal", "adam") and not notes
+    cfg, notes = RunConfig.from_query({"init": "he_normalish"})
+    assert cfg.init == RunConfig().init and len(notes) == 1 and "'he_normalish'" in notes[0] and "init" in notes[0]
+    with pytest.raises(ConfigError) as info:
+        RunConfig.from_dict({"activation": "swishy"})
+    assert info.value.field == "activation"
+
+
+# -- clamping to the server's limits where a value enters -----------------------------------------------
+
+def test_clamp_brings_each_value_over_a_limit_down_to_it_with_a_sentence():
+    from core.limits import Limits
+
+    lim = Limits()  # depth 100, width 1024, batch 1024, steps 5,000
+    cfg = RunConfig(depth=500, width=2048, batch_size=1438, steps=10_000_000)
+    got, notes = lim.clamp(cfg)
+    assert (got.depth, got.width, got.batch_size, got.steps) == (100, 1024, 1024, 5000)
+    assert notes == ["depth 500 is over this server's limit of 100; using 100.",
+                     "width 2,048 is over this server's limit of 1,024; using 1,024.",
+                     "batch_size 1,438 is over this server's limit of 1,024; using 1,024.",
+                     "steps 10,000,000 is over this server's limit of 5,000; using 5,000."]
+    assert got.replace(width=8).depth == 100 and lim.violation(got.replace(width=8)) is None
+    inside = RunConfig(depth=100, steps=5000)
+    assert lim.clamp(inside) == (inside, [])                      # within the limits: unchanged, no note
+    for field in ("depth", "width", "batch_size", "steps"):       # the widgets' maxima are the same numbers
+        assert lim.bound(field) == getattr(lim, "max_" + field)
+    assert lim.bound("seed") is None
+
+
+def test_clamp_cuts_per_layer_widths_to_the_limits():
+    from core.limits import Limits
+
+    lim = Limits(max_depth=3, max_width=64)
+    got, notes = lim.clamp(RunConfig(widths=(128, 32, 16, 8), dataset="gaussian"))
+    assert got.widths == (64, 32, 16) and got.depth == 3 and got.width == 64
+    assert len(notes) == 2 and notes[0].startswith("depth 4 is over this server's limit of 3")
+    assert notes[1].startswith("width 128 is over this server's limit of 64")
+
+
+def test_violation_and_clamp_share_one_sentence():
+    from core.limits import Limits
+
+    field, sentence = Limits().violation(RunConfig(depth=500))
+    assert field == "depth" and sentence.startswith("depth 500 is over this server's limit of 100")
+    assert Limits().clamp(RunConfig(depth=500))[1][0].startswith(Limits.over("depth", 500, 100))

@@ -4,13 +4,17 @@ ui/ binds widgets, session state and layout; it builds no figure (core.figures d
 computes no statistics or theory (core does). No module here imports plotly.graph_objects or
 torch (tests/test_figures.py holds this).
 
-- `ui.nav`: the one page list `PAGES`, `page_file(label)`, `nav()` (the sidebar's links).
-- `ui.state`: every session key, named once: `SlotKeys(slot)`, `slot(name)` (its defaults set up).
-- `ui.share`: settings in the URL — `config_from_query`, `compare_from_query`,
-  `show_notes`, `explore_query`/`compare_query` (for st.page_link),
-  `explore_url`/`compare_url` (full links), `share_box`.
-- `ui.sidebar`: `sidebar(defaults, key_prefix)` / `config_controls(..., container=)` → RunConfig;
-  `set_widgets`, `widget_values`.
+- `ui.nav`: the one page list `PAGES`, `page_file(label)`, `nav()` (the sidebar's links, the one-Stop style).
+- `ui.state`: every session key, named once: `SlotKeys(slot)`, `slot(name)` (its defaults set up);
+  `enter_page`/`just_arrived` (a link arrives with a page change).
+- `ui.share`: settings in the URL — `open_link(keys, page)` (→ `Link`: settings, notes, scenario, autorun),
+  `follow_url(keys, link_query(cfg, link))` (the address bar follows the widgets), `config_from_query`,
+  `compare_from_query` (clamped to the server's limits), `show_notes`, `explore_query`/`compare_query`/
+  `scenario_query` (for st.page_link), `explore_url`/`compare_url` (full links), `share_box`.
+- `ui.sidebar`: `sidebar(defaults, key_prefix)` / `config_controls(..., container=)` → RunConfig, its number
+  boxes bounded by the server's limits; `set_widgets` (clamped), `reset_widgets`, `suggest` (a verdict's
+  button), `widget_values`.
+- `ui.story`: `scenario_story(link, shown)`: a scenario's story and what to watch for beside its charts.
 - `ui.session`: one Run per page and session — `run_controls`, `start_run`, `stop_run`,
   `current_run`, `is_live`, `status_line`, `server_limits`, `run_slots`, `warm_up_engine`.
 - `ui.live`: `live_view(key)` (fragments polling the run), `show_verdict`, `show_main_charts`,

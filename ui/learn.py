@@ -21,7 +21,7 @@ from core.scenarios import SCENARIOS, Scenario
 
 from .links import page_link
 from .live import chart
-from .share import compare_query, explore_query
+from .share import scenario_query
 from .state import SlotKeys
 
 KEYS = SlotKeys("learn")  # the page's charts
@@ -71,10 +71,10 @@ def scenario_link(key: str, label: str | None = None) -> None:
     """'Open in Explore' / 'Compare A and B' for a registered scenario."""
     sc: Scenario = SCENARIOS[key]
     if sc.compare is not None:
-        page_link("Compare", label or f"Compare it: {sc.title}", compare_query(sc.config, sc.compare),
+        page_link("Compare", label or f"Compare it: {sc.title}", scenario_query(sc),  # runs on open
                   icon=":material/compare_arrows:")
     else:
-        page_link("Explore", label or f"Run it: {sc.title}", explore_query(sc.config), icon=":material/science:")
+        page_link("Explore", label or f"Run it: {sc.title}", scenario_query(sc), icon=":material/science:")
 
 
 __all__ = ["KEYS", "MINI_WIDTH", "mini", "measured", "var_h", "grad_rel", "slope_curves", "gradient_window",

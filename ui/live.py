@@ -57,10 +57,12 @@ def memo(slot: str, token: Sequence[tuple[object, int]], name: str, build: Calla
     return built[name]
 
 
-def show_verdict(result, diagnosis=None) -> None:
+def show_verdict(result, diagnosis=None, *, apply_to: str | None = None) -> None:
     """The health verdict in words (a Snapshot or RunResult): the headline in a
     box coloured by severity, then every finding with what to try. Pass
-    `diagnosis` when it was already computed (`diagnose(result)`)."""
+    `diagnosis` when it was already computed (`diagnose(result)`). With
+    `apply_to` (a settings slot, e.g. "explore"), each suggestion is also a
+    button that puts its changes into that slot's sidebar ("Switch to He")."""
     d = diagnose(result) if diagnosis is None else diagnosis
     if d.verdict == "pending":
         return
@@ -73,6 +75,36 @@ def show_verdict(result, diagnosis=None) -> None:
     for f in d.findings:
         lines.append(f"- {f.sentence}  \n  **Try:** {f.advice}")
     box("**Health check**\n\n" + "\n".join(lines), icon=":material/warning:" if worst < 2 else ":material/emergency_home:")
+    if apply_to is not None:
+        suggestion_buttons(d, apply_to)
+
+
+MAX_SUGGESTION_BUTTONS = 3
+
+
+def suggestion_buttons(diagnosis, slot: str) -> None:
+    """The verdict's suggestions (nearest first, each once) as buttons; a click puts the suggestion's
+    changes into the sidebar of `slot` (ui.sidebar.suggest) and redraws the page. Training starts on Run."""
+    from .session import flash
+    from .sidebar import suggest
+
+    seen, offers = set(), []
+    for f in diagnosis.findings:
+        for sg in f.suggestions:
+            mark = tuple(sorted((k, repr(v)) for k, v in sg.changes.items()))
+            if mark not in seen:
+                seen.add(mark)
+                offers.append(sg)
+    offers = offers[:MAX_SUGGESTION_BUTTONS]
+    if not offers:
+        return
+    cols = st.columns(len(offers))
+    for i, (col, sg) in enumerate(zip(cols, offers)):
+        if col.button(sg.label, key=SlotKeys(slot).control(f"suggest_{i}"), icon=":material/auto_fix_high:",
+                      help=f"Put this change into the sidebar: {sg.why} Then press Run.", width="stretch"):
+            suggest(sg.changes, slot)
+            flash(slot, "info", f"Applied to the sidebar: {sg.label}. Press **Run** to train it.")
+            st.rerun(scope="app")  # the sidebar is outside this fragment
 
 
 def chart(fig, key: str) -> None:
@@ -181,7 +213,7 @@ def _draw_main(key: str, polling: bool) -> None:
                 st.caption("Building the network and taking the first record…")
             return
         cached = memo_for(key, "main", run, snap)
-        show_verdict(snap, cached("diagnosis", lambda: diagnose(snap)))
+        show_verdict(snap, cached("diagnosis", lambda: diagnose(snap)), apply_to=key)
         show_main_charts(snap, key, owner=run)
     except Exception as e:  # a chart must never turn into a traceback in the browser
         _failed(e)

@@ -11,6 +11,8 @@ from pathlib import Path
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
+from .state import enter_page
+
 APP_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -39,8 +41,18 @@ def page_file(label: str) -> str | None:
     return None
 
 
+# Streamlit's own status widget ("Running…" with its Stop button, top right) would be a second Stop beside the
+# page's own Run controls; it is hidden while a script or a live chart's refresh runs (connection states stay).
+_ONE_STOP_CSS = """<style>
+[data-testid="stStatusWidget"]:has([data-testid="stStatusWidgetRunningIcon"]),
+[data-testid="stStatusWidget"]:has([data-testid="stStatusWidgetRunningManIcon"]) { display: none !important; }
+</style>"""
+
+
 def nav() -> None:
-    """Links to every page at the top of the sidebar."""
+    """Links to every page at the top of the sidebar (and the page's one Stop: see _ONE_STOP_CSS)."""
+    enter_page()
+    st.html(_ONE_STOP_CSS)
     with st.sidebar:
         for page in PAGES:
             if page_file(page.label) is None:

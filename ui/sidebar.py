@@ -8,6 +8,11 @@ and the registries, so a new activation or initializer needs no change here.
 Widget keys are `SlotKeys(key_prefix).widget(field)` (ui.state), e.g. `explore_depth`. The widgets start from `defaults`
 (usually the URL's settings) and are reset to them whenever `defaults` change
 (a new link opened in the same session); otherwise they keep what the user set.
+
+Limits are enforced where a value enters: number inputs and the depth slider
+carry this server's limit as their maximum (`Limits.bound`), and settings put
+into the widgets from elsewhere (a link, a saved file, a verdict's suggestion)
+go through `Limits.clamp` first, with a note in the sidebar.
 """
 from __future__ import annotations
 
@@ -38,22 +43,47 @@ def widget_values(cfg: RunConfig) -> dict[str, Any]:
 
 
 def set_widgets(cfg: RunConfig, key_prefix: str) -> None:
-    """Put `cfg` into the widgets of `key_prefix` (call before they are drawn, or from a callback)."""
+    """Put `cfg` into the widgets of `key_prefix` (call before they are drawn, or from a callback), within
+    this server's limits: a value over one is brought down to it, with a note shown by the controls."""
+    cfg, notes = server_limits().clamp(cfg)
+    keys = SlotKeys(key_prefix)
     for name, value in widget_values(cfg).items():
-        st.session_state[SlotKeys(key_prefix).widget(name)] = value
+        st.session_state[keys.widget(name)] = value
+    if notes:
+        st.session_state[keys.control("clamped")] = notes
+
+
+def reset_widgets(cfg: RunConfig, key_prefix: str) -> None:
+    """Set the widgets of `key_prefix` to `cfg` now and make it their defaults (a link that just arrived,
+    even one equal to the last)."""
+    set_widgets(cfg, key_prefix)
+    st.session_state[SlotKeys(key_prefix).widget_defaults] = cfg
+
+
+def suggest(changes: dict, key_prefix: str) -> None:
+    """Ask for `changes` (RunConfig fields → values, e.g. a verdict's `Suggestion.changes`) to be put into the
+    widgets of `key_prefix` on the next full run (a button inside a fragment cannot redraw the sidebar)."""
+    st.session_state[SlotKeys(key_prefix).suggested] = dict(changes)
 
 
 def prepare_widgets(defaults: RunConfig, key_prefix: str) -> None:
     """Before the widgets of `key_prefix` are drawn: reset them to `defaults` when
-    those changed (a new link), else restore any Streamlit forgot on a page switch."""
+    those changed (a new link), else restore any Streamlit forgot on a page switch;
+    then apply a suggestion asked for (`suggest`) to what the widgets held."""
     keys = SlotKeys(key_prefix)
+    ss = st.session_state
     source = keys.widget_defaults
-    if st.session_state.get(source) != defaults:
+    if ss.get(source) != defaults:
         set_widgets(defaults, key_prefix)
-        st.session_state[source] = defaults
-        return
-    for name, value in widget_values(defaults).items():  # widgets forgotten after a page switch
-        st.session_state.setdefault(keys.widget(name), value)
+        ss[source] = defaults
+    else:
+        for name, value in widget_values(defaults).items():  # widgets forgotten after a page switch
+            ss.setdefault(keys.widget(name), value)
+    changes = ss.pop(keys.suggested, None)
+    if changes:
+        base = ss.get(keys.built) or defaults
+        cfg, _ = RunConfig.lenient(changes, base)
+        set_widgets(cfg, key_prefix)
 
 
 def _help(name: str, extra: str = "") -> str:
@@ -78,11 +108,11 @@ def config_controls(defaults: RunConfig, key_prefix: str = "explore", *, contain
 
     with box.expander("**Network**", expanded=True):
         widths_on = bool(str(ss.get(k("widths_text"), "")).strip())
-        depth_max = max(limits.max_depth, int(ss.get(k("depth"), 1)))
-        v["depth"] = st.slider("Depth (hidden layers)", 1, depth_max, key=k("depth"), disabled=widths_on,
+        v["depth"] = st.slider("Depth (hidden layers)", 1, limits.max_depth, key=k("depth"), disabled=widths_on,
                                help=_help("depth", f"This server runs up to {limits.max_depth}."))
-        v["width"] = st.number_input("Width (units per layer)", 1, HARD.max_width, step=16, key=k("width"),
-                                     disabled=widths_on, help=_help("width"))
+        v["width"] = st.number_input("Width (units per layer)", 1, limits.max_width, step=16, key=k("width"),
+                                     disabled=widths_on,
+                                     help=_help("width", f"This server runs up to {limits.max_width:,}."))
         text = st.text_input("Per-layer widths (optional)", key=k("widths_text"), placeholder="e.g. 256,128,64",
                              help=_help("widths", "Leave empty to use depth × width."))
         v["widths"] = None
@@ -121,9 +151,9 @@ def config_controls(defaults: RunConfig, key_prefix: str = "explore", *, contain
                               placeholder="first hidden width", help=_help("input_dim"))
         v["input_dim"] = int(dim) if gaussian and dim is not None else None
         c1, c2 = st.columns(2)
-        v["batch_size"] = c1.number_input("Batch size", 2, HARD.max_batch_size, step=32, key=k("batch_size"),
-                                          help=_help("batch_size", f"At most {DATASETS[v['dataset']].train_size:,} here."))
-        v["steps"] = c2.number_input("Steps", 0, HARD.max_steps, step=50, key=k("steps"),
+        v["batch_size"] = c1.number_input("Batch size", 2, limits.max_batch_size, step=32, key=k("batch_size"),
+                                          help=_help("batch_size", f"At most {min(limits.max_batch_size, DATASETS[v['dataset']].train_size):,} here."))
+        v["steps"] = c2.number_input("Steps", 0, limits.max_steps, step=50, key=k("steps"),
                                      help=_help("steps", f"This server runs up to {limits.max_steps:,}."))
         c1, c2 = st.columns(2)
         v["lr"] = c1.number_input("Learning rate", 0.0, 1000.0, step=0.01, format="%g", key=k("lr"), help=_help("lr"))
@@ -132,16 +162,21 @@ def config_controls(defaults: RunConfig, key_prefix: str = "explore", *, contain
         v["seed"] = st.number_input("Seed", 0, 2**31 - 1, step=1, key=k("seed"), help=_help("seed"))
 
     with box.expander("**Recording**", expanded=False):
-        v["record_every"] = st.number_input("Record statistics every N steps", 0, HARD.max_steps, step=1,
+        v["record_every"] = st.number_input("Record statistics every N steps", 0, limits.max_steps, step=1,
                                             key=k("record_every"), help=_help("record_every"))
-        v["eval_every"] = st.number_input("Held-out accuracy every N steps", 0, HARD.max_steps, step=1,
+        v["eval_every"] = st.number_input("Held-out accuracy every N steps", 0, limits.max_steps, step=1,
                                           key=k("eval_every"), help=_help("eval_every"))
         st.button("↺ Reset to the link's settings", key=keys.control("reset"), on_click=set_widgets, args=(defaults, key_prefix),
                   help="Put every control back to the settings this page was opened with.")
 
     cfg = _build(v, defaults, problems)
+    cfg, over = limits.clamp(cfg)  # per-layer widths typed over a limit (the boxes themselves stop at it)
+    clamped = ss.pop(keys.control("clamped"), None) or []
+    for note in dict.fromkeys(clamped + over):
+        box.warning(escape_markdown(note), icon=":material/vertical_align_top:")
     for p in problems:
         box.error(escape_markdown(p))  # quotes what was typed into the widths box
+    ss[keys.built] = cfg
     return cfg
 
 
@@ -163,4 +198,4 @@ def sidebar(defaults: RunConfig, key_prefix: str = "explore") -> RunConfig:
     return config_controls(defaults, key_prefix)
 
 
-__all__ = ["sidebar", "config_controls", "prepare_widgets", "set_widgets", "widget_values"]
+__all__ = ["sidebar", "config_controls", "prepare_widgets", "set_widgets", "reset_widgets", "suggest", "widget_values"]

@@ -60,6 +60,27 @@ class SlotKeys:
         """The RunConfig the settings widgets were last reset to (ui.sidebar.prepare_widgets)."""
         return f"{self.slot}__defaults"
 
+    @property
+    def link(self) -> str:
+        """The link (`ui.share.Link`) the page was last opened with: its settings, notes and scenario."""
+        return f"{self.slot}__link"
+
+    @property
+    def written(self) -> str:
+        """The query string the page last put in the address bar (`ui.share.follow_url`): a URL equal to it
+        is the page's own echo, not a new link."""
+        return f"{self.slot}__written"
+
+    @property
+    def suggested(self) -> str:
+        """Settings changes a verdict's button asked for, applied to the widgets on the next full run."""
+        return f"{self.slot}__suggested"
+
+    @property
+    def built(self) -> str:
+        """The RunConfig the settings widgets described on the last full run (ui.sidebar)."""
+        return f"{self.slot}__built"
+
     def memo(self, group: str) -> str:
         """Figures and verdicts built for one snapshot version (ui.live.memo)."""
         return f"{self.slot}__memo_{group}"
@@ -99,9 +120,33 @@ class SlotKeys:
         return f"{self.slot}__fig_{name}"
 
 
+# The page of the session's previous full script run and of this one (`enter_page`): a link that arrives with a
+# page change is opened afresh, even when it equals what that page last wrote in the address bar.
+_PAGE_BEFORE = "gfl__page_before"
+_PAGE_NOW = "gfl__page_now"
+
+
+def enter_page() -> None:
+    """Note which page this full script run draws (ui.nav.nav calls it at the top of every page)."""
+    try:
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+        ctx = get_script_run_ctx()
+        page = ctx.page_script_hash if ctx is not None else None
+    except Exception:  # not in a Streamlit run
+        page = None
+    ss = st.session_state
+    ss[_PAGE_BEFORE], ss[_PAGE_NOW] = ss.get(_PAGE_NOW), page
+
+
+def just_arrived() -> bool:
+    """This run is the first of a visit to this page (the session's first run, or one after another page's)."""
+    ss = st.session_state
+    return _PAGE_NOW not in ss or ss.get(_PAGE_BEFORE) != ss.get(_PAGE_NOW)
+
+
 def slot(name: str) -> SlotKeys:
     """The keys of slot `name`, its stored values set up."""
     return SlotKeys(name).setup()
 
 
-__all__ = ["SlotKeys", "slot"]
+__all__ = ["SlotKeys", "slot", "enter_page", "just_arrived"]

@@ -41,20 +41,8 @@ ASSUMPTIONS = (
 # -- the sidebar ------------------------------------------------------------------------------------
 
 def clamp_to_limits(cfg: RunConfig) -> tuple[RunConfig, list[str]]:
-    """Depth and width within this server's limits (a link may ask for more); notes name the parameter."""
-    limits = server_limits()
-    notes = []
-    widths = cfg.hidden_widths
-    if len(widths) > limits.max_depth or max(widths) > limits.max_width:
-        depth = min(len(widths), limits.max_depth)
-        width = min(max(widths), limits.max_width)
-        if len(widths) > limits.max_depth:
-            notes.append(f"depth={len(widths)} is over this server's limit of {limits.max_depth} hidden layers; "
-                         f"using {depth}.")
-        if max(widths) > limits.max_width:
-            notes.append(f"width={max(widths)} is over this server's limit of {limits.max_width} units; using {width}.")
-        cfg = cfg.replace(depth=depth, width=width)
-    return cfg, notes
+    """Settings within this server's limits (a link may ask for more); notes name the parameter (`Limits.clamp`)."""
+    return server_limits().clamp(cfg)
 
 
 def sidebar(defaults: RunConfig) -> RunConfig:

@@ -14,7 +14,7 @@ import time
 from typing import Sequence
 
 from core.schema import FIELDS, ConfigError, RunConfig
-from core.registry import ACTIVATIONS, DATASETS, INITIALIZERS, OPTIMIZERS
+from core.registry import ACTIVATIONS, aliases_text
 
 
 class UsageError(Exception):
@@ -30,8 +30,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _choices(name: str) -> str:
-    reg = {"activation": ACTIVATIONS, "init": INITIALIZERS, "dataset": DATASETS, "optimizer": OPTIMIZERS}.get(name)
-    return f" One of: {', '.join(reg)}." if reg else ""
+    reg = FIELDS[name].registry if name in FIELDS else None
+    if not reg:
+        return ""
+    aliases = aliases_text(reg)
+    return f" One of: {', '.join(reg)}." + (f" Also read: {aliases}." if aliases else "")
 
 
 def _add_config_options(p: argparse.ArgumentParser) -> None:
@@ -246,6 +249,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
 def cmd_theory(ns: argparse.Namespace) -> int:
     from core import theory
 
+    ns.activation = FIELDS["activation"].resolve(ns.activation)  # 'swish' is SiLU here as in a run
     if ns.activation not in ACTIVATIONS:
         raise ConfigError("activation", f"Invalid activation {ns.activation!r}: must be one of {', '.join(ACTIVATIONS)}.")
     sw = _float_opt("sigma_w", ns.sigma_w, 0.0, 100.0)
