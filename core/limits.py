@@ -20,6 +20,7 @@ class Limits:
     max_width: int = 1024
     max_batch_size: int = 1024
     max_steps: int = 5000           # ~1-3 minutes of training at the defaults
+    max_seq_len: int = 200          # time steps of a recurrent net's sequence: lags far beyond a vanilla RNN's memory
     max_work: int = 400_000_000     # parameters × batch size: bounds one step's cost (~50 ms here); the depth-50 scenarios need ~110M
     max_run_seconds: float = 300.0  # wall-clock cap of one run
     max_concurrent_runs: int = 2    # training threads on the whole server (2 cores)
@@ -50,6 +51,7 @@ class Limits:
         ("width", "max_width", "GFL_MAX_WIDTH", "units in a layer"),
         ("batch_size", "max_batch_size", "GFL_MAX_BATCH_SIZE", "examples in a batch"),
         ("steps", "max_steps", "GFL_MAX_STEPS", "training steps"),
+        ("seq_len", "max_seq_len", "GFL_MAX_SEQ_LEN", "time steps"),  # only where the arch reads it
     )
 
     def bound(self, field: str) -> int | None:
@@ -86,7 +88,7 @@ class Limits:
             if widths != tuple(cfg.widths):
                 changes["widths"] = widths
         for field, attr, _, _ in self.BOUNDED:
-            if cfg.widths is not None and field in ("depth", "width"):
+            if (cfg.widths is not None and field in ("depth", "width")) or not cfg.applies(field):
                 continue
             value, limit = getattr(cfg, field), getattr(self, attr)
             if value > limit:
@@ -104,7 +106,7 @@ class Limits:
         values = {"depth": len(widths), "width": max(widths)}
         for field, attr, env, what in self.BOUNDED:
             value, limit = values.get(field, getattr(cfg, field, None)), getattr(self, attr)
-            if value is not None and value > limit:
+            if value is not None and cfg.applies(field) and value > limit:
                 return field, (f"{self.over(field, value, limit)} {what} "
                                f"(set {env} to raise it on a private deployment).")
         work = cfg.parameter_count() * cfg.batch_size
@@ -130,7 +132,7 @@ class Limits:
 
 
 # Absolute bounds of RunConfig: sanity, not server protection.
-HARD = Limits(max_depth=1000, max_width=16384, max_batch_size=65536, max_steps=10_000_000,
+HARD = Limits(max_depth=1000, max_width=16384, max_batch_size=65536, max_steps=10_000_000, max_seq_len=100_000,
               max_work=10**13, max_run_seconds=float("inf"), max_concurrent_runs=1000,
               max_sweep_work=10**18)
 

@@ -369,6 +369,13 @@ class Initializer:
     starts_as: str | None = None
     orthogonal: bool = False
     aliases: tuple[str, ...] = field(default=(), kw_only=True)  # other names it is read by (`resolve`)
+    # A convolution's code where it differs from a Linear layer's (delta-orthogonal): the torch lines and
+    # helper, the Keras kernel initializer and helper (None/"": the Linear layer's).
+    centre_only: bool = False  # on a convolution, only the kernel's centre tap is nonzero (delta-orthogonal)
+    conv_torch_code: tuple[str, ...] | None = None
+    conv_torch_helper: str = ""
+    conv_keras_kernel: KerasKernel | None = field(default=None, repr=False)
+    conv_keras_helper: str = ""
 
     @property
     def needs_data(self) -> bool:
@@ -383,10 +390,10 @@ class Initializer:
         return self.sigma_w != "ignored"
 
     def apply(self, layer, cfg, gen: torch.Generator) -> None:
-        """Initialize one hidden nn.Linear in place under `cfg` (σ_w, σ_b)."""
+        """Initialize one hidden nn.Linear (or convolution) in place under `cfg` (σ_w, σ_b)."""
         self.weight(layer.weight, cfg.sigma_w, gen)
         if layer.bias is not None:
-            self.bias.draw(layer.bias, layer.in_features, cfg.sigma_b, gen)
+            self.bias.draw(layer.bias, init_blocks.fan_in(layer.weight), cfg.sigma_b, gen)
 
     def weight_std(self, fan_in: int, fan_out: int, sigma_w: float = 1.0) -> float | None:
         """The std of one weight that this scheme draws (None when set from data).
@@ -398,6 +405,14 @@ class Initializer:
         if std is None:
             return None
         return std * (1.0 if self.sigma_w == "ignored" else float(sigma_w))
+
+    def conv_weight_std(self, in_channels: int, out_channels: int, taps: int = 9, sigma_w: float = 1.0) -> float | None:
+        """The std of one weight of a convolution (`taps` = kernel height × width) under this scheme.
+        Fan-based schemes count fan_in = in·taps and fan_out = out·taps (as torch.nn.init does); an
+        orthogonal draw is of the kernel flattened to out × in·taps (delta-orthogonal: of its centre)."""
+        if self.orthogonal and not self.centre_only:
+            return self.weight_std(in_channels * taps, out_channels, sigma_w)
+        return self.weight_std(in_channels * taps, out_channels * taps, sigma_w)
 
     def bias_std(self, fan_in: int, sigma_b: float = 0.0) -> float:
         return self.bias.std(int(fan_in), float(sigma_b))
@@ -533,7 +548,7 @@ INITIALIZERS: dict[str, Initializer] = {
         Initializer(
             "lecun_normal", "LeCun normal", "LeCun et al. (1998): Var(W) = 1/fan_in. With SELU it gives a self-normalizing network.",
             "W ~ N(0, 1/fan_in)",
-            weight=init_blocks.scaled(lambda w, g: nn.init.normal_(w, 0.0, 1 / math.sqrt(w.shape[1]), generator=g)),
+            weight=init_blocks.scaled(init_blocks.lecun_normal_),
             std=lambda i, o: 1 / math.sqrt(i),
             torch_code=("nn.init.normal_(m.weight, 0.0, 1 / math.sqrt(m.in_features))",),
             torch_comment='LeCun: Var(W) = 1/fan_in (= kaiming_normal_ with nonlinearity="linear")',
@@ -556,6 +571,25 @@ INITIALIZERS: dict[str, Initializer] = {
             torch_comment="Saxe et al.: a (semi-)orthogonal matrix",
             keras_kernel=_keras_orthogonal("# A (semi-)orthogonal matrix (Saxe et al., 2014).", takes_sigma_w=True),
             orthogonal=True,
+        ),
+        Initializer(
+            "delta_orthogonal", "Delta-orthogonal", "Xiao et al. (2018): a convolution's kernel is zero except at "
+            "its centre, an orthogonal channels × channels matrix there: every pixel's signal keeps its norm "
+            "exactly, so with σ_w, σ_b on the critical line 10,000-layer CNNs train. On a Linear layer it is "
+            "plain orthogonal.", "W[:, :, centre] = σ_w·Q, zero elsewhere",
+            weight=init_blocks.scaled(init_blocks.delta_orthogonal_),
+            # the centre's (semi-)orthogonal matrix has entries of variance 1/max(in, out) channels; the kernel's
+            # other k²−1 taps are 0, so over fan_in = in·k² inputs each weight has variance 1/(k²·max(in, out))
+            std=lambda i, o: 1 / math.sqrt(max(i, o)),
+            # on a Linear layer (the MLP's code) it is orthogonal_; a convolution's code uses the conv_ fields
+            torch_code=("nn.init.orthogonal_(m.weight{g})",), torch_gain=True,
+            torch_comment="delta-orthogonal on a Linear layer: plain orthogonal",
+            keras_kernel=_keras_orthogonal("# Delta-orthogonal on a Dense layer is plain orthogonal (Xiao et al., 2018).",
+                                           takes_sigma_w=True),
+            conv_torch_code=("delta_orthogonal_(m.weight{g})",), conv_torch_helper=init_blocks.DELTA_ORTHOGONAL_TORCH,
+            conv_keras_kernel=lambda sigma_w: ("DeltaOrthogonal(" + ("gain=SIGMA_W" if sigma_w != 1.0 else "") + ")",
+                                               ("# Orthogonal at the kernel's centre, zero elsewhere (Xiao et al., 2018).",)),
+            conv_keras_helper=init_blocks.DELTA_ORTHOGONAL_KERAS, orthogonal=True, centre_only=True,
         ),
         Initializer(
             "torch_default", "PyTorch default", "What nn.Linear does on its own: kaiming_uniform_ with a = √5, i.e. U(±1/√fan_in), and the same range for biases.",
@@ -599,7 +633,13 @@ class Dataset:
     classes: int
     train_size: int = 2048  # examples in the training split (the rest of 2,560, or of digits' 1,797, are held out)
     input_note: str = ""    # what an input is, for the code snippet's IN_FEATURES comment ("" = the label)
+    plane: bool = False     # inputs are points of a plane: Explore draws the decision boundary over them
     aliases: tuple[str, ...] = field(default=(), kw_only=True)  # other names it is read by (`resolve`)
+    # What an example is, for the architectures (`Architecture.data_kinds`): "vector" (a row of features),
+    # "image" (also a 1 × H × W picture, `image_shape`, its pixels the features in row-major order), "sequence".
+    kinds: frozenset = frozenset({"vector"})
+    image_shape: tuple[int, int, int] | None = None   # (channels, height, width) of an "image" example
+    seq_len: int | None = None  # a "sequence" dataset of a fixed length (digits_rows: 8); None: seq_len sets it
 
 
 DATASETS: dict[str, Dataset] = {
@@ -608,12 +648,25 @@ DATASETS: dict[str, Dataset] = {
         Dataset("gaussian", "Gaussian noise", "Inputs N(0, I) with random class labels: the setting the theory assumes. Input size set by input_dim.", None, 10,
                 input_note="inputs x ~ N(0, I)"),
         Dataset("spirals", "Spirals (2-D)", "Three interleaved spiral arms: a 2-D toy problem that needs depth.", 2, 3,
-                input_note="2-D points (spirals)"),
-        Dataset("moons", "Moons (2-D)", "Two interleaving half circles (scikit-learn's make_moons).", 2, 2, input_note="2-D points (moons)"),
+                input_note="2-D points (spirals)", plane=True),
+        Dataset("moons", "Moons (2-D)", "Two interleaving half circles (scikit-learn's make_moons).", 2, 2, input_note="2-D points (moons)",
+                plane=True),
         Dataset("circles", "Circles (2-D)", "A circle inside a circle (scikit-learn's make_circles).", 2, 2,
-                input_note="2-D points (circles)"),
+                input_note="2-D points (circles)", plane=True),
         Dataset("digits", "Digits (8×8)", "The 1,797 handwritten digits that ship with scikit-learn: 64 pixels, 10 classes.", 64, 10, 1438,
-                input_note="the 8×8 = 64 pixels of scikit-learn's digits"),
+                input_note="the 8×8 = 64 pixels of scikit-learn's digits", kinds=frozenset({"vector", "image"}),
+                image_shape=(1, 8, 8)),
+        Dataset("bars", "Bars (8×8 images)", "Generated 8×8 images of one bar at one of four orientations (—, /, |, \\) "
+                "plus noise; the class is the orientation. An image task for the CNN.", 64, 4,
+                input_note="the 8×8 = 64 pixels of a generated bar image", kinds=frozenset({"vector", "image"}),
+                image_shape=(1, 8, 8)),
+        Dataset("recall", "Recall after a lag (sequence)", "The class (one of 8) is shown once, at the first time "
+                "step, as a one-hot vector with a marker; N(0, 1) noise follows for seq_len − 1 steps, and the "
+                "network must name the class after the last one: a dependency as long as seq_len.", 9, 8,
+                input_note="a one-hot class and a marker at t = 1, noise after", kinds=frozenset({"sequence"})),
+        Dataset("digits_rows", "Digits, row by row (sequence)", "scikit-learn's 8×8 digits read one row of 8 pixels "
+                "per time step: 8 time steps, 10 classes.", 8, 10, 1438,
+                input_note="one row of 8 pixels of an 8×8 digit", kinds=frozenset({"sequence"}), seq_len=8),
     ]
 }
 
@@ -644,6 +697,264 @@ OPTIMIZERS: dict[str, Optimizer] = {
                   keras_code="tf.keras.optimizers.Adam(learning_rate={lr}, epsilon=1e-8)", keras_note="PyTorch's epsilon"),
     ]
 }
+
+
+# -- architectures -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ResidualScale:
+    """How a residual block x ← x + α·F(x) is scaled (`resmlp`), with everything the lab knows about it.
+
+    `alpha(depth)` is α at initialization; `learnable` makes α a parameter
+    per block (ReZero, from 0). Fixup (`fixup`) initializes the branch's
+    first layer by the chosen scheme times `depth ** -0.5`, its last layer at
+    zero, and adds scalar biases (from 0) and a scalar multiplier (from 1)
+    per branch. `stream_gain(depth, branch_var_ratio)` is the factor by
+    which the stream's variance grows in one block at initialization, given
+    Var(F(x)) / Var(x) of a branch as initialized (the theory's recursion,
+    `core.theory.architectures`)."""
+
+    name: str
+    label: str
+    help: str
+    alpha: Callable[[int], float] = field(repr=False)
+    learnable: bool = False
+    fixup: bool = False
+    torch_note: str = ""   # the comment the generated code puts beside α
+
+    def branch_in_scale(self, depth: int) -> float:
+        """The multiplier of the branch's first layer at initialization (Fixup: depth^(-1/2))."""
+        return depth ** -0.5 if self.fixup else 1.0
+
+    @property
+    def zero_last(self) -> bool:
+        """The branch's last layer starts at zero (Fixup): F(x) = 0 at initialization."""
+        return self.fixup
+
+    def stream_gain(self, depth: int, branch_var_ratio: float) -> float:
+        """Var(x_{l+1}) / Var(x_l) at initialization, with Var(F(x_l)) = branch_var_ratio · Var(x_l):
+        1 + α²·ratio (the branch is independent of the stream at init), 1 where F or α is 0."""
+        if self.zero_last:
+            return 1.0
+        a = self.alpha(depth)
+        return 1.0 + a * a * branch_var_ratio
+
+    def __repr__(self) -> str:
+        return f"ResidualScale({self.name!r}: {self.label})"
+
+
+RESIDUAL_SCALES: dict[str, ResidualScale] = {
+    r.name: r
+    for r in [
+        ResidualScale("none", "None (α = 1)", "x ← x + F(x): every block adds its branch's variance, so the stream's "
+                      "variance grows geometrically with depth.", alpha=lambda depth: 1.0, torch_note="α = 1"),
+        ResidualScale("sqrt_depth", "1/√depth", "x ← x + F(x)/√L: the L branches add up to a bounded total, so the "
+                      "stream's variance grows by a constant factor (about e^(Var F / Var x)) whatever the depth.",
+                      alpha=lambda depth: depth ** -0.5, torch_note="α = 1/√depth"),
+        ResidualScale("fixup", "Fixup", "Zhang et al. (2019): the branch's first layer is initialized by the chosen "
+                      "scheme times depth^(−1/2), its last layer at zero (each block starts as the identity), with "
+                      "scalar biases and a scalar multiplier per branch; no normalization needed.",
+                      alpha=lambda depth: 1.0, fixup=True, torch_note="Fixup's scalar multiplier, from 1"),
+        ResidualScale("rezero", "ReZero", "Bachlechner et al. (2020): x ← x + α·F(x) with a learnable α per block "
+                      "starting at 0, so every block is the identity at initialization.",
+                      alpha=lambda depth: 0.0, learnable=True, torch_note="ReZero's learnable α, from 0"),
+    ]
+}
+DEFAULT_RESIDUAL_SCALE = "none"
+
+
+def _identity_recurrent_(w: Tensor, gen: torch.Generator) -> None:
+    nn.init.eye_(w)
+
+
+IDENTITY_INIT = Initializer(
+    "identity", "Identity (IRNN)", "Le et al. (2015): W_hh = σ_w·I, so a ReLU RNN carries its hidden state unchanged "
+    "at initialization.", "W = σ_w·I", weight=init_blocks.scaled(_identity_recurrent_),
+    std=lambda i, o: math.sqrt(min(i, o) / (i * o) * (1 - min(i, o) / (i * o))),
+    torch_code=("nn.init.eye_(m.weight)",), torch_comment="IRNN: W = σ_w·I",
+    keras_kernel=lambda sigma_w: (f"{_K}Identity({'gain=SIGMA_W' if sigma_w != 1.0 else ''})", ("# IRNN: W = σ_w·I.",)),
+)
+# The hidden-to-hidden matrix's schemes (`recurrent_init`): identity, and every initializer.
+RECURRENT_INITS: dict[str, Initializer] = {IDENTITY_INIT.name: IDENTITY_INIT,
+                                            **{k: v for k, v in INITIALIZERS.items() if not v.needs_data}}
+DEFAULT_RECURRENT_INIT = "orthogonal"  # σ_w is then W_hh's spectral radius
+
+
+def _mlp_parameters(cfg) -> int:
+    sizes = (cfg.features, *cfg.hidden_widths)
+    n = sum(a * b + (b if cfg.bias else 0) for a, b in zip(sizes[:-1], sizes[1:]))
+    n += sizes[-1] * cfg.classes + cfg.classes  # the output Linear always has a bias (model.MLP)
+    if cfg.batchnorm:
+        n += 2 * sum(cfg.hidden_widths)
+    return n
+
+
+def _resmlp_parameters(cfg) -> int:
+    w, b = cfg.width, (cfg.width if cfg.bias else 0)
+    scale = RESIDUAL_SCALES[cfg.residual_scale]
+    block = 2 * (w * w + (0 if scale.fixup else b)) + (2 * w if cfg.batchnorm else 0)
+    block += 5 if scale.fixup else (1 if scale.learnable else 0)  # Fixup's 4 scalar biases and multiplier; ReZero's α
+    return cfg.features * w + b + cfg.depth * block + w * cfg.classes + cfg.classes
+
+
+def _cnn_parameters(cfg) -> int:
+    channels = DATASETS[cfg.dataset].image_shape[0] if DATASETS[cfg.dataset].image_shape else 1
+    w, b = cfg.width, (cfg.width if cfg.bias else 0)
+    n = channels * w * 9 + b + (cfg.depth - 1) * (w * w * 9 + b)
+    if cfg.batchnorm:
+        n += 2 * w * cfg.depth
+    return n + w * cfg.classes + cfg.classes
+
+
+def _recurrent_parameters(gates: int, recurrent_bias: bool = False):
+    """Weights of `depth` stacked layers with `gates` blocks each (1 vanilla, 4 LSTM, 3 GRU), and the output:
+    W_ih, W_hh and one bias per gate (`core.models.recurrent`; the GRU's b_hn makes a second one)."""
+
+    def count(cfg) -> int:
+        w = cfg.width
+        n, inputs = 0, cfg.features
+        for _ in range(cfg.depth):
+            n += gates * (inputs * w + w * w + ((2 if recurrent_bias else 1) * w if cfg.bias else 0))
+            inputs = w
+        return n + w * cfg.classes + cfg.classes
+    return count
+
+
+# The settings that only some architectures take; each entry's `options` says which of them it takes.
+ARCH_OPTIONS = ("widths", "residual_scale", "seq_len", "recurrent_init", "forget_bias", "batchnorm")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A kind of network, with everything the lab knows about it.
+
+    `builder` ("module:function", imported on first use) builds and
+    initializes the `core.models.Model` for a RunConfig: `build(cfg,
+    calibration)`. `options` are the settings of `ARCH_OPTIONS` it takes (any
+    other of them set is an error naming it). It reads the datasets whose
+    `kinds` meet `data_kinds` (`default_dataset` when one is needed). A run's
+    table has one row per block (`depth` of them; the MLP: one per hidden
+    layer) or, when `per_time`, per (block, time step); `depth_means` and
+    `width_means` say what depth and width count, `row_label` what a row is.
+    `mlp_theory`: the MLP's mean-field theory describes its rows as they are
+    (else `theory_note` says why not); `theory` ("module:function") is its
+    own theory beside the measurement, (cfg) -> pandas table, or None.
+    `columns` are the table's architecture columns (`core.measure.records.ARCH_COLUMNS`)
+    its model fills (`Model.extra_statistics`)."""
+
+    name: str
+    label: str
+    help: str
+    builder: str
+    options: frozenset
+    data_kinds: frozenset
+    default_dataset: str
+    depth_means: str
+    width_means: str
+    parameter_count: Callable = field(repr=False)
+    row_label: str = "layer"
+    per_time: bool = False
+    mlp_theory: bool = False
+    theory_note: str = ""
+    theory: str | None = None
+    columns: tuple[str, ...] = ()
+    calibrated_init: bool = False  # takes a data-driven initializer (LSUV calibrates a plain stack of layers)
+    figures: tuple[str, ...] = ()  # its own charts: builders in core.figures.architectures (`arch_figures`)
+    code: str | None = None  # "module:function" (cfg, "pytorch"|"keras", share_url) -> its script; None: the MLP's
+    gate_activation: str | None = None  # the gates' nonlinearity (LSTM, GRU): its flat region is gate saturation
+    gated_alternative: str | None = None  # what the verdict suggests when the gradient through time vanishes
+    # The columns the verdict compares first row to last (forward, backward), and how it names them
+    signal: tuple[str, str] = ("preact_var", "grad_preact_var")
+    signal_names: tuple[str, str] = ("pre-activation variance", "∂L/∂h")
+
+    @staticmethod
+    def _load(path: str):
+        import importlib
+
+        module, name = path.split(":")
+        return getattr(importlib.import_module(module), name)
+
+    def build(self, cfg, calibration: Tensor | None = None):
+        """The initialized network for `cfg` (deterministic in cfg.seed), a `core.models.Model`."""
+        return self._load(self.builder)(cfg, calibration)
+
+    def theory_table(self, cfg):
+        """This architecture's own prediction for `cfg` at initialization, or None where it has none."""
+        return None if self.theory is None else self._load(self.theory)(cfg)
+
+    def accepts(self, dataset: "Dataset") -> bool:
+        return bool(dataset.kinds & self.data_kinds)
+
+    def rows(self, cfg) -> int:
+        """Rows of one record: one per block, or per (block, time step)."""
+        blocks = len(cfg.hidden_widths)
+        return blocks * cfg.seq_len if self.per_time else blocks
+
+    def takes(self, option: str) -> bool:
+        return option in self.options
+
+    def __repr__(self) -> str:
+        return f"Architecture({self.name!r}: {self.label})"
+
+
+_RECURRENT = "core.models.recurrent:build_{}"  # the recurrent nets' module, loaded on first use
+_RECURRENT_CODE = "core.io.codegen_recurrent:recurrent_code"
+_RNN_NOTE = ("Mean-field theory for feed-forward layers does not describe a recurrent layer unrolled in time "
+             "(the same W_hh at every step); the gradient-through-time prediction is shown instead.")
+_GATED_NOTE = ("LSTM and GRU gates multiply the gradient through time by data-dependent factors (the forget gate's "
+               "f_t), which have no closed-form mean-field prediction here: only the vanilla RNN's decay "
+               "ρ(W_hh)² E[φ′²] per step is drawn.")
+
+ARCHITECTURES: dict[str, Architecture] = {
+    a.name: a
+    for a in [
+        Architecture("mlp", "MLP", "A plain fully connected network: input → [Linear (→ BatchNorm) → φ] × depth → "
+                     "Linear(classes).", "core.models.mlp:build_network",
+                     frozenset({"widths", "batchnorm"}), frozenset({"vector"}), "digits", "hidden layers", "units",
+                     _mlp_parameters, mlp_theory=True, calibrated_init=True),
+        Architecture("resmlp", "Residual MLP", "An input projection, then depth blocks x ← x + α·F(x) with "
+                     "F = Linear → [BatchNorm] → φ → Linear, then the output layer. A row is a block: the usual "
+                     "columns for the branch's first layer, and the residual stream's and the branch's variance.",
+                     "core.models.resmlp:build_network", frozenset({"residual_scale", "batchnorm"}),
+                     frozenset({"vector"}), "digits", "residual blocks", "units", _resmlp_parameters,
+                     row_label="block", theory="core.theory.architectures:residual_stream",
+                     theory_note="A block's branch reads the residual stream, whose variance grows with depth: "
+                                 "the stream's own recursion is shown instead of the MLP's.",
+                     columns=("stream_var", "grad_stream_var", "branch_var"),
+                     figures=("fig_residual_stream", "fig_branch_ratio"), code="core.io.codegen:resmlp_code",
+                     # the stream carries the signal: a Fixup/ReZero branch's ∂L/∂h is 0 at init by design
+                     signal=("stream_var", "grad_stream_var"), signal_names=("stream's variance", "∂L/∂x")),
+        Architecture("cnn", "CNN (3×3 convolutions)", "A stack of 3×3 convolutions ('same' padding; depth of them, "
+                     "width channels each) on 1 × 8 × 8 images, then global average pooling and the output layer. "
+                     "Statistics over batch × channels × pixels; a dead unit is a channel flat everywhere.",
+                     "core.models.cnn:build_network", frozenset({"batchnorm"}), frozenset({"image"}), "digits",
+                     "convolutions", "channels", _cnn_parameters, row_label="convolution",
+                     theory="core.theory.architectures:cnn_layers",  # its table's note says how far it holds
+                     code="core.io.codegen:cnn_code"),
+        Architecture("rnn", "Vanilla RNN", "h_t = φ(W_ih x_t + W_hh h_{t−1} + b), depth stacked layers of width "
+                     "units over seq_len time steps (tanh or ReLU, the activation setting). A row is one layer at "
+                     "one time step; ∂L/∂h_t is the gradient through time.", _RECURRENT.format("rnn"),
+                     frozenset({"seq_len", "recurrent_init"}), frozenset({"sequence"}), "recall",
+                     "stacked recurrent layers", "units", _recurrent_parameters(1), row_label="time step",
+                     per_time=True, theory="core.theory.recurrent:gradient_through_time",
+                     theory_note=_RNN_NOTE, columns=("spectral_radius",), code=_RECURRENT_CODE,
+                     gated_alternative="lstm"),
+        Architecture("lstm", "LSTM", "Long short-term memory (Hochreiter & Schmidhuber, 1997): gated cells whose "
+                     "forget gate lets the gradient through time survive long lags. Per time step: the cell "
+                     "state c_t as the pre-activation, h_t as the activation.", _RECURRENT.format("lstm"),
+                     frozenset({"seq_len", "recurrent_init", "forget_bias"}), frozenset({"sequence"}), "recall",
+                     "stacked recurrent layers", "units", _recurrent_parameters(4), row_label="time step",
+                     per_time=True, theory_note=_GATED_NOTE, columns=("gate_saturation", "spectral_radius"),
+                     gate_activation="sigmoid", code=_RECURRENT_CODE),
+        Architecture("gru", "GRU", "Gated recurrent unit (Cho et al., 2014): update and reset gates, no separate "
+                     "cell. Per time step: the candidate's pre-activation, and h_t.", _RECURRENT.format("gru"),
+                     frozenset({"seq_len", "recurrent_init"}), frozenset({"sequence"}), "recall",
+                     "stacked recurrent layers", "units", _recurrent_parameters(3, recurrent_bias=True),
+                     row_label="time step", per_time=True, theory_note=_GATED_NOTE,
+                     columns=("gate_saturation", "spectral_radius"), gate_activation="sigmoid",
+                     code=_RECURRENT_CODE),
+    ]
+}
+DEFAULT_ARCH = "mlp"
 
 
 def activation_of_module(module) -> Activation | None:
@@ -687,7 +998,9 @@ def phi_prime_max(act: Activation) -> float:
     return float(g.abs().max())
 
 
-__all__ = ["ACTIVATIONS", "INITIALIZERS", "DATASETS", "OPTIMIZERS", "Activation", "Advice", "Initializer", "BiasInit",
+__all__ = ["ACTIVATIONS", "INITIALIZERS", "DATASETS", "OPTIMIZERS", "ARCHITECTURES", "RESIDUAL_SCALES",
+           "RECURRENT_INITS", "ARCH_OPTIONS", "Architecture", "ResidualScale", "DEFAULT_ARCH",
+           "DEFAULT_RESIDUAL_SCALE", "DEFAULT_RECURRENT_INIT", "Activation", "Advice", "Initializer", "BiasInit",
            "Dataset", "Optimizer", "options_text", "resolve", "aliases_text", "SELU_ALPHA", "SELU_SCALE", "LEAKY_SLOPE", "DEFAULT_ACTIVATION",
            "DEFAULT_INIT", "ZERO_BIAS", "NORMAL_BIAS", "UNIFORM_BIAS", "TORCH_DEFAULT_BIAS", "keras_fixed",
            "keras_variance_scaling", "activation_of_module"]

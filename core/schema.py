@@ -13,18 +13,25 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Callable, Iterable, Mapping, NamedTuple
 
+from core.fmt import sci
 from core.limits import HARD
-from core.registry import (ACTIVATIONS, DATASETS, DEFAULT_ACTIVATION, DEFAULT_INIT, INITIALIZERS, OPTIMIZERS,
-                           options_text, resolve)
+from core.registry import (ACTIVATIONS, ARCH_OPTIONS, ARCHITECTURES, DATASETS, DEFAULT_ACTIVATION, DEFAULT_ARCH,
+                           DEFAULT_INIT, DEFAULT_RECURRENT_INIT, DEFAULT_RESIDUAL_SCALE, INITIALIZERS, OPTIMIZERS,
+                           RECURRENT_INITS, RESIDUAL_SCALES, options_text, resolve)
 
 
 class ConfigError(ValueError):
-    """A bad setting, with the field it concerns and a sentence for people."""
+    """A bad setting, with the field it concerns and a sentence for people.
 
-    def __init__(self, field: str, message: str):
+    `fallback`, when set, is the value the field should take instead where a
+    lenient reader (a link) keeps going (e.g. the chosen architecture's
+    dataset); None: the field's default."""
+
+    def __init__(self, field: str, message: str, fallback: Any = None):
         super().__init__(message)
         self.field = field
         self.message = message
+        self.fallback = fallback
 
 
 class RunStatus(StrEnum):
@@ -74,6 +81,7 @@ def _show(value: Any) -> str:
 @dataclass(frozen=True)
 class RunConfig:
     # Network
+    arch: str = DEFAULT_ARCH                # the plain MLP; core.registry.ARCHITECTURES has the others
     depth: int = 20                         # deep enough for init choices to matter, fast enough to watch
     width: int = 128                        # wide enough for mean-field theory to hold within ~10%
     widths: tuple[int, ...] | None = None   # per-layer widths; overrides depth/width when given
@@ -84,6 +92,11 @@ class RunConfig:
     sigma_b: float = 0.0                    # σ_b of `normal`/`uniform` (biases start at 0 elsewhere)
     bias: bool = True
     batchnorm: bool = False
+    # Architecture options (each applies to some archs only: ARCHITECTURES[arch].options)
+    residual_scale: str = DEFAULT_RESIDUAL_SCALE  # resmlp: α = 1, the textbook residual block
+    seq_len: int = 20                       # recurrent nets: long enough for a vanishing gradient through time to show
+    recurrent_init: str = DEFAULT_RECURRENT_INIT  # recurrent nets: W_hh's scheme; σ_w is its spectral radius
+    forget_bias: float = 1.0                # lstm: Gers et al. (2000) / Jozefowicz et al. (2015): remember by default
     # Data & training
     dataset: str = "digits"                 # real data that ships with scikit-learn: accuracy means something
     batch_size: int = 128
@@ -115,7 +128,29 @@ class RunConfig:
                 spec.check(value)
         if self.widths is not None and len(self.widths) == 0:
             raise ConfigError("widths", "Invalid widths '': give at least one hidden width, e.g. 64,64,32.")
+        arch = ARCHITECTURES[self.arch]
+        for name in ARCH_OPTIONS:
+            value = getattr(self, name)
+            if not arch.takes(name) and value != _DEFAULTS[name]:
+                takers = [a.name for a in ARCHITECTURES.values() if a.takes(name)]
+                raise ConfigError(name, f"Invalid {name} {_show(FIELDS[name].format(value))}: {name} "
+                                        f"(--{name.replace('_', '-')}) applies only to arch "
+                                        f"{' or '.join(takers)}, not {self.arch}.")
+        if INITIALIZERS[self.init].needs_data and not arch.calibrated_init:
+            takers = [a.name for a in ARCHITECTURES.values() if a.calibrated_init]
+            raise ConfigError("init", f"Invalid init {_show(self.init)}: this data-driven scheme calibrates a plain "
+                                      f"stack of layers, so it applies only to arch {' or '.join(takers)}, "
+                                      f"not {self.arch}.")
         ds = DATASETS[self.dataset]
+        if not arch.accepts(ds):
+            fits = [d.name for d in DATASETS.values() if arch.accepts(d)]
+            raise ConfigError("dataset", f"Invalid dataset {_show(self.dataset)}: arch {self.arch} reads "
+                                         f"{' or '.join(sorted(arch.data_kinds))} data, so the dataset must be one "
+                                         f"of {', '.join(fits) or 'none yet'}.", fallback=arch.default_dataset)
+        if ds.seq_len is not None and self.applies("seq_len") and self.seq_len != ds.seq_len:
+            raise ConfigError("seq_len", f"Invalid seq_len {self.seq_len}: dataset {self.dataset!r} has {ds.seq_len} "
+                                         f"time steps per example, so seq_len must be {ds.seq_len}.",
+                              fallback=ds.seq_len)
         if self.batch_size > ds.train_size:
             raise ConfigError(
                 "batch_size",
@@ -135,6 +170,25 @@ class RunConfig:
         return self.widths if self.widths is not None else (self.width,) * self.depth
 
     @property
+    def architecture(self):
+        """The chosen `core.registry.Architecture` entry: every fact about this kind of network."""
+        return ARCHITECTURES[self.arch]
+
+    @property
+    def rows(self) -> int:
+        """Rows of one record of the table: one per hidden layer or block, or per (block, time step)."""
+        return ARCHITECTURES[self.arch].rows(self)
+
+    @property
+    def time_steps(self) -> int:
+        """Time steps per block in the table (`seq_len` for recurrent nets), 0 where rows are not per time step."""
+        return self.seq_len if ARCHITECTURES[self.arch].per_time else 0
+
+    def applies(self, name: str) -> bool:
+        """Does setting `name` mean something for this config's arch (every setting not in ARCH_OPTIONS does)?"""
+        return name not in ARCH_OPTIONS or ARCHITECTURES[self.arch].takes(name)
+
+    @property
     def features(self) -> int:
         ds = DATASETS[self.dataset]
         if ds.input_dim is not None:
@@ -146,12 +200,18 @@ class RunConfig:
         return DATASETS[self.dataset].classes
 
     def parameter_count(self) -> int:
-        sizes = (self.features, *self.hidden_widths)
-        n = sum(a * b + (b if self.bias else 0) for a, b in zip(sizes[:-1], sizes[1:]))
-        n += sizes[-1] * self.classes + self.classes  # the output Linear always has a bias (model.MLP)
-        if self.batchnorm:
-            n += 2 * sum(self.hidden_widths)
-        return n
+        return ARCHITECTURES[self.arch].parameter_count(self)
+
+    def for_arch(self, arch: str) -> "RunConfig":
+        """This experiment on another architecture: the options `arch` does not take go back to their
+        defaults, and a dataset it cannot read becomes its default dataset (what a widget switch does)."""
+        entry = ARCHITECTURES[arch]
+        changes: dict[str, Any] = {n: _DEFAULTS[n] for n in ARCH_OPTIONS if not entry.takes(n)}
+        if not entry.accepts(DATASETS[self.dataset]):
+            changes["dataset"] = entry.default_dataset
+        if "widths" in changes and self.widths is not None:
+            changes.update(depth=len(self.widths), width=self.widths[0])
+        return dataclasses.replace(self, arch=arch, **changes)
 
     def replace(self, **changes) -> "RunConfig":
         if "depth" in changes or "width" in changes:
@@ -173,6 +233,10 @@ class RunConfig:
                 continue
             if spec.name in ("depth", "width") and self.widths is not None:
                 continue  # widths says it all
+            if not self.applies(spec.name):
+                continue  # an option of another arch: always its default here
+            if spec.name == "arch" and value == _DEFAULTS["arch"]:
+                continue  # a link without arch is an MLP: today's links stay as they were
             out[spec.name] = spec.format(value)
         return out
 
@@ -214,7 +278,14 @@ class RunConfig:
         base = base or cls()
         if "widths" not in parsed and ("depth" in parsed or "width" in parsed):
             parsed["widths"] = None
-        return dataclasses.replace(base, **parsed)
+        cfg = dataclasses.replace(base, **parsed)
+        for key in values:  # strict: an option of another arch is refused even at its default value
+            if not cfg.applies(key) and parsed[key] is not None:
+                takers = [a.name for a in ARCHITECTURES.values() if a.takes(key)]
+                raise ConfigError(key, f"Invalid {key} {_show(values[key].strip())}: {key} "
+                                       f"(--{key.replace('_', '-')}) applies only to arch {' or '.join(takers)}, "
+                                       f"not {cfg.arch}.")
+        return cfg
 
     @classmethod
     def from_query(
@@ -282,15 +353,18 @@ class RunConfig:
                 return base.replace(**values), dropped
             except ConfigError as e:
                 if e.field in defaulted or e.field not in FIELDS:
+                    dropped.append((e, "base"))  # nothing left to fall back on: base, said so
                     break
+                fallback = _DEFAULTS[e.field] if e.fallback is None else e.fallback
                 if e.field in values:
                     values.pop(e.field)
                     dropped.append((e, "base"))
-                elif getattr(base, e.field) != _DEFAULTS[e.field]:
-                    values[e.field] = _DEFAULTS[e.field]
+                elif getattr(base, e.field) != fallback:
+                    values[e.field] = fallback
                     defaulted.add(e.field)
                     dropped.append((e, "default"))
                 else:
+                    dropped.append((e, "base"))
                     break
         return base, dropped
 
@@ -323,6 +397,16 @@ class RunConfig:
         bn = ["BatchNorm"] if self.batchnorm else []
         act, data = ACTIVATIONS[self.activation].label, DATASETS[self.dataset].label
         opt = OPTIMIZERS[self.optimizer].label
+        arch = ARCHITECTURES[self.arch]
+        if self.arch != DEFAULT_ARCH:  # another architecture: say which, and its options
+            opts = [f"{FIELDS[n].label} {FIELDS[n].show(getattr(self, n))}" for n in ARCH_OPTIONS
+                    if arch.takes(n) and n not in ("widths", "batchnorm")]
+            head = f"{arch.label}, {self.depth} {arch.depth_means} of {self.width} {arch.width_means}"
+            if short:
+                return " · ".join([f"{arch.label} {self.depth} × {self.width}", *opts, act, init, *bn, data,
+                                   f"{self.steps:,} steps of {opt}, lr {self.lr:g}", f"seed {self.seed}"])
+            return ", ".join([head, *opts, act, f"{init} init", *bn, f"on {data}",
+                              f"{self.steps:,} steps of {opt} (lr {self.lr:g}, seed {self.seed})"])
         if short:
             shape = f"{self.depth} × {self.width}" if self.widths is None else f"widths {widths}"
             return " · ".join([shape, act, init, *bn, data, f"{self.steps:,} steps of {opt}, lr {self.lr:g}",
@@ -369,7 +453,7 @@ class FieldSpec:
         if self.kind is bool:
             return "on" if value else "off"
         if self.kind is float:
-            return f"{value:g}"
+            return sci(value, 6)  # 0.05, 1.5, 10⁻⁵: exponents as superscripts (core.fmt)
         return self.format(value)
 
     def parse(self, text: str) -> Any:
@@ -489,7 +573,9 @@ def _widths(v):
 
 
 _FIELD_LIST = [
-    FieldSpec("depth", int, "Number of hidden layers.", _int_range("depth", 1, HARD.max_depth), label="Depth"),
+    FieldSpec("arch", str, "The kind of network: a plain MLP, a residual MLP, a CNN or a recurrent net.",
+              _choice("arch", ARCHITECTURES), label="Architecture", registry=ARCHITECTURES),
+    FieldSpec("depth", int, "Number of hidden layers (residual blocks, convolutions, stacked recurrent layers).", _int_range("depth", 1, HARD.max_depth), label="Depth"),
     FieldSpec("width", int, "Units in every hidden layer.", _int_range("width", 1, HARD.max_width), label="Width"),
     FieldSpec("widths", tuple, "Comma-separated width of each hidden layer (instead of depth/width).", _widths,
               optional=True, label="Per-layer widths", none_text="depth × width"),
@@ -507,6 +593,15 @@ _FIELD_LIST = [
     FieldSpec("bias", bool, "Give each Linear layer a bias.", _bool("bias"), label="Bias"),
     FieldSpec("batchnorm", bool, "BatchNorm1d between each Linear and its activation.", _bool("batchnorm"),
               label="BatchNorm"),
+    FieldSpec("residual_scale", str, "resmlp: how each residual block x ← x + α·F(x) is scaled.",
+              _choice("residual_scale", RESIDUAL_SCALES), label="Residual scaling", registry=RESIDUAL_SCALES),
+    FieldSpec("seq_len", int, "Recurrent nets: time steps of each sequence.",
+              _int_range("seq_len", 1, HARD.max_seq_len), label="Sequence length"),
+    FieldSpec("recurrent_init", str, "Recurrent nets: the hidden-to-hidden matrix's scheme (σ_w scales it; for "
+              "orthogonal, σ_w is its spectral radius).", _choice("recurrent_init", RECURRENT_INITS),
+              label="Recurrent initializer", registry=RECURRENT_INITS),
+    FieldSpec("forget_bias", float, "lstm: the forget gate's initial bias.",
+              _float_range("forget_bias", -100.0, 100.0), label="Forget-gate bias"),
     FieldSpec("dataset", str, "Training data.", _choice("dataset", DATASETS), label="Dataset", registry=DATASETS),
     FieldSpec("batch_size", int, "Examples per step.", _int_range("batch_size", 2, HARD.max_batch_size),
               label="Batch size"),

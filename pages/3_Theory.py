@@ -54,23 +54,17 @@ c[0].metric("q*", TH.fmt(s["q_star"]) if s["phase"] != "unbounded" else "∞",
 c[1].metric("χ₁", TH.fmt(s["chi1"]),
             help="The gradient factor per layer, χ₁ = σ_w² E[φ'(√q* z)²]: each layer multiplies the back-propagated "
                  "gradient's second moment by χ₁. Below 1 gradients vanish with depth, above 1 they explode.")
-c[2].metric("phase", s["phase"],
-            help="Ordered (χ₁ < 1): nearby inputs become the same and gradients vanish. Chaotic (χ₁ > 1): nearby "
-                 "inputs decorrelate and gradients explode. Critical, the edge of chaos: both survive to great depth. "
-                 "Unbounded: the variance itself grows without limit.")
+story = T.phase_story(s, prof)
+c[2].metric("phase", story.word,
+            help=story.help + " Ordered (χ₁ < 1): gradients vanish with depth. Chaotic (χ₁ > 1): they explode. "
+                 "Critical, the edge of chaos: both survive to great depth. The word is checked against what these "
+                 "layers do (the chart below): near the edge, a network of finite depth can still go the other way.")
 c[3].metric("ξ_q", TH.depth_scale_text(s["depth_scale_q"], s["phase"]),
             help="Depth scale of the variance: about how many layers it takes to reach q*, ξ_q = −1/log f'(q*).")
 c[4].metric("ξ_c", TH.depth_scale_text(s["depth_scale_c"], s["phase"]),
             help="Depth scale of correlations: about how many layers information about the input (and the gradient) "
                  "survives, ξ_c = −1/log χ_c. Infinite at the edge of chaos; networks train to a depth of a few ξ_c.")
-crit = s["critical_sigma_w2"]
-gradient = T.gradient_sentence(prof)
-st.markdown(
-    f"{s['note']} "
-    + (f"At this σ_b² the edge of chaos is at **σ_w² = {crit:.4g}**." if crit is not None else
-       "At this σ_b² no σ_w² makes χ₁ = 1.")
-    + (f" {gradient}" if gradient else "")
-)
+st.markdown(story.text)
 
 # -- layer by layer ---------------------------------------------------------------------------------
 st.subheader("Layer by layer")
@@ -78,8 +72,8 @@ with st.spinner("Measuring the real network at initialization…"):
     measured = TH.measured_at_init(cfg)
 mq, mg = (None, None) if isinstance(measured, str) else (measured["q"], measured["grad_rel"])
 chart(F.fig_predicted_profile(prof, mq, mg), TH.KEYS.fig("profile"))
-st.caption("Dashed: the theory's q^l, iterated from the input with each layer's own σ_w², and its gradient profile "
-           "E[(∂L/∂h^l)²] relative to the last layer. Dots: the same network measured at step 0 on one batch "
+st.caption("Dashed: the theory's qˡ, iterated from the input with each layer's own σ_w², and its gradient profile "
+           "E[(∂L/∂hˡ)²] relative to the last layer. Dots: the same network measured at step 0 on one batch "
            f"of {cfg.batch_size} {cfg.dataset} examples. "
            + (measured if isinstance(measured, str) else "They agree when layers are wide and the setting is one the "
                                                         "theory covers."))
@@ -88,7 +82,7 @@ st.caption("Dashed: the theory's q^l, iterated from the input with each layer's 
 st.subheader("The variance map")
 chart(TH.variance_map_figure(cfg.activation, n.sigma_w2, n.sigma_b2), TH.KEYS.fig("map"))
 st.caption("Each layer maps the second moment q of its pre-activations to the next layer's f(q). Where the curve "
-           "crosses the diagonal is the fixed point q*; the orange staircase follows the layers from an input of "
+           "crosses the diagonal is the fixed point q* (black); the purple staircase follows the layers from an input of "
            "second moment 1.")
 
 st.subheader("The order-to-chaos phase diagram")
@@ -110,7 +104,7 @@ if isinstance(jac, str):
 else:
     svs, mean = jac
     chart(F.fig_jacobian_spectrum(svs, mean), TH.KEYS.fig("jacobian"))
-    st.caption("The singular values of ∂a^L/∂x, how much the whole network stretches each input direction "
+    st.caption("The singular values of ∂aᴸ/∂x, how much the whole network stretches each input direction "
                f"({T.jacobian_inputs(cfg)} random inputs, float64, this network's real weights). All near 1 is "
                "dynamical isometry: every direction, and so every gradient, passes through unchanged. "
                "Orthogonal weights with tanh at the edge of chaos get close; ReLU cannot, since it zeroes half "

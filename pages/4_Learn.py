@@ -30,6 +30,9 @@ QUESTIONS = [
     "What does BatchNorm change about the need for careful initialization?",
     "How do I write He initialization in PyTorch and in TensorFlow/Keras?",
 ]
+# Each question's anchor on this ~6,000-pixel page: the list at the top links to them (…/Learn#he-init-code).
+ANCHORS = ["vanishing-gradients", "xavier-glorot", "saturating-activations", "exploding-gradients",
+           "why-initialization", "batchnorm", "he-init-code"]
 
 st.title("Learn")
 st.markdown(
@@ -37,14 +40,14 @@ st.markdown(
     f"is a real network **at initialization** (width {L.MINI_WIDTH}, one batch of digits, no training yet), "
     "computed when you open this page; each link opens the full experiment, trained live."
 )
-st.markdown("\n".join(f"{i}. {q}" for i, q in enumerate(QUESTIONS, 1)))
+st.markdown("\n".join(f"{i}. [{q}](#{a})" for i, (q, a) in enumerate(zip(QUESTIONS, ANCHORS), 1)))
 st.caption("Notation: layer l computes h = W a + b and a = φ(h); fan_in is the number of inputs of a layer, "
            "σ_w² = fan_in · Var(W); δ = ∂L/∂h is the gradient that flows back.")
 
 
 def question(i: int):
     st.divider()
-    st.subheader(f"{i}. {QUESTIONS[i - 1]}")
+    st.subheader(f"{i}. {QUESTIONS[i - 1]}", anchor=ANCHORS[i - 1])
     return st.columns([1.15, 1], gap="large")
 
 
@@ -62,7 +65,7 @@ with text:
     st.latex(r"\mathbb{E}[(\delta^{l})^2] \approx \chi\,\mathbb{E}[(\delta^{l+1})^2],"
              r"\qquad \chi = \sigma_w^2\,\mathbb{E}[\varphi'(h)^2]")
     st.markdown(
-        f"Each layer multiplies the gradient's second moment by χ, so over L layers it changes by about χ^L. "
+        f"Each layer multiplies the gradient's second moment by χ, so over L layers it changes by about χᴸ. "
         f"When χ < 1 it **vanishes** geometrically toward the input. Sigmoid's slope is at most 1/4, so χ is "
         f"about 1/18 with Xavier weights: in this {sig.depth}-layer network, layer 1's gradient is "
         f"**{pow10(g_sig[0])}** of the last layer's (chart, red).")
@@ -73,6 +76,32 @@ with text:
 with fig:
     L.by_layer_chart({"sigmoid, Xavier normal": g_sig, "ReLU, He normal": g_he}, sig.depth, "vanishing",
                      what="Var(∂L/∂h)", y_title="relative to the last layer")
+
+# ... and through time, in a recurrent net (the same product, one factor per time step)
+seq = SCENARIOS["rnn_vs_lstm_long_lag"]
+rnn_cfg, lstm_cfg = seq.config.replace(width=L.MINI_WIDTH), seq.compare.replace(width=L.MINI_WIDTH)
+g_rnn, g_lstm = L.through_time(rnn_cfg), L.through_time(lstm_cfg)
+text, fig = st.columns([1.15, 1], gap="large")
+with text:
+    st.markdown(
+        "A recurrent network has the same problem **through time**: it applies one W_hh at every step, so the "
+        "gradient that reaches the input at step t has been multiplied by W_hhᵀ and φ′ once per step since:")
+    st.latex(r"\frac{\partial L}{\partial h_{t-1}} = W_{hh}^{\top}\big(\varphi'(z_t) \odot "
+             r"\frac{\partial L}{\partial h_t}\big)")
+    st.latex(r"\mathbb{E}\big[(\partial L/\partial h_{t-k})^2\big] \propto "
+             r"\big(\rho(W_{hh})^2\,\mathbb{E}[\varphi'^2]\big)^{k}")
+    st.markdown(
+        f"With ρ(W_hh) ≤ 1 and tanh's slope below 1, a vanilla RNN's gradient from the last of "
+        f"{rnn_cfg.seq_len} steps is **{pow10(g_rnn[0])}** of its size by the time it reaches t = 1 (chart, red): "
+        f"it cannot learn what it saw first. An LSTM's cell state c_t = f_t ⊙ c_{{t−1}} + … passes its gradient "
+        f"back through the forget gate alone, with no W_hh and no φ′ on the way: at the same lag it keeps "
+        f"**{pow10(g_lstm[0])}** (blue), and trained on the recall task it names the class the RNN forgets.")
+    L.scenario_link("rnn_vs_lstm_long_lag")
+with fig:
+    chart(F.fig_lines({"vanilla tanh RNN": g_rnn, "LSTM, forget bias 1": g_lstm},
+                      title=f"Var(∂L/∂h_t) by time step at initialization, {rnn_cfg.seq_len} steps",
+                      x_title="time step t (the output reads h_T)", y_title="relative to the last step"),
+          L.KEYS.fig("through_time"))
 
 # 2 -- Xavier ----------------------------------------------------------------------------------------
 text, fig = question(2)
@@ -200,7 +229,7 @@ with fig:
 
 # 7 -- He initialization in code ---------------------------------------------------------------------
 st.divider()
-st.subheader(f"7. {QUESTIONS[6]}")
+st.subheader(f"7. {QUESTIONS[6]}", anchor=ANCHORS[6])
 st.markdown("He et al. (2015): W ~ N(0, 2/fan_in), biases 0. The factor 2 makes up for the half of the signal "
             "ReLU zeroes (for leaky ReLU with slope a: 2/(1 + a²)). `fan_in` is the number of inputs: "
             "`in_features` of an `nn.Linear` (its weight is out × in), the first axis of a Keras `Dense` kernel "
@@ -244,19 +273,19 @@ model = tf.keras.Sequential([
 # Uniform variant: tf.keras.initializers.HeUniform()'''
 
 st.markdown("**PyTorch**")
-st.code(PYTORCH_HE, language="python")
+st.code(PYTORCH_HE, language="python", wrap_lines=True)
 st.caption("nn.Linear's own default is not He: it is kaiming_uniform_ with a = √5, i.e. U(±1/√fan_in), "
            "Var(W) = 1/(3·fan_in), six times smaller.")
 st.markdown("**TensorFlow / Keras**")
-st.code(KERAS_HE, language="python")
+st.code(KERAS_HE, language="python", wrap_lines=True)
 st.caption("Keras' Dense default is GlorotUniform (Xavier), not He.")
 he_cfg = SCENARIOS["relu_xavier_vs_he"].compare
 with st.expander(f"The complete, runnable script for the {he_cfg.depth}-layer ReLU network with He initialization"):
     tab_t, tab_k = st.tabs(["PyTorch", "Keras"])
     with tab_t:
-        st.code(pytorch_code(he_cfg), language="python")
+        st.code(pytorch_code(he_cfg), language="python", wrap_lines=True)
     with tab_k:
-        st.code(keras_code(he_cfg), language="python")
+        st.code(keras_code(he_cfg), language="python", wrap_lines=True)
     st.caption("Explore shows this code for whatever network you set up there.")
 page_link("Explore", "Run a 30-layer ReLU network with He initialization in Explore",
           he_cfg.to_query(), icon=":material/science:")

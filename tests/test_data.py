@@ -13,11 +13,14 @@ from core.run.engine import Trainer
 from core.registry import DATASETS
 
 
+VECTOR = [n for n, d in DATASETS.items() if "vector" in d.kinds]  # sequences: tests/test_recurrent.py
+
+
 def cfg_for(name, seed=0):
     return RunConfig(dataset=name, width=12, batch_size=16, seed=seed)
 
 
-@pytest.mark.parametrize("name", list(DATASETS))
+@pytest.mark.parametrize("name", VECTOR)
 def test_shapes_labels_and_standardization(name):
     ds = DATASETS[name]
     cfg = cfg_for(name)
@@ -42,7 +45,7 @@ def test_shapes_labels_and_standardization(name):
         assert (x[:, ~live] == 0).all()
 
 
-@pytest.mark.parametrize("name", list(DATASETS))
+@pytest.mark.parametrize("name", VECTOR)
 def test_same_seed_same_data_other_seed_other_data(name):
     a, b = load_data(cfg_for(name, 1)), load_data(cfg_for(name, 1))
     assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_test, b.y_test)

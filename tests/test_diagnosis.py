@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pytest
 
+from core.fmt import from_superscript, sci
 from core.schema import RunConfig
 from core.io.diagnosis import DEAD, DECADES, SATURATED, Diagnosis, diagnose
 from core.run.engine import train
@@ -28,7 +29,9 @@ def assert_names_layer_and_step(f):
 
 
 def decades_in(sentence: str) -> float:
-    return float(re.search(r"10\^(-?[0-9.]+)", sentence).group(1))
+    """The exponent of the power of ten a verdict writes in superscripts (10⁻²³·⁹ → -23.9)."""
+    assert "^" not in sentence, sentence
+    return float(from_superscript(re.search(r"10([⁻⁰¹²³⁴⁵⁶⁷⁸⁹·]+)", sentence).group(1)))
 
 
 def test_sigmoid_depth_20_gradients_vanish():
@@ -114,7 +117,7 @@ def test_slow_updates():
     result, d = run(depth=4, width=32, activation="tanh", init="xavier_normal", steps=3, lr=1e-6)
     assert d.verdict == "slow"
     med = float(np.median(result.stats[-1, :, COL["update_ratio"]]))
-    assert f"{med:.1e}" in d.headline and "step 3" in d.headline
+    assert sci(med) in d.headline and "step 3" in d.headline and "e-" not in d.headline
 
 
 def test_nothing_recorded_is_pending_and_round_trip():

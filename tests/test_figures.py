@@ -54,7 +54,8 @@ def decoded(fig) -> dict:
 
 
 def annotations(fig) -> str:
-    return " | ".join(a.text or "" for a in fig.layout.annotations)
+    """Every annotation's text, its line breaks (a phone's width) read as spaces."""
+    return " | ".join((a.text or "").replace("<br>", " ") for a in fig.layout.annotations)
 
 
 def measured(fig) -> list:
@@ -294,7 +295,11 @@ def test_loss_compare_draws_each_runs_recorded_loss_and_held_out_accuracy(snap):
     acc = {t["name"]: t for t in data if "held-out" in t["name"]}
     tested = np.isfinite(snap.steps[:, 3])
     np.testing.assert_array_equal(acc["A: held-out accuracy"]["x"], snap.steps[tested, 0])
-    assert {t["line"]["color"] for t in loss.values()} == {F.RUN_COLOURS["A"], F.RUN_COLOURS["B"]}
+    # one colour language (issue 11): the colour is the quantity, the line style the run, as on the variance chart
+    assert {t["line"]["color"] for t in loss.values()} == {F.COLOURS["loss"]}
+    assert [loss[k]["line"]["dash"] for k in ("A: loss", "B: loss")] == [F.RUN_DASHES["A"], F.RUN_DASHES["B"]]
+    quantity_colours = {F.COLOURS[c] for c in ("preact_var", "act_var", "grad_preact_var")}
+    assert not {t["line"]["color"] for t in data} & quantity_colours
     assert fig.layout.template == F.TEMPLATE
 
 

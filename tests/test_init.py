@@ -36,6 +36,7 @@ EXPECTED = {
     "lecun_normal": (lambda i, o: 1 / math.sqrt(i), "normal", "zero"),
     "lecun_uniform": (lambda i, o: 1 / math.sqrt(i), "uniform", "zero"),
     "orthogonal": (lambda i, o: 1 / math.sqrt(max(i, o)), "orthogonal", "zero"),
+    "delta_orthogonal": (lambda i, o: 1 / math.sqrt(max(i, o)), "orthogonal", "zero"),  # a Linear: orthogonal
     "torch_default": (lambda i, o: 1 / math.sqrt(3 * i), "uniform", "torch_default"),
     "lsuv": (None, "orthogonal", "zero"),  # before the data-driven rescaling
 }

@@ -18,7 +18,7 @@ from core import figures as F
 from core.io.export import (ImportErrorForPeople, layers_equal, read_saved_run, result_from_json, to_csv, to_json,
                             to_parquet)
 from core.limits import SAVED_RUN_MAX_BYTES, SAVED_RUN_MAX_MB, Limits
-from core.measure.records import COL, STAT_COLUMNS
+from core.measure.records import ARCH_COLUMNS, COL, STAT_COLUMNS
 from core.run.background import Run, RunSlots
 from core.run.engine import Divergence, train
 from core.run.record import RunRecord, progress_text, status_text
@@ -173,6 +173,9 @@ def synthetic_record(cfg: RunConfig, rng, status=RunStatus.STOPPED, taken=None) 
     (random mantissas over 9 decades) and inf/nan in known places."""
     n, L = cfg.steps + 1, len(cfg.hidden_widths)
     stats = np.exp(rng.normal(0.0, 3.0, size=(n, L, len(STAT_COLUMNS))))
+    for c in ARCH_COLUMNS:  # as in a real run: empty where the architecture has no such statistic
+        if c not in cfg.architecture.columns:
+            stats[:, :, COL[c]] = np.nan
     stats[0, :, COL["update_ratio"]] = np.nan
     stats[n // 2, 7, COL["preact_var"]] = np.inf
     stats[n // 3, 9, COL["grad_preact_var"]] = np.nan

@@ -202,6 +202,9 @@ def show_pair(snaps: Mapping[str, Snapshot | None], saved: Mapping[str, SavedRun
     if not recorded:
         st.caption("Building the networks and taking the first records…")
         return
+    if all(s.config.time_steps for s in recorded.values()):  # recurrent runs: by time step
+        from .recurrent import show_pair_by_time
+        return show_pair_by_time(recorded, cached, chart, PAGE)
     chart(cached("variance", lambda: F.fig_variance_compare({label: (s.stats, s.steps)
                                                               for label, s in recorded.items()})),
           PAGE.fig("variance"))

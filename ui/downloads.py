@@ -73,7 +73,7 @@ def code_snippets(cfg: RunConfig, key: str) -> bool:
             except Exception as e:
                 st.error(f"The code could not be generated ({type(e).__name__}: {e}).")
                 continue
-            st.code(code, language="python")
+            st.code(code, language="python", wrap_lines=True)  # no sideways scrolling, even on a phone
             st.download_button(f"{file_stem(cfg)}_{ext}.py", icon=":material/download:", data=code, file_name=f"{file_stem(cfg)}_{ext}.py",
                                mime="text/x-python", key=SlotKeys(key).control(f"dl_code_{ext}"), on_click="ignore")
     return True

@@ -208,7 +208,7 @@ def follow_view(key: str) -> None:
         st.info(f"No run in **{escape_markdown(str(folder.resolve()))}** yet. Train your own model under "
                 f"`watch(model, live=\"{folder}/NAME\")` (or set `{RUNS_ENV}` to another folder) and it appears "
                 "here; `python examples/watch_my_model.py` makes one.", icon=":material/info:")
-        st.code(SNIPPET, language="python")
+        st.code(SNIPPET, language="python", wrap_lines=True)
         return
     names = [n for n, _ in runs]
     choice = st.selectbox(f"Runs in {folder}", names, key=f"{key}__follow_run",
@@ -224,7 +224,7 @@ def follow_view(key: str) -> None:
         return
     st.fragment(run_every=REFRESH_SECONDS if live else None)(_draw_follow)(key, path, live)
     with st.expander("How to make a run to follow", icon=":material/code:"):
-        st.code(SNIPPET, language="python")
+        st.code(SNIPPET, language="python", wrap_lines=True)
 
 
 __all__ = ["TRAIN", "FOLLOW", "RUNS_ENV", "SavedWatch", "runs_dir", "mode_switch", "open_watch_file",

@@ -49,6 +49,18 @@ def grad_rel(cfg: RunConfig) -> np.ndarray:
     return measured(cfg)["grad_rel"].to_numpy()
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def through_time(cfg: RunConfig) -> np.ndarray:
+    """A recurrent net's Var(∂L/∂h_t) at initialization (the engine's step-0 record), top layer, t = 1..T,
+    relative to the last step's: the gradient through time."""
+    from core.measure.records import COL
+    from core.run.engine import train
+
+    stats = train(cfg.replace(steps=0)).stats[0, -cfg.seq_len:]
+    g = stats[:, COL["grad_act_var"]]
+    return g / g[-1]
+
+
 @st.cache_data(show_spinner=False)
 def slope_curves(names: tuple[str, ...]) -> tuple[np.ndarray, dict]:
     """(h, {name: φ'(h)}) on a grid (`core.theory.slope_curves`)."""
@@ -77,5 +89,5 @@ def scenario_link(key: str, label: str | None = None) -> None:
         page_link("Explore", label or f"Run it: {sc.title}", scenario_query(sc), icon=":material/science:")
 
 
-__all__ = ["KEYS", "MINI_WIDTH", "mini", "measured", "var_h", "grad_rel", "slope_curves", "gradient_window",
+__all__ = ["KEYS", "MINI_WIDTH", "mini", "measured", "var_h", "grad_rel", "through_time", "slope_curves", "gradient_window",
            "by_layer_chart", "scenario_link"]

@@ -20,21 +20,23 @@ from core.io.diagnosis import SEVERITY, diagnose
 from core.run.record import RunRecord as Snapshot
 from core.schema import RunStatus
 
+from .boundary import beside_loss
 from .session import current_run, status_line
 from .state import SlotKeys
 
 REFRESH_SECONDS = 0.4   # ≥ 2 refreshes a second while training
 DETAIL_SECONDS = 2.0    # distributions, saturation, update ratio: they change slowly
 PAUSED_SECONDS = 5.0    # keeps a paused run's heartbeat (ui.session.HEARTBEAT_SECONDS, 20 s) alive
-PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+PLOTLY_CONFIG = F.PLOTLY_CONFIG  # one home: core.figures.style (the mode bar on hover only)
 
 
 @lru_cache(maxsize=64)
 def theory_profile(cfg: RunConfig):
-    """core.theory.predicted_profile for `cfg` (inputs standardized: second moment 1), or None if it fails."""
-    from core.theory import predicted_profile
+    """The by-layer theory for `cfg`'s architecture (`core.theory.architectures.layer_profile`: for an MLP,
+    core.theory.predicted_profile with inputs of second moment 1), or None if it fails."""
+    from core.theory.architectures import layer_profile
     try:
-        return predicted_profile(cfg, 1.0)
+        return layer_profile(cfg)
     except Exception:
         return None
 
@@ -125,6 +127,9 @@ def memo_for(key: str, group: str, owner, snap: Snapshot | None) -> Callable[[st
 
 def show_theory_preview(cfg: RunConfig, key: str) -> None:
     """Before any run: what the theory predicts for `cfg` (also loads the chart library early)."""
+    if cfg.time_steps:
+        from .recurrent import show_theory_preview as by_time
+        return by_time(cfg, key, chart)
     theory = theory_profile(cfg)
     try:
         chart(F.fig_theory_profile(theory), SlotKeys(key).fig("theory_preview"))
@@ -139,6 +144,9 @@ def show_main_charts(snap: Snapshot, key: str, owner=None) -> None:
     """Variance by layer, the two layer × step heatmaps, loss and accuracy.
     With `owner` (the Run or SavedRun `snap` comes from), figures are rebuilt
     only when the snapshot's version changes (see `memo`)."""
+    if snap.config.time_steps:  # rows per layer and time step (recurrent nets): the charts by time step
+        from .recurrent import show_main_charts as by_time
+        return by_time(snap, key, memo_for(key, "main", owner, snap), chart)
     stats, steps, cfg = snap.stats, snap.steps, snap.config
     fig_key = SlotKeys(key).fig
     cached = memo_for(key, "main", owner, snap)
@@ -149,6 +157,10 @@ def show_main_charts(snap: Snapshot, key: str, owner=None) -> None:
         st.caption(prefix + theory.attrs["note"])
     st.caption("Dotted, faint: the same curves at step 0 (initialization). Dashed: mean-field theory's prediction "
                "at initialization, the gradient curve scaled to meet the last layer.")
+    from core.figures.architectures import arch_figures  # the architecture's own charts (residual stream, ...)
+
+    for name, fig in cached("arch", lambda: arch_figures(cfg, stats, steps)):
+        chart(fig, fig_key(name))
     c1, c2 = st.columns(2)
     with c1:
         chart(cached("heat_forward", lambda: F.fig_layer_step_heatmap(
@@ -159,13 +171,17 @@ def show_main_charts(snap: Snapshot, key: str, owner=None) -> None:
               fig_key("heat_backward"))
     st.caption("Colour limits are fixed for the whole run: white is variance 1 (forward) or the last layer's gradient "
                "variance at step 0 (backward); blue is smaller, red larger, ±6 decades. Grey cells: 0, inf or nan.")
-    chart(cached("loss", lambda: F.fig_loss_accuracy(steps)), fig_key("loss"))
+    with beside_loss(snap, key):  # 2-D data: the decision boundary beside the loss (ui/boundary.py)
+        chart(cached("loss", lambda: F.fig_loss_accuracy(steps)), fig_key("loss"))
 
 
 def show_detail_charts(snap: Snapshot, key: str, *, histograms: bool = True, owner=None) -> None:
     """Per-layer distributions (unless `histograms=False`: a saved run has
     none), saturation and dead units, update:data ratio. `owner` as for
     `show_main_charts`."""
+    if snap.config.time_steps:
+        from .recurrent import show_detail_charts as by_time
+        return by_time(snap, key, memo_for(key, "detail", owner, snap), chart)
     stats, steps, cfg = snap.stats, snap.steps, snap.config
     fig_key = SlotKeys(key).fig
     cached = memo_for(key, "detail", owner, snap)

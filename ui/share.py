@@ -262,6 +262,10 @@ def compare_query(a: RunConfig, b: RunConfig) -> dict[str, str]:
         query[B_PREFIX + "widths"] = "none"
     if b.input_dim is None and a.input_dim is not None:
         query[B_PREFIX + "input_dim"] = "none"
+    for k in qa.keys() - qb.keys() - {"widths", "input_dim", "depth", "width"}:
+        # a setting A's link carries and B's leaves out (B is an MLP, or B's arch does not take A's option):
+        # B's own value, so that B does not inherit A's
+        query[B_PREFIX + k] = FIELDS[k].format(getattr(b, k))
     return query
 
 

@@ -22,7 +22,7 @@ import streamlit as st
 
 from core.schema import FIELDS, ConfigError, RunConfig
 from core.limits import HARD
-from core.registry import ACTIVATIONS, DATASETS, INITIALIZERS, OPTIMIZERS
+from core.registry import ACTIVATIONS, ARCH_OPTIONS, ARCHITECTURES, DATASETS, INITIALIZERS, OPTIMIZERS
 
 from .markdown import escape_markdown
 from .session import server_limits
@@ -31,7 +31,7 @@ from .state import SlotKeys
 # Field -> widget; `widths_text` is the text box behind `widths`.
 _WIDGET_FIELDS = ("depth", "width", "widths_text", "input_dim", "activation", "init", "sigma_w", "sigma_b", "bias",
                   "batchnorm", "dataset", "batch_size", "steps", "lr", "optimizer", "seed", "record_every",
-                  "eval_every")
+                  "eval_every", "arch", "residual_scale", "seq_len", "recurrent_init", "forget_bias")
 
 
 def widget_values(cfg: RunConfig) -> dict[str, Any]:
@@ -39,6 +39,7 @@ def widget_values(cfg: RunConfig) -> dict[str, Any]:
     values = {name: getattr(cfg, name) for name in _WIDGET_FIELDS if name != "widths_text"}
     values["widths_text"] = "" if cfg.widths is None else FIELDS["widths"].format(cfg.widths)
     values["sigma_w"], values["sigma_b"], values["lr"] = float(cfg.sigma_w), float(cfg.sigma_b), float(cfg.lr)
+    values["forget_bias"] = float(cfg.forget_bias)
     return values
 
 
@@ -107,16 +108,18 @@ def config_controls(defaults: RunConfig, key_prefix: str = "explore", *, contain
     problems: list[str] = []
 
     with box.expander("**Network**", expanded=True):
-        widths_on = bool(str(ss.get(k("widths_text"), "")).strip())
-        v["depth"] = st.slider("Depth (hidden layers)", 1, limits.max_depth, key=k("depth"), disabled=widths_on,
+        arch = _arch_controls(v, k, limits)
+        widths_on = arch.takes("widths") and bool(str(ss.get(k("widths_text"), "")).strip())
+        v["depth"] = st.slider(f"Depth ({arch.depth_means})", 1, limits.max_depth, key=k("depth"), disabled=widths_on,
                                help=_help("depth", f"This server runs up to {limits.max_depth}."))
-        v["width"] = st.number_input("Width (units per layer)", 1, limits.max_width, step=16, key=k("width"),
-                                     disabled=widths_on,
+        v["width"] = st.number_input(f"Width ({arch.width_means} per {arch.depth_means.split()[-1].rstrip('s')})", 1,
+                                     limits.max_width, step=16, key=k("width"), disabled=widths_on,
                                      help=_help("width", f"This server runs up to {limits.max_width:,}."))
         text = st.text_input("Per-layer widths (optional)", key=k("widths_text"), placeholder="e.g. 256,128,64",
+                             disabled=not arch.takes("widths"),
                              help=_help("widths", "Leave empty to use depth × width."))
         v["widths"] = None
-        if text.strip():
+        if text.strip() and arch.takes("widths"):
             try:
                 v["widths"] = FIELDS["widths"].parse(text)
             except ConfigError as e:
@@ -124,7 +127,8 @@ def config_controls(defaults: RunConfig, key_prefix: str = "explore", *, contain
         v["activation"] = st.selectbox("Activation φ", list(ACTIVATIONS), key=k("activation"),
                                        format_func=lambda n: ACTIVATIONS[n].label, help=_help("activation"))
         st.caption(ACTIVATIONS[v["activation"]].help)
-        v["batchnorm"] = st.toggle("BatchNorm", key=k("batchnorm"), help=_help("batchnorm"))
+        v["batchnorm"] = st.toggle("BatchNorm", key=k("batchnorm"), help=_help("batchnorm"),
+                                   disabled=not arch.takes("batchnorm")) and arch.takes("batchnorm")
         v["bias"] = st.toggle("Bias in every layer", key=k("bias"), help=_help("bias"))
 
     with box.expander("**Initialization**", expanded=True):
@@ -143,7 +147,10 @@ def config_controls(defaults: RunConfig, key_prefix: str = "explore", *, contain
             st.caption(f"σ_w = {v['sigma_w']:g} multiplies this scheme's standard deviation.")
 
     with box.expander("**Data & training**", expanded=True):
-        v["dataset"] = st.selectbox("Dataset", list(DATASETS), key=k("dataset"),
+        readable = [name for name, d in DATASETS.items() if arch.accepts(d)]
+        if ss.get(k("dataset")) not in readable:  # the arch changed to one that cannot read it
+            ss[k("dataset")] = arch.default_dataset
+        v["dataset"] = st.selectbox("Dataset", readable, key=k("dataset"),
                                     format_func=lambda n: DATASETS[n].label, help=_help("dataset"))
         st.caption(DATASETS[v["dataset"]].help)
         gaussian = DATASETS[v["dataset"]].input_dim is None
@@ -178,6 +185,37 @@ def config_controls(defaults: RunConfig, key_prefix: str = "explore", *, contain
         box.error(escape_markdown(p))  # quotes what was typed into the widths box
     ss[keys.built] = cfg
     return cfg
+
+
+def _arch_controls(v: dict[str, Any], k, limits):
+    """The architecture choice and the options its registry entry takes (the others keep their defaults,
+    so switching back and forth never leaves a stray setting). Returns the entry."""
+    ss = st.session_state
+    v["arch"] = st.selectbox("Architecture", list(ARCHITECTURES), key=k("arch"),
+                             format_func=lambda n: ARCHITECTURES[n].label, help=_help("arch"))
+    arch = ARCHITECTURES[v["arch"]]
+    st.caption(arch.help)
+    for name in ARCH_OPTIONS:
+        if name in ("widths", "batchnorm") or arch.takes(name):
+            continue
+        v[name] = RunConfig.__dataclass_fields__[name].default
+    spec = FIELDS
+    if arch.takes("residual_scale"):
+        reg = spec["residual_scale"].registry
+        v["residual_scale"] = st.selectbox(spec["residual_scale"].label, list(reg), key=k("residual_scale"),
+                                           format_func=lambda n: reg[n].label, help=_help("residual_scale"))
+        st.caption(reg[v["residual_scale"]].help)
+    if arch.takes("seq_len"):
+        v["seq_len"] = st.number_input(spec["seq_len"].label, 1, limits.max_seq_len, step=5, key=k("seq_len"),
+                                       help=_help("seq_len", f"This server runs up to {limits.max_seq_len}."))
+    if arch.takes("recurrent_init"):
+        reg = spec["recurrent_init"].registry
+        v["recurrent_init"] = st.selectbox(spec["recurrent_init"].label, list(reg), key=k("recurrent_init"),
+                                           format_func=lambda n: reg[n].label, help=_help("recurrent_init"))
+    if arch.takes("forget_bias"):
+        v["forget_bias"] = st.number_input(spec["forget_bias"].label, -100.0, 100.0, step=0.5, format="%g",
+                                           key=k("forget_bias"), help=_help("forget_bias"))
+    return arch
 
 
 def _build(values: dict[str, Any], defaults: RunConfig, problems: list[str]) -> RunConfig:

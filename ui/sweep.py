@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 import pandas as pd
 import streamlit as st
 
+from core.figures.style import PLOTLY_CONFIG
 from core.schema import FIELDS, ConfigError, RunConfig, RunStatus
 from core.sweep import ResultStore, SweepRun, SweepSnapshot, SweepSpec, cell_key, sweepable_fields, trained_threshold
 from core.sweep.backends import BackendError, ServerEngine, default_workers
@@ -253,7 +254,7 @@ def draw(snap: SweepSnapshot, metric: str) -> None:
     urls = cell_urls(spec)
     if len(spec.axes) == 2:
         over = _theory_overlays(spec)
-        st.plotly_chart(fig_sweep_heatmap(table, spec.fields, metric, urls=urls, **over), key=KEYS.fig("heatmap"))
+        st.plotly_chart(fig_sweep_heatmap(table, spec.fields, metric, urls=urls, **over), key=KEYS.fig("heatmap"), config=PLOTLY_CONFIG)
         if spec.fields == ["depth", "sigma_w"]:
             st.caption("White lines: ξ_c (dotted) and 6 ξ_c (solid), the mean-field depth scale of correlations for "
                        "these settings; Schoenholz et al. (2017) found networks deeper than about 6 ξ_c do not train.")
@@ -262,7 +263,7 @@ def draw(snap: SweepSnapshot, metric: str) -> None:
                        "the weights' and biases' own scales.")
     else:
         threshold = trained_threshold(spec.base)
-        st.plotly_chart(fig_sweep_lines(table, spec.fields[0], metric, threshold=threshold, urls=urls), key=KEYS.fig("lines"))
+        st.plotly_chart(fig_sweep_lines(table, spec.fields[0], metric, threshold=threshold, urls=urls), key=KEYS.fig("lines"), config=PLOTLY_CONFIG)
     if "init" in spec.fields and snap.profiles:
         cfgs = spec.cells()
         curves = []
@@ -270,7 +271,7 @@ def draw(snap: SweepSnapshot, metric: str) -> None:
             if i in snap.profiles and snap.profiles[i]:
                 other = ", ".join(f"{f}={FIELDS[f].format(getattr(cfg, f))}" for f in spec.fields if f != "init")
                 curves.append((cfg.init + (f" ({other})" if other else ""), snap.profiles[i], _predicted(cfg)))
-        st.plotly_chart(fig_variance_by_init(curves[:12]), key=KEYS.fig("variance_by_init"))
+        st.plotly_chart(fig_variance_by_init(curves[:12]), key=KEYS.fig("variance_by_init"), config=PLOTLY_CONFIG)
     _cells_table(table, urls, spec)
     _downloads(snap)
 
@@ -307,6 +308,9 @@ def _duration(seconds: float) -> str:
 def _cells_table(table: pd.DataFrame, urls: list[str], spec: SweepSpec) -> None:
     with st.expander(f"All {len(table)} cells, each a link to its run in Explore", icon=":material/table:"):
         shown = table.copy()
+        for name in spec.fields:  # the axes as people read them: registry labels ("He/Kaiming normal"), not names
+            if name in shown.columns and FIELDS[name].registry is not None:
+                shown[name] = shown[name].map(FIELDS[name].show)
         shown.insert(0, "open", urls)
         st.dataframe(shown, hide_index=True, key=KEYS.control("cells"),
                      column_config={"open": st.column_config.LinkColumn("run", display_text="open in Explore",

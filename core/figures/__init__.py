@@ -6,12 +6,14 @@ One module per family of charts, each a set of pure functions `fig_*(arrays or t
 * `runs`: the charts of one run (variance by layer, heatmaps, loss, distributions, ...);
 * `compare`: several runs on one chart (Compare);
 * `theory`: the Theory page's charts (variance map, phase diagram, Jacobian spectrum, profile);
-* `learn`: the Learn page's small line charts.
+* `learn`: the Learn page's small line charts;
+* `boundary`: a 2-D dataset's decision boundary (what the network predicts over the plane).
 
 `from core import figures as F` gives every figure builder and the style's public names.
 """
 from core.figures.style import (
-    COLOURS, HEALTHY_UPDATE_RATIO, HEATMAP_SPAN, MAX_POINTS, MAX_RIDGES, NAMES, RUN_COLOURS, SERIES_COLOURS, TEMPLATE,
+    CLASS_COLOURS, COLOURS, HEALTHY_UPDATE_RATIO, HEATMAP_SPAN, MAX_POINTS, MAX_RIDGES, NAMES, PLOTLY_CONFIG, RUN_COLOURS, RUN_DASHES,
+    SERIES_COLOURS, TEMPLATE,
     THEORY_LABEL, log_ticks, sample_indices,
 )
 from core.figures.runs import (
@@ -21,3 +23,4 @@ from core.figures.runs import (
 from core.figures.compare import fig_loss_compare, fig_variance_compare, shared_zrange
 from core.figures.theory import fig_jacobian_spectrum, fig_phase_diagram, fig_predicted_profile, fig_variance_map
 from core.figures.learn import fig_by_layer, fig_lines
+from core.figures.boundary import fig_decision_boundary

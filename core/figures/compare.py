@@ -2,8 +2,8 @@
 
 Pure functions, arrays in, `go.Figure` out; `runs` maps a label ("A", "B")
 to that run's arrays (see `core.figures.runs` for `stats` and `steps`).
-Quantities keep their colours (`COLOURS`); runs differ by line style, or by
-`RUN_COLOURS` where one chart holds one quantity.
+Quantities keep their colours (`COLOURS`); runs differ by line style (`RUN_DASHES`) on every chart, so
+blue and red mean the same on the whole page.
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import plotly.graph_objects as go
 
 from core.figures.runs import heatmap_zrange
 from core.figures.style import (
-    COLOURS, HEATMAP_SPAN, NAMES, RUN_COLOURS, add_note, apply_layout, as_f32, check_arrays, for_log_axis, gap_note,
-    layer_axes, layer_axis, log_ticks, record_index, sample_indices, two_panels,
+    COLOURS, HEATMAP_SPAN, NAMES, RUN_DASHES, add_note, apply_layout, as_f32, check_arrays, for_log_axis, gap_note,
+    layer_axes, layer_axis, linear_ticks, log_ticks, record_index, sample_indices, two_panels,
 )
 from core.measure.records import COL
 
@@ -36,7 +36,7 @@ def fig_variance_compare(runs: Mapping[str, tuple[np.ndarray, np.ndarray]], *, r
     """Several runs on one variance-by-layer chart (Compare): `runs` maps a
     label ("A", "B") to (stats, steps). Forward Var(h) left, Var(∂L/∂h) right;
     runs differ by line style, quantities by colour."""
-    dashes = ["solid", "dash", "dot", "dashdot"]
+    dashes = [RUN_DASHES["A"], RUN_DASHES["B"], "dot", "dashdot"]
     fig = two_panels("Forward: Var(h)", "Backward: Var(∂L/∂h)")
     notes: dict[int, list] = {1: [], 2: []}
     for k, (label, (stats, steps)) in enumerate(runs.items()):
@@ -68,7 +68,8 @@ def fig_variance_compare(runs: Mapping[str, tuple[np.ndarray, np.ndarray]], *, r
 def fig_loss_compare(runs: Mapping[str, np.ndarray], *, height: int = 340) -> go.Figure:
     """Training loss (left, log scale when it spans more than a decade) and
     held-out accuracy (right) of several runs; `runs` maps a label to its
-    `steps` table. Each run has its colour (`RUN_COLOURS`)."""
+    `steps` table. Colours are quantities (loss, accuracy), line styles runs (`RUN_DASHES`), as in
+    `fig_variance_compare`."""
     fig = two_panels("Training loss (batch)", "Held-out accuracy")
     all_loss = []
     for label, steps in runs.items():
@@ -76,23 +77,25 @@ def fig_loss_compare(runs: Mapping[str, np.ndarray], *, height: int = 340) -> go
         if len(steps) == 0:
             continue
         idx = sample_indices(len(steps))
-        colour = RUN_COLOURS.get(label, COLOURS["theory"])
+        dash = RUN_DASHES.get(label, "dot")
         x = steps[idx, 0].astype(np.int32)
         loss = steps[idx, 1].astype(np.float64)
         all_loss.append(loss[np.isfinite(loss) & (loss > 0)])
         fig.add_trace(go.Scatter(x=x, y=as_f32(loss), mode="lines", name=f"{label}: loss",
-                                 line=dict(color=colour, width=2),
+                                 line=dict(color=COLOURS["loss"], width=2, dash=dash),
                                  hovertemplate=f"{label}, step %{{x}}: loss %{{y:.4g}}<extra></extra>"), row=1, col=1)
         tested = np.flatnonzero(np.isfinite(steps[:, 3]))
         if tested.size:
             t = tested[sample_indices(tested.size)]
             fig.add_trace(go.Scatter(x=steps[t, 0].astype(np.int32), y=as_f32(steps[t, 3]),
                                      mode="lines+markers", name=f"{label}: held-out accuracy",
-                                     line=dict(color=colour, width=2, dash="dot"), marker=dict(size=4),
+                                     line=dict(color=COLOURS["test_accuracy"], width=2, dash=dash), marker=dict(size=4),
                                      hovertemplate=f"{label}, step %{{x}}: %{{y:.1%}}<extra></extra>"), row=1, col=2)
     finite = np.concatenate(all_loss) if all_loss else np.zeros(0)
     if finite.size and finite.max() / finite.min() > 10:
         fig.update_yaxes(**log_ticks(finite), row=1, col=1)  # the same log axis as Explore's loss chart
+    else:
+        fig.update_yaxes(**linear_ticks(finite), row=1, col=1)
     fig.update_xaxes(title_text="step")
     fig.update_yaxes(title_text="cross-entropy", row=1, col=1)
     fig.update_yaxes(range=[0, 1.02], tickformat=".0%", row=1, col=2)

@@ -10,7 +10,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from core.figures.style import LAYER_AXIS, MUTED, SERIES_COLOURS, apply_layout, as_f32
+from core.figures.style import LAYER_AXIS, MUTED, SERIES_COLOURS, apply_layout, as_f32, log_ticks
 
 
 def fig_lines(series: Mapping[str, Sequence[float]], *, title: str, x_title: str = LAYER_AXIS, y_title: str = "",
@@ -20,10 +20,12 @@ def fig_lines(series: Mapping[str, Sequence[float]], *, title: str, x_title: str
     coloured in order by `SERIES_COLOURS`; `marks` are dashed vertical reference lines
     (x, label). Values a log axis cannot show (≤ 0, inf, nan) are gaps."""
     fig = go.Figure()
+    shown = []
     for k, (name, ys) in enumerate(series.items()):
         ys = np.asarray(ys, dtype=np.float64)
         xs = np.asarray(x[name]) if x is not None else np.arange(1, ys.size + 1)
         ok = np.isfinite(ys) & ((ys > 0) if log_y else True)
+        shown.append(ys[ok])
         fig.add_trace(go.Scatter(x=xs, y=as_f32(np.where(ok, ys, np.nan)), name=name,
                                  mode="lines+markers" if ys.size <= 60 else "lines",
                                  line=dict(color=SERIES_COLOURS[k % len(SERIES_COLOURS)], width=2.5),
@@ -32,7 +34,7 @@ def fig_lines(series: Mapping[str, Sequence[float]], *, title: str, x_title: str
         fig.add_vline(x=xv, line=dict(color=MUTED, dash="dash", width=1.2), annotation_text=label,
                       annotation_position="top", annotation_font=dict(size=11, color=MUTED))
     if log_y:
-        fig.update_yaxes(type="log", exponentformat="power")
+        fig.update_yaxes(**log_ticks(*shown))  # whole decades or 1-2-5, in superscripts
     fig.update_yaxes(title_standoff=8)
     return apply_layout(fig, title, height, legend_bottom=True, x_title=x_title, y_title=y_title)
 

@@ -27,7 +27,7 @@ from plotly.colors import sample_colorscale
 from core.figures.style import (
     COLOURS, HEALTHY_UPDATE_RATIO, HEATMAP_SPAN, LAYER_AXIS, MAX_POINTS, MAX_RIDGES, NAMES, THEORY_LABEL, add_note,
     apply_layout, as_f32, check_arrays, empty_figure, for_log_axis, gap_note, layer_axes, layer_axis, log10_or_gap,
-    log_ticks, ranges_text, record_axes, sample_indices, step_ticks, title_with_note, two_panels,
+    linear_ticks, log_ticks, ranges_text, record_axes, sample_indices, step_ticks, title_with_note, two_panels,
 )
 from core.measure.records import COL
 from core.registry import ACTIVATIONS
@@ -208,6 +208,8 @@ def fig_loss_accuracy(steps: np.ndarray, *, max_points: int = MAX_POINTS, height
     finite = steps[:, 1][np.isfinite(steps[:, 1]) & (steps[:, 1] > 0)]
     if finite.size and finite.max() / finite.min() > 10:
         fig.update_yaxes(**log_ticks(finite), row=1, col=1)
+    else:
+        fig.update_yaxes(**linear_ticks(steps[:, 1]), row=1, col=1)
     bad = np.flatnonzero(~np.isfinite(steps[:, 1]))
     if bad.size:
         add_note(fig, [f"the loss became inf/nan at step {int(steps[bad[0], 0])}"])
@@ -337,7 +339,7 @@ def fig_update_ratio(stats: np.ndarray, steps: np.ndarray, *, max_steps: int = M
     fig.add_hline(y=HEALTHY_UPDATE_RATIO, line=dict(color="#555555", dash="dash", width=1.5))
     # On a log axis an annotation's y is log10 of the value (a shape's is the value itself).
     fig.add_annotation(x=0.0, xref="paper", xanchor="left", y=math.log10(HEALTHY_UPDATE_RATIO), yanchor="bottom",
-                       text="1e-3: the usual healthy value", showarrow=False, font=dict(size=11, color="#555555"))
+                       text="10⁻³: the usual healthy value", showarrow=False, font=dict(size=11, color="#555555"))
     add_note(fig, notes[:2])
     fig.update_xaxes(title_text="step", **step_ticks(x))
     shown = stats[idx][:, chosen, COL["update_ratio"]]

@@ -15,11 +15,9 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-import plotly.colors as pc
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
-from core.figures.style import COLOURS, TEMPLATE
+from core.figures.style import COLOURS, SETTING_COLOURS, apply_layout, log_ticks, title_lines, two_panels
 from core.schema import FIELDS, RunConfig
 
 # Each metric the page can colour by: label, colour scale, fixed range (None: the data's).
@@ -35,18 +33,15 @@ METRICS = {
 }
 AXIS_LABELS = {"sigma_w": "σ_w", "sigma_b": "σ_b"}  # the rest are shown by their URL names
 XI_MULTIPLE = 6  # "trainable depth is about 6 ξ_c" (Schoenholz et al. 2017)
-INIT_PALETTE = pc.qualitative.D3
+INIT_PALETTE = SETTING_COLOURS  # one colour per initializer: none of the quantities' colours
 
 
 def axis_label(field: str) -> str:
     return AXIS_LABELS.get(field, field)
 
 
-def _layout(fig: go.Figure, title: str, height: int) -> go.Figure:
-    fig.update_layout(template=TEMPLATE, height=height, title=dict(text=title, x=0.0, xanchor="left", font=dict(size=16)),
-                      margin=dict(l=70, r=20, t=80, b=60), hovermode="closest", uirevision="keep",
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1.0))
-    return fig
+def _layout(fig: go.Figure, title: str, height: int, legend_bottom: bool = False) -> go.Figure:
+    return apply_layout(fig, title, height, legend_bottom=legend_bottom)  # the one layout (core.figures.style)
 
 
 def _values(table: pd.DataFrame, field: str) -> list:
@@ -148,7 +143,7 @@ def fig_sweep_lines(table: pd.DataFrame, field: str, metric: str = "final_test_a
     xs = _coords(table, field)
     y = _metric_values(table, metric)
     label = METRICS.get(metric, (metric,))[0]
-    fig = go.Figure(go.Scatter(x=xs, y=y, mode="lines+markers", name=label, line=dict(color=COLOURS["preact_var"], width=2),
+    fig = go.Figure(go.Scatter(x=xs, y=y, mode="lines+markers", name=label, line=dict(color=COLOURS["loss"], width=2),
                                customdata=list(urls) if urls is not None else None, text=table["status"].tolist(),
                                hovertemplate=f"{axis_label(field)} = %{{x}}<br>{label}: %{{y:.3g}}<br>%{{text}}"
                                              "<extra></extra>"))
@@ -170,8 +165,8 @@ def fig_variance_by_init(curves: Sequence[tuple[str, dict, pd.DataFrame | None]]
     `grad_preact_var` by layer —, `core.theory.predicted_profile(cfg)` or None).
     Left: Var(h) measured (solid) and predicted (dashed); right: Var(∂L/∂h)
     relative to the last layer, measured and predicted. Log scales."""
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
-                        subplot_titles=("Var(h) by layer, at init", "Var(∂L/∂h) / last layer's, at init"))
+    fig = two_panels("Var(h) by layer, at init", "Var(∂L/∂h) ÷ last layer's, at init")
+    shown: dict[int, list] = {1: [], 2: []}
     for i, (label, profile, theory) in enumerate(curves):
         colour = INIT_PALETTE[i % len(INIT_PALETTE)]
         h = np.asarray(profile.get("preact_var", []), float)
@@ -183,6 +178,7 @@ def fig_variance_by_init(curves: Sequence[tuple[str, dict, pd.DataFrame | None]]
             g_rel = g / g[-1] if g.size and g[-1] > 0 else np.full(g.shape, np.nan)
         for col, values in ((1, h), (2, g_rel)):
             values = np.where(np.isfinite(values) & (values > 0), values, np.nan)
+            shown[col].append(values)
             fig.add_trace(go.Scatter(x=layers, y=values, mode="lines+markers", name=label, legendgroup=label,
                                      showlegend=col == 1, line=dict(color=colour, width=2), marker=dict(size=5),
                                      hovertemplate=f"{label}<br>layer %{{x}}: %{{y:.3g}}<extra>measured</extra>"), 1, col)
@@ -190,17 +186,17 @@ def fig_variance_by_init(curves: Sequence[tuple[str, dict, pd.DataFrame | None]]
             for col, name in ((1, "q"), (2, "grad_rel")):
                 values = theory[name].to_numpy(dtype=float)
                 values = np.where(np.isfinite(values) & (values > 0), values, np.nan)
+                shown[col].append(values)
                 fig.add_trace(go.Scatter(x=theory["layer"], y=values, mode="lines", name=f"{label} · theory",
                                          legendgroup=label, showlegend=False, line=dict(color=colour, width=1.5, dash="dash"),
                                          hovertemplate=f"{label}<br>layer %{{x}}: %{{y:.3g}}<extra>theory</extra>"), 1, col)
     if not fig.data:
         fig.add_annotation(text="No finished cells yet.", x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False)
-    fig.update_yaxes(type="log", exponentformat="power")
+    for col, arrays in shown.items():
+        fig.update_yaxes(**log_ticks(*arrays), row=1, col=col)
     fig.update_xaxes(title="layer")
-    _layout(fig, "Variance by depth for each initializer (solid: measured at step 0; dashed: mean-field theory)", height)
-    fig.update_layout(legend=dict(orientation="h", yref="container", yanchor="bottom", y=0.0, xanchor="left", x=0.0),
-                      margin=dict(b=110))
-    return fig
+    return _layout(fig, title_lines("Variance by depth for each initializer",
+                                    "solid: measured at step 0; dashed: mean-field theory"), height, legend_bottom=True)
 
 
 def xi_c_curve(base: RunConfig, sigma_w: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,10 @@ from core import theory as T
 from core.figures.style import COLOURS, INK, MUTED, apply_layout, for_log_axis, layer_axes, log_ticks, title_lines, two_panels
 from core.registry import ACTIVATIONS
 
-CURVE, ACCENT, COBWEB = COLOURS["preact_var"], COLOURS["grad_preact_var"], COLOURS["grad_act_var"]
+# q is the forward signal's second moment (blue, as Var(h) everywhere); the gradient is red; the fixed point,
+# the cobweb and the spectrum are neither, so they take colours no quantity uses.
+CURVE, ACCENT, COBWEB = COLOURS["preact_var"], COLOURS["grad_preact_var"], COLOURS["other"]
+FIXED_POINT, SPECTRUM = INK, COLOURS["other"]
 
 
 def _label(activation: str) -> str:
@@ -73,8 +76,8 @@ def fig_variance_map(activation: str, sigma_w2: float, sigma_b2: float, q1: floa
     if math.isfinite(q_star):
         fig.add_trace(go.Scatter(
             x=[q_star], y=[q_star], mode="markers+text", name="fixed point q*",
-            marker=dict(color=ACCENT, size=11, line=dict(color="white", width=1.5)),
-            text=[f"q* = {_fmt(q_star)}"], textposition="middle right", textfont=dict(color=ACCENT),
+            marker=dict(color=FIXED_POINT, size=11, line=dict(color="white", width=1.5)),
+            text=[f"q* = {_fmt(q_star)}"], textposition="middle right", textfont=dict(color=FIXED_POINT),
             hovertemplate="q* = %{x:.5g}<extra></extra>"))
         status = f"q* = {_fmt(q_star)}, χ₁ = {_fmt(chi)}"
     else:
@@ -155,14 +158,15 @@ def fig_phase_diagram(activation: str, sigma_w2: float, sigma_b2: float, quantit
     fig.add_trace(go.Scatter(
         x=[sw2], y=[sb2], mode="markers+text", name="this setting",
         marker=dict(symbol="star", size=17, color="#ffbf00", line=dict(color="black", width=1.5)),
-        text=[f"σ_w² = {sw2:.3g}, σ_b² = {sb2:.3g}"], textposition="top right",
+        text=[f"σ_w² = {sw2:.3g}, σ_b² = {sb2:.3g}"], textposition="top right" if sw2 < 0.6 * x_max else "top left",
         textfont=dict(color="black", size=13), cliponaxis=False, hovertemplate="this setting<br>σ_w² = %{x:.3f}<br>σ_b² = %{y:.3f}<extra></extra>"))
     if off_chart is not None:
         fig.add_annotation(x=1, y=1, xref="paper", yref="paper", xanchor="right", yanchor="top", showarrow=False,
                            text=f"edge of chaos at σ_w² ≈ {off_chart:.3g} (σ_b² = {sb2:.3g}), off this chart",
                            bgcolor="rgba(255,255,255,0.8)")
-    fig.update_xaxes(range=[0, x_max])
-    fig.update_yaxes(range=[0, y_max])
+    # a little room around the grid, so a setting on an edge (σ_b² = 0, the usual case) shows its whole star
+    fig.update_xaxes(range=[-0.02 * x_max, 1.02 * x_max], zeroline=False)
+    fig.update_yaxes(range=[-0.05 * y_max, 1.04 * y_max], zeroline=False)
     return _layout(fig, f"Phase diagram, {_label(activation)}", "σ_w² (weight variance × fan-in, unitless)",
                    "σ_b² (bias variance, unitless)", height=500, detail=what)
 
@@ -187,11 +191,11 @@ def fig_jacobian_spectrum(singular_values, theory_mean: float | None = None) -> 
     rms = float(np.sqrt(np.mean(s * s)))
     tr = (lambda v: np.log10(v)) if use_log else (lambda v: v)
     data = tr(pos) if use_log else s
-    fig.add_trace(go.Histogram(x=data, nbinsx=60, name="singular values", marker=dict(color=CURVE, opacity=0.8),
+    fig.add_trace(go.Histogram(x=data, nbinsx=60, name="singular values", marker=dict(color=SPECTRUM, opacity=0.8),
                                hovertemplate="%{x}<br>%{y} values<extra></extra>"))
     lines = [(1.0, "isometry (σ = 1)", MUTED, "dot"), (rms, f"measured RMS = {_fmt(rms)}", INK, "solid")]
     if theory_mean is not None and math.isfinite(theory_mean) and theory_mean > 0:
-        lines.append((math.sqrt(theory_mean), f"theory RMS = {_fmt(math.sqrt(theory_mean))}", ACCENT, "dash"))
+        lines.append((math.sqrt(theory_mean), f"theory RMS = {_fmt(math.sqrt(theory_mean))}", INK, "dash"))
     for value, name, color, dash in lines:
         if value <= 0:
             continue
@@ -204,8 +208,8 @@ def fig_jacobian_spectrum(singular_values, theory_mean: float | None = None) -> 
     detail = f"{s.size} singular values, mean σ² = {_fmt(rms * rms)}{theory}"
     if use_log and zeros:
         detail += f"; {zeros} exactly 0 (not shown on the log axis)"
-    xlabel = ("log₁₀ singular value of ∂a^L/∂x (unitless)" if use_log
-              else "singular value of ∂a^L/∂x (output length per input length)")
+    xlabel = ("log₁₀ singular value of ∂aᴸ/∂x (unitless)" if use_log
+              else "singular value of ∂aᴸ/∂x (output length per input length)")
     return _layout(fig, title, xlabel, "count", detail=detail)
 
 
@@ -253,6 +257,8 @@ def fig_predicted_profile(profile, measured_q=None, measured_grad_rel=None, heig
                 mid = (lo + hi) / 2
                 fig.update_yaxes(range=[mid - 0.6, mid + 0.6], row=1, col=col,
                                  **log_ticks(10.0 ** np.array([mid - 0.6, mid + 0.6])))
+            else:  # 1-2-5 or one label per decade, never Plotly's crowded 2…9 minor labels
+                fig.update_yaxes(row=1, col=col, **log_ticks(shown))
     fig.update_yaxes(title_text="second moment (log scale)", row=1, col=1)
     return fig
 

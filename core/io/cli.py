@@ -195,7 +195,7 @@ def estimate_run(cfg: RunConfig) -> tuple[float, float]:
     """(seconds, bytes of memory) a run of `cfg` takes here, roughly (if it does not diverge first)."""
     from core.measure.strategy import expected_records
 
-    layers = len(cfg.hidden_widths)
+    layers = cfg.rows
     params = cfg.parameter_count()
     step = 6 * params * cfg.batch_size / FLOPS + LAYER_STEP_SECONDS * layers  # forward, and backward's two products
     records = expected_records(cfg.steps, cfg.record_every)
@@ -241,7 +241,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
     except OSError as e:
         raise ConfigError("out", f"Cannot write {out!r}: {e.strerror or e}.") from None
     note = f"; {result.message}" if result.divergence else ""
-    print(f"{result.status}: {len(result.steps)} records × {len(cfg.hidden_widths)} layers in {result.elapsed:.1f} s "
+    print(f"{result.status}: {len(result.steps)} records × {cfg.rows} {cfg.architecture.row_label}s in {result.elapsed:.1f} s "
           f"→ {out}{note}", file=sys.stderr)
     return 0
 

@@ -76,19 +76,32 @@ def _torch_bias(cfg: RunConfig) -> list[str]:
     return [bias.torch_code]
 
 
-def _torch_init_block(cfg: RunConfig) -> list[str]:
-    """The with-block that initializes every hidden nn.Linear `m`, from the entry's torch.nn.init lines."""
+def _torch_init_lines(cfg: RunConfig, conv: bool = False, guard_bias: bool = False) -> list[str]:
+    """The lines that initialize one hidden layer `m` (an nn.Linear, or with `conv` an nn.Conv2d, whose
+    fan_in is in_channels × 9), from the entry's torch.nn.init lines."""
     ini = INITIALIZERS[cfg.init]
     scaled = cfg.sigma_w != 1.0 and ini.sigma_w == "multiplier"
+    code = ini.conv_torch_code if conv and ini.conv_torch_code is not None else ini.torch_code
     body = []
-    for i, line in enumerate(ini.torch_code):
+    for i, line in enumerate(code):
         line = line.replace("{g}", ", gain=SIGMA_W" if scaled and ini.torch_gain else "")
-        if i == len(ini.torch_code) - 1 and ini.torch_comment:
+        if conv:
+            line = line.replace("m.in_features", "m.weight[0].numel()")  # a convolution's fan_in
+        if i == len(code) - 1 and ini.torch_comment and not (conv and ini.conv_torch_code is not None):
             line += f"  # {ini.torch_comment}"
         body.append(line)
     if scaled and not ini.torch_gain:
         body.append("m.weight.mul_(SIGMA_W)  # σ_w multiplies the scheme's standard deviation")
-    body += _torch_bias(cfg)
+    bias = [line.replace("m.in_features", "m.weight[0].numel()") if conv else line for line in _torch_bias(cfg)]
+    if guard_bias and bias:  # some of the layers have no bias vector (Fixup's branches)
+        bias = ["if m.bias is not None:", *["    " + line for line in bias]]
+    return body + bias
+
+
+def _torch_init_block(cfg: RunConfig) -> list[str]:
+    """The with-block that initializes every hidden nn.Linear `m`, from the entry's torch.nn.init lines."""
+    ini = INITIALIZERS[cfg.init]
+    body = _torch_init_lines(cfg)
     out = list(ini.torch_note)
     if not body:
         return out + ["# Nothing to do."]
@@ -106,8 +119,11 @@ def pytorch_code(cfg: RunConfig, share_url: str | None = None) -> str:
     Defines `model` (an nn.Sequential: [Linear(, BatchNorm1d), activation] ×
     depth, then Linear(classes)), `optimizer` and `loss`. The initial
     weights follow the same distributions as the lab's (not the same
-    numbers: the lab draws them from its own generator).
+    numbers: the lab draws them from its own generator). Other architectures: their entry's
+    `Architecture.code` writes theirs (`architecture_code`).
     """
+    if cfg.architecture.code is not None:
+        return architecture_code(cfg, "pytorch", share_url)
     act = ACTIVATIONS[cfg.activation]
     ds = DATASETS[cfg.dataset]
     consts = [
@@ -187,8 +203,11 @@ def keras_code(cfg: RunConfig, share_url: str | None = None) -> str:
     GlorotNormal, LecunNormal, Orthogonal, ...), VarianceScaling /
     RandomNormal / RandomUniform otherwise; BatchNormalization with
     PyTorch's epsilon and momentum; the optimizer; compiled for
-    sparse-label cross-entropy on logits.
+    sparse-label cross-entropy on logits. Other architectures: their entry's `Architecture.code`
+    writes theirs in Keras 3 (`architecture_code`).
     """
+    if cfg.architecture.code is not None:
+        return architecture_code(cfg, "keras", share_url)
     ini = INITIALIZERS[cfg.init]
     kernel, comments = ini.keras_kernel(cfg.sigma_w)
     optimizer = OPTIMIZERS[cfg.optimizer]
@@ -246,3 +265,306 @@ def keras_code(cfg: RunConfig, share_url: str | None = None) -> str:
         f"# Train with: model.fit(x_train, y_train, batch_size={cfg.batch_size}, epochs=...)",
     ]
     return _finish(parts)
+
+
+# -- the other architectures -----------------------------------------------------------------------------
+# Each entry of ARCHITECTURES beyond the MLP names its writer (`Architecture.code`, "module:function"):
+# (cfg, framework "pytorch" or "keras", share_url) -> the script. The Keras scripts are Keras 3 (any
+# backend: KERAS_BACKEND=torch runs them with this PyTorch; the tests do).
+
+def architecture_code(cfg: RunConfig, framework: str, share_url: str | None = None) -> str:
+    import importlib
+
+    module, name = cfg.architecture.code.split(":")
+    return getattr(importlib.import_module(module), name)(cfg, framework, share_url)
+
+
+_KERAS_HEADER = [
+    "import os",
+    "",
+    'os.environ.setdefault("KERAS_BACKEND", "torch")  # Keras 3 runs on torch, jax or tensorflow',
+    "import keras",
+]
+
+
+def _keras3(expr: str) -> str:
+    """A registry's Keras expression (written `tf.keras.…` for the MLP's TensorFlow script) in Keras 3."""
+    return expr.replace("tf.keras.", "keras.")
+
+
+def _consts(cfg: RunConfig, kernel_text: str = "", bias_text: str = "") -> list[str]:
+    ini = INITIALIZERS[cfg.init]
+    out = []
+    if _uses_sigma_w_const(cfg) or "SIGMA_W" in kernel_text:
+        out.append(f"SIGMA_W = {_num(cfg.sigma_w)}")
+    if cfg.bias and ini.uses_sigma_b and cfg.sigma_b != 0.0 and ("SIGMA_B" in bias_text or not bias_text):
+        out.append(f"SIGMA_B = {_num(cfg.sigma_b)}")
+    return out
+
+
+def _arch_title(cfg: RunConfig, framework: str) -> str:
+    arch, act, ini = cfg.architecture, ACTIVATIONS[cfg.activation].label, INITIALIZERS[cfg.init]
+    extra = f", {FIELDS_LABEL(cfg)}" if cfg.applies("residual_scale") else ""
+    bn = ", BatchNorm" if cfg.batchnorm else ""
+    sig = f" × σ_w = {cfg.sigma_w:g}" if cfg.sigma_w != 1.0 and ini.uses_sigma_w else ""
+    return (f"# {framework}: a {act} {arch.label}, {cfg.depth} {arch.depth_means} of {cfg.width} {arch.width_means}"
+            f"{extra}{bn}, {ini.label} initialization{sig}.")
+
+
+def FIELDS_LABEL(cfg: RunConfig) -> str:  # noqa: N802 - the residual scaling in words
+    from core.registry import RESIDUAL_SCALES
+
+    return f"{RESIDUAL_SCALES[cfg.residual_scale].label} residual scaling"
+
+
+def _train_step(cfg: RunConfig, x_shape: str) -> list[str]:
+    return [
+        f"optimizer = {OPTIMIZERS[cfg.optimizer].code.format(lr=_num(cfg.lr))}",
+        "",
+        f"# One training step on a random batch of {cfg.batch_size} (use your own data here).",
+        f"x = torch.randn({cfg.batch_size}, {x_shape})",
+        f"y = torch.randint(0, CLASSES, ({cfg.batch_size},))",
+        "loss = nn.functional.cross_entropy(model(x), y)",
+        "optimizer.zero_grad()",
+        "loss.backward()",
+        "optimizer.step()",
+        'print(f"loss before the step: {loss.item():.4f}")',
+    ]
+
+
+def _keras_compile(cfg: RunConfig, fit: str) -> list[str]:
+    optimizer = OPTIMIZERS[cfg.optimizer]
+    comment = f"  # {optimizer.keras_note}" if optimizer.keras_note else ""
+    return [
+        "",
+        "model.compile(",
+        f"    optimizer={_keras3(optimizer.keras_code.format(lr=_num(cfg.lr)))},{comment}",
+        "    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),",
+        '    metrics=["accuracy"],',
+        ")",
+        "model.summary()",
+        f"# Train with: model.fit({fit}, y_train, batch_size={cfg.batch_size}, epochs=...)",
+    ]
+
+
+def _keras_kernel(cfg: RunConfig, conv: bool = False) -> tuple[str, tuple[str, ...], str]:
+    """(kernel_initializer expression, comment lines, helper code) for one hidden layer, Keras 3."""
+    ini = INITIALIZERS[cfg.init]
+    kernel = ini.conv_keras_kernel if conv and ini.conv_keras_kernel is not None else ini.keras_kernel
+    expr, comments = kernel(cfg.sigma_w)
+    helper = ini.conv_keras_helper if conv and ini.conv_keras_kernel is not None else ini.keras_helper
+    return _keras3(expr), tuple(_keras3(c) for c in comments), helper
+
+
+def _keras_bias3(cfg: RunConfig) -> str | None:
+    return _keras3(_keras_bias(cfg)) if cfg.bias else None
+
+
+_KERAS_SCALAR_LAYERS = '''
+class Scale(keras.layers.Layer):
+    """y = α·x with one scalar α: ReZero's learnable α (from 0), Fixup's multiplier (from 1), or 1/√depth."""
+
+    def __init__(self, value, learnable=True, **kwargs):
+        super().__init__(**kwargs)
+        self.value, self.learnable = float(value), learnable
+
+    def build(self, input_shape):
+        self.alpha = self.add_weight(shape=(), initializer=keras.initializers.Constant(self.value),
+                                     trainable=self.learnable, name="alpha")
+
+    def call(self, x):
+        return x * self.alpha
+
+
+class Shift(keras.layers.Layer):
+    """y = x + b with one learnable scalar b, from 0 (Fixup's scalar biases)."""
+
+    def build(self, input_shape):
+        self.b = self.add_weight(shape=(), initializer="zeros", name="b")
+
+    def call(self, x):
+        return x + self.b
+'''
+
+_TORCH_BLOCK = '''
+class Block(nn.Module):
+    """x ← x + α·F(x), F = Linear → {norm}φ → Linear.{fixup_doc}"""
+
+    def __init__(self, width):
+        super().__init__()
+        self.first = nn.Linear(width, width{bias})
+{norm_line}        self.act = {act}
+        self.second = nn.Linear(width, width{bias})
+{alpha_line}{fixup_lines}
+    def forward(self, x):
+{forward}
+'''
+
+
+def resmlp_code(cfg: RunConfig, framework: str, share_url: str | None = None) -> str:
+    """The residual MLP (`core.models.resmlp`) as a runnable script: PyTorch, or Keras 3."""
+    from core.registry import RESIDUAL_SCALES
+
+    scale = RESIDUAL_SCALES[cfg.residual_scale]
+    act = ACTIVATIONS[cfg.activation]
+    ds = DATASETS[cfg.dataset]
+    shape = [f"IN_FEATURES = {cfg.features}  # {ds.input_note or ds.label}", f"WIDTH = {cfg.width}",
+             f"DEPTH = {cfg.depth}  # residual blocks", "CLASSES = 10" if cfg.classes == 10 else f"CLASSES = {cfg.classes}"]
+    if framework == "pytorch":
+        branch_bias = "" if cfg.bias and not scale.fixup else ", bias=False"
+        if scale.learnable:
+            alpha_line = f"        self.alpha = nn.Parameter(torch.tensor({_num(scale.alpha(cfg.depth))}))  # {scale.torch_note}\n"
+        elif scale.fixup:
+            alpha_line = ""
+        else:
+            alpha = "1.0" if scale.alpha(cfg.depth) == 1.0 else "DEPTH ** -0.5"
+            alpha_line = f"        self.alpha = {alpha}  # {scale.torch_note}\n"
+        fixup_lines = ("        self.bias = nn.Parameter(torch.zeros(4))  # Fixup's scalar biases, from 0\n"
+                       "        self.scale = nn.Parameter(torch.ones(()))  # Fixup's scalar multiplier, from 1\n"
+                       if scale.fixup else "")
+        h = "self.first(x + self.bias[0])" if scale.fixup else "self.first(x)"
+        forward = [f"        h = {h}"]
+        if cfg.batchnorm:
+            forward.append("        h = self.norm(h)")
+        if scale.fixup:
+            forward += ["        a = self.act(h + self.bias[1])",
+                        "        return x + self.scale * self.second(a + self.bias[2]) + self.bias[3]"]
+        else:
+            forward.append("        return x + self.alpha * self.second(self.act(h))")
+        block = _TORCH_BLOCK.format(
+            norm="[BatchNorm1d] → " if cfg.batchnorm else "",
+            fixup_doc=" Fixup (Zhang et al., 2019): scalar biases and a multiplier." if scale.fixup else "",
+            bias=branch_bias, norm_line="        self.norm = nn.BatchNorm1d(width)\n" if cfg.batchnorm else "",
+            act=act.module_code, alpha_line=alpha_line, fixup_lines=fixup_lines, forward="\n".join(forward))
+        ini = INITIALIZERS[cfg.init]
+        body = _torch_init_lines(cfg, guard_bias=scale.fixup)
+        init = list(ini.torch_note) + [
+            "blocks = list(model[1:-1])",
+            "# the input projection and every branch Linear get the scheme; the output layer keeps PyTorch's default",
+            "layers = [model[0]] + [b.first for b in blocks]  # Fixup: the branches' last layers start at zero"
+            if scale.fixup else "layers = [model[0]] + [m for b in blocks for m in (b.first, b.second)]",
+            "with torch.no_grad():",
+            "    for m in layers:",
+            *["        " + line for line in (body or ["pass"])],
+        ]
+        if scale.fixup:
+            init += ["    for b in blocks:  # Fixup: the first layer × depth^(-1/2), the last layer zero",
+                     "        b.first.weight.mul_(DEPTH ** -0.5)",
+                     "        nn.init.zeros_(b.second.weight)"]
+        parts = [
+            _arch_title(cfg, "PyTorch"), *share_comment(cfg, share_url), "import math", "", "import torch",
+            "from torch import nn", "", f"torch.manual_seed({cfg.seed})", "", *shape,
+            *_consts(cfg), "", *block.rstrip("\n").split("\n"), "", "",
+            f"model = nn.Sequential(nn.Linear(IN_FEATURES, WIDTH{'' if cfg.bias else ', bias=False'}), "
+            "*[Block(WIDTH) for _ in range(DEPTH)], nn.Linear(WIDTH, CLASSES))",
+            *(ini.torch_helper.rstrip("\n").split("\n") if ini.torch_helper else []), "", *init, "",
+            *_train_step(cfg, "IN_FEATURES"),
+        ]
+        return _finish(parts)
+    # Keras 3, functional
+    kernel, comments, helper = _keras_kernel(cfg)
+    bias = _keras_bias3(cfg)
+    uses_fan_in = "fan_in)" in kernel or (bias is not None and "fan_in)" in bias)
+
+    def dense(kernel_expr: str, bias_expr: str | None, fan: str) -> str:
+        args = [f"kernel_initializer={kernel_expr}"]
+        args += [f"bias_initializer={bias_expr}"] if bias_expr is not None else ["use_bias=False"]
+        text = f"keras.layers.Dense(WIDTH, {', '.join(args)})"
+        return text.replace("fan_in)", f"{fan})") if uses_fan_in else text
+
+    branch_bias = None if scale.fixup else bias
+    second = ('"zeros"', None if scale.fixup else bias) if scale.zero_last else (kernel, branch_bias)
+    loop = ["for _ in range(DEPTH):"]
+    loop += ["    " + c for c in comments]
+    first_in = "Shift()(x)" if scale.fixup else "x"
+    loop.append(f"    h = {dense(kernel, branch_bias, 'WIDTH')}({first_in})")
+    if cfg.batchnorm:
+        loop.append("    h = keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9)(h)  # PyTorch's defaults")
+    if scale.fixup:
+        loop.append("    h = Shift()(h)")
+    loop.append(f"    a = {_keras3(act.keras_code)}(h)" + (f"  # {act.keras_note}" if act.keras_note else ""))
+    if scale.fixup:
+        loop.append("    a = Shift()(a)")
+    loop.append(f"    f = {dense(second[0], second[1], 'WIDTH')}(a)" + ("  # Fixup: the last layer zero"
+                                                                     if scale.zero_last else ""))
+    if scale.fixup:
+        loop.append("    f = Shift()(Scale(1.0)(f))  # Fixup's multiplier (from 1) and bias")
+    elif scale.learnable:
+        loop.append(f"    f = Scale({_num(scale.alpha(cfg.depth))})(f)  # {scale.torch_note}")
+    elif scale.alpha(cfg.depth) != 1.0:
+        loop.append(f"    f = Scale(DEPTH ** -0.5, learnable=False)(f)  # {scale.torch_note}")
+    loop.append("    x = keras.layers.Add()([x, f])")
+    parts = [
+        _arch_title(cfg, "Keras 3"), *share_comment(cfg, share_url), "import math", *_KERAS_HEADER, "",
+        f"keras.utils.set_random_seed({cfg.seed})", "", *shape, *_consts(cfg, kernel, bias or ""),
+        *(_KERAS_SCALAR_LAYERS.rstrip("\n").split("\n")), *(helper.rstrip("\n").split("\n") if helper else []), "",
+        "inputs = keras.Input(shape=(IN_FEATURES,))",
+        f"x = {dense(kernel, bias, 'IN_FEATURES')}(inputs)  # the input projection",
+        *loop,
+        "outputs = keras.layers.Dense(CLASSES)(x)  # the output layer (logits), Keras' default init",
+        "model = keras.Model(inputs, outputs)",
+    ]
+    if scale.fixup:
+        parts += ["# Fixup: each branch's first layer × depth^(-1/2)",
+                  "for layer in [l for l in model.layers if isinstance(l, keras.layers.Dense)][1:-1:2]:",
+                  "    layer.kernel.assign(layer.kernel * DEPTH ** -0.5)"]
+    parts += _keras_compile(cfg, "x_train")
+    return _finish(parts)
+
+
+def cnn_code(cfg: RunConfig, framework: str, share_url: str | None = None) -> str:
+    """The CNN (`core.models.cnn`) as a runnable script: PyTorch (NCHW), or Keras 3 (NHWC)."""
+    act = ACTIVATIONS[cfg.activation]
+    ds = DATASETS[cfg.dataset]
+    c0, hgt, wid = ds.image_shape
+    shape = [f"IN_CHANNELS, HEIGHT, WIDTH_PX = {c0}, {hgt}, {wid}  # {ds.input_note or ds.label}",
+             f"CHANNELS = {cfg.width}", f"DEPTH = {cfg.depth}  # 3×3 convolutions", f"CLASSES = {cfg.classes}"]
+    ini = INITIALIZERS[cfg.init]
+    if framework == "pytorch":
+        bias = "" if cfg.bias else ", bias=False"
+        block = [f"nn.Conv2d(c, CHANNELS, 3, padding=1{bias})"] + (["nn.BatchNorm2d(CHANNELS)"] if cfg.batchnorm else [])
+        block.append(act.module_code)
+        helper = ini.conv_torch_helper if ini.conv_torch_code is not None else ini.torch_helper
+        body = _torch_init_lines(cfg, conv=True)
+        parts = [
+            _arch_title(cfg, "PyTorch"), *share_comment(cfg, share_url), "import math", "", "import torch",
+            "from torch import nn", "", f"torch.manual_seed({cfg.seed})", "", *shape, *_consts(cfg), "",
+            "layers, c = [], IN_CHANNELS",
+            "for _ in range(DEPTH):",
+            f"    layers += [{', '.join(block)}]",
+            "    c = CHANNELS",
+            "model = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(CHANNELS, CLASSES))",
+            *(helper.rstrip("\n").split("\n") if helper else []), "",
+            *ini.torch_note,
+            "convs = [m for m in model if isinstance(m, nn.Conv2d)]  # the output Linear keeps PyTorch's default",
+            "with torch.no_grad():",
+            "    for m in convs:  # fan_in = in_channels × 9",
+            *["        " + line for line in (body or ["pass"])],
+            "",
+            *_train_step(cfg, "IN_CHANNELS, HEIGHT, WIDTH_PX"),
+        ]
+        return _finish(parts)
+    kernel, comments, helper = _keras_kernel(cfg, conv=True)
+    bias = _keras_bias3(cfg)
+    uses_fan_in = "fan_in)" in kernel or (bias is not None and "fan_in)" in bias)
+    args = [f"kernel_initializer={kernel}"] + ([f"bias_initializer={bias}"] if bias is not None else ["use_bias=False"])
+    conv = f"keras.layers.Conv2D(CHANNELS, 3, padding=\"same\", {', '.join(args)})"
+    loop = ["for _ in range(DEPTH):", *["    " + c for c in comments], f"    model.add({conv})"]
+    if uses_fan_in:
+        loop.append("    fan_in = 9 * CHANNELS")
+    if cfg.batchnorm:
+        loop.append("    model.add(keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9))  # PyTorch's defaults")
+    loop.append(f"    model.add({_keras3(act.keras_code)})" + (f"  # {act.keras_note}" if act.keras_note else ""))
+    parts = [
+        _arch_title(cfg, "Keras 3"), *share_comment(cfg, share_url), "import math", "", "import numpy as np",
+        *_KERAS_HEADER, "", f"keras.utils.set_random_seed({cfg.seed})", "", *shape, *_consts(cfg, kernel, bias or ""),
+        *(helper.rstrip("\n").split("\n") if helper else []), "",
+        "model = keras.Sequential([keras.Input(shape=(HEIGHT, WIDTH_PX, IN_CHANNELS))])  # channels last",
+        *(["fan_in = 9 * IN_CHANNELS  # inputs of the next convolution's unit"] if uses_fan_in else []),
+        *loop,
+        "model.add(keras.layers.GlobalAveragePooling2D())",
+        "model.add(keras.layers.Dense(CLASSES))  # the output layer (logits), Keras' default init",
+    ]
+    parts += _keras_compile(cfg, "x_train.reshape(-1, HEIGHT, WIDTH_PX, IN_CHANNELS)")
+    code = "\n".join(parts) + "\n"
+    return code if "np." in code.replace("import numpy as np", "") else _finish(parts).replace("import numpy as np\n", "")

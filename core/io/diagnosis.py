@@ -16,8 +16,9 @@ from enum import StrEnum
 
 import numpy as np
 
+from core.fmt import power_of_ten, sci
 from core.measure.records import COL
-from core.registry import ACTIVATIONS, INITIALIZERS
+from core.registry import ACTIVATIONS, ARCHITECTURES, INITIALIZERS
 from core.schema import ConfigError, RunConfig
 
 # Three decades of change across the network is where training visibly stalls
@@ -211,7 +212,7 @@ def _fewer_layers(cfg: RunConfig) -> Suggestion | None:
 
 def _lr(cfg: RunConfig, factor: float, why: str) -> Suggestion:
     lr = float(f"{cfg.lr * factor:.3g}")
-    return Suggestion(f"{'Lower' if factor < 1 else 'Raise'} the learning rate to {lr:g}", {"lr": lr}, why)
+    return Suggestion(f"{'Lower' if factor < 1 else 'Raise'} the learning rate to {sci(lr, 3)}", {"lr": lr}, why)
 
 
 def _suggest(cfg: RunConfig, kind: str, where: str = "", step: int = 0) -> tuple[Suggestion, ...]:
@@ -311,34 +312,39 @@ def _at(stats: np.ndarray, steps: np.ndarray, i: int, cfg) -> list[Finding]:
     rec = stats[i]
     L = rec.shape[0]
     out: list[Finding] = []
+    arch = cfg.architecture
+    (fwd, bwd), (fwd_name, bwd_name), row = arch.signal, arch.signal_names, arch.row_label
     if L >= 2:
-        g = rec[:, COL["grad_preact_var"]]
+        g = rec[:, COL[bwd]]
         d = _decades(g[0], g[-1])
         if g[0] == 0 and math.isfinite(g[-1]):
             # no gradient at all reaches layer 1 (e.g. zero weights): no ratio, but the most vanished of all
             out.append(_finding(
                 Kind.VANISHING, s, 1,
-                f"Gradients vanish: at step {s}, ∂L/∂h in layer 1 is exactly zero, so the first layer does not learn at all.",
+                f"Gradients vanish: at step {s}, {bwd_name} in {row} 1 is exactly zero, so the first {row} does not learn "
+                f"at all.",
                 cfg, "backward",
             ))
         elif d < -DECADES:
             out.append(_finding(
                 Kind.VANISHING, s, 1,
-                f"Gradients vanish: at step {s}, the variance of ∂L/∂h in layer 1 is 10^{d:.1f} of that in layer {L}, "
-                f"so the first layers barely learn.",
+                f"Gradients vanish: at step {s}, the variance of {bwd_name} in {row} 1 is {power_of_ten(d, 1)} of that in {row} {L}, "
+                f"so the first {row}s barely learn.",
                 cfg, "backward",
             ))
         elif d > DECADES:
             out.append(_finding(
                 Kind.EXPLODING, s, 1,
-                f"Gradients explode: at step {s}, the variance of ∂L/∂h in layer 1 is 10^{d:.1f} times that in layer {L}.",
+                f"Gradients explode: at step {s}, the variance of {bwd_name} in {row} 1 is {power_of_ten(d, 1)} times that in {row} {L}.",
                 cfg, "backward",
             ))
-        q = rec[:, COL["preact_var"]]
+        q = rec[:, COL[fwd]]
         dq = _decades(q[-1], q[0])
         if q[-1] == 0 and math.isfinite(q[0]):
             out.append(_finding(
                 Kind.VANISHING, s, L,
+                f"Activations vanish: at step {s}, the {fwd_name} of {row} {L} is exactly zero, so the signal carries "
+                f"nothing." if fwd != "preact_var" else
                 f"Activations vanish: at step {s}, all pre-activations of layer {L} are equal (variance exactly zero), "
                 f"so the signal carries nothing.",
                 cfg, "forward",
@@ -346,13 +352,13 @@ def _at(stats: np.ndarray, steps: np.ndarray, i: int, cfg) -> list[Finding]:
         elif dq < -DECADES:
             out.append(_finding(
                 Kind.VANISHING, s, L,
-                f"Activations vanish: at step {s}, the pre-activation variance of layer {L} is 10^{dq:.1f} of layer 1's.",
+                f"Activations vanish: at step {s}, the {fwd_name} of {row} {L} is {power_of_ten(dq, 1)} of {row} 1's.",
                 cfg, "forward",
             ))
         elif dq > DECADES:
             out.append(_finding(
                 Kind.EXPLODING, s, L,
-                f"Activations explode: at step {s}, the pre-activation variance of layer {L} is 10^{dq:.1f} times layer 1's.",
+                f"Activations explode: at step {s}, the {fwd_name} of {row} {L} is {power_of_ten(dq, 1)} times {row} 1's.",
                 cfg, "forward",
             ))
     sat = rec[:, COL["saturation"]]
@@ -360,7 +366,7 @@ def _at(stats: np.ndarray, steps: np.ndarray, i: int, cfg) -> list[Finding]:
         worst = int(np.nanargmax(sat))
         out.append(_finding(
             Kind.SATURATED, s, worst + 1,
-            f"Saturated: at step {s}, {sat[worst]:.0%} of layer {worst + 1}'s pre-activations sit in {cfg.activation}'s "
+            f"Saturated: at step {s}, {sat[worst]:.0%} of layer {worst + 1}'s pre-activations sit in {ACTIVATIONS[cfg.activation].label}'s "
             f"flat region, where its slope is under a tenth of its peak.",
             cfg,
         ))
@@ -376,6 +382,74 @@ def _at(stats: np.ndarray, steps: np.ndarray, i: int, cfg) -> list[Finding]:
     return out
 
 
+# -- recurrent nets: rows per (layer, time step), read through time -----------------------------------
+
+def _recurrent_suggest(cfg: RunConfig, kind: str) -> tuple[Suggestion, ...]:
+    """What to try when the gradient through time vanishes or explodes, from the settings and the arch entry."""
+    arch = cfg.architecture
+    out: list[Suggestion] = []
+    if kind == Kind.VANISHING:
+        if arch.gated_alternative is not None:
+            out.append(Suggestion(f"Switch to an {ARCHITECTURES[arch.gated_alternative].label}",
+                                  {"arch": arch.gated_alternative},
+                                  "its cell state passes the gradient back through the forget gate alone, with no "
+                                  "W_hh and no φ′ on the way."))
+        if cfg.sigma_w < 1.0:
+            out.append(Suggestion("Set σ_w to 1", {"sigma_w": 1.0}, "W_hh's spectral radius follows σ_w: at 1 the "
+                                  "recurrent matrix keeps the gradient's size and only φ′ shrinks it."))
+        if arch.takes("forget_bias") and cfg.forget_bias < 2.0:
+            out.append(Suggestion("Raise the forget-gate bias to 2", {"forget_bias": 2.0},
+                                  "σ(2) ≈ 0.88 of the cell's gradient survives each step instead of σ(1) ≈ 0.73."))
+    elif kind == Kind.EXPLODING and cfg.sigma_w > 1.0:
+        out.append(Suggestion("Set σ_w to 1", {"sigma_w": 1.0}, "with W_hh's spectral radius above 1 the gradient "
+                              "grows by about σ_w² per step back in time."))
+    kept = []
+    for sug in out:
+        try:
+            if sug.apply(cfg) != cfg:
+                kept.append(sug)
+        except (ConfigError, ValueError):
+            continue
+    return tuple(kept[:MAX_SUGGESTIONS])
+
+
+def _through_time(stats: np.ndarray, steps: np.ndarray, i: int, cfg) -> list[Finding]:
+    """The findings of one record of a recurrent run: its top layer read along time."""
+    s = int(steps[i, 0])
+    T = cfg.time_steps
+    rec = stats[i].reshape(-1, T, stats.shape[-1])
+    top = rec[-1]
+    out: list[Finding] = []
+
+    def finding(kind, sentence):
+        sug = _recurrent_suggest(cfg, kind)
+        return Finding(kind, s, cfg.depth, sentence, _advice(sug, "Try a shorter sequence."), sug)
+
+    if T >= 2:
+        d = _decades(top[0, COL["grad_act_var"]], top[-1, COL["grad_act_var"]])
+        if d < -DECADES:
+            out.append(finding(Kind.VANISHING, f"The gradient vanishes through time: at step {s}, Var(∂L/∂h_t) at t = 1 "
+                                               f"is 10^{d:.1f} of that at t = {T}, so what the network saw first "
+                                               f"barely shapes what it learns."))
+        elif d > DECADES:
+            out.append(finding(Kind.EXPLODING, f"The gradient explodes through time: at step {s}, Var(∂L/∂h_t) at t = 1 "
+                                               f"is 10^{d:.1f} times that at t = {T}."))
+        dq = _decades(top[-1, COL["act_var"]], top[0, COL["act_var"]])
+        if dq > DECADES:
+            out.append(finding(Kind.EXPLODING, f"The state explodes over time: at step {s}, Var(h_t) at t = {T} is "
+                                               f"10^{dq:.1f} times that at t = 1."))
+    for col, what in (("saturation", "of the state's pre-activations sit in φ's flat region"),
+                      ("gate_saturation", "of the gates sit in the sigmoid's flat region (stuck open or shut)")):
+        v = rec[:, :, COL[col]]
+        if np.isfinite(v).any() and np.nanmax(v) > SATURATED:
+            l, t = np.unravel_index(int(np.nanargmax(v)), v.shape)
+            sug = ()
+            out.append(Finding(Kind.SATURATED, s, int(l) + 1, f"Saturated: at step {s}, {v[l, t]:.0%} {what} at time "
+                                                              f"step {int(t) + 1} of layer {int(l) + 1}.",
+                               _advice(sug, "Lower σ_w or the learning rate."), sug))
+    return out
+
+
 def diagnose(result) -> Diagnosis:
     """Findings at initialization and at the latest record of a RunResult or Snapshot."""
     cfg = result.config
@@ -386,8 +460,9 @@ def diagnose(result) -> Diagnosis:
         findings.append(_finding(Kind.DIVERGED, dv.step, dv.layer, dv.sentence() + " Training stopped there.", cfg))
     if len(steps):
         seen = set()
+        at = _through_time if getattr(cfg, "time_steps", 0) else _at  # recurrent rows: read along time
         for i in sorted({0, len(steps) - 1}):
-            for f in _at(stats, steps, i, cfg):
+            for f in at(stats, steps, i, cfg):
                 if (f.kind, f.layer) not in seen:  # say it once, at the earliest step
                     seen.add((f.kind, f.layer))
                     findings.append(f)
@@ -397,10 +472,10 @@ def diagnose(result) -> Diagnosis:
             med = float(np.median(upd))
             s = int(steps[-1, 0])
             if med < SLOW_UPDATE:
-                findings.append(_finding(Kind.SLOW, s, None, f"Updates are tiny: the median update:data ratio at step {s} is {med:.1e} (about 1e-3 is healthy).",
+                findings.append(_finding(Kind.SLOW, s, None, f"Updates are tiny: the median update:data ratio at step {s} is {sci(med)} (about 10⁻³ is healthy).",
                                          cfg, fallback="Fix a vanishing gradient first."))
             elif med > FAST_UPDATE:
-                findings.append(_finding(Kind.FAST, s, None, f"Updates are huge: the median update:data ratio at step {s} is {med:.1e} (about 1e-3 is healthy).",
+                findings.append(_finding(Kind.FAST, s, None, f"Updates are huge: the median update:data ratio at step {s} is {sci(med)} (about 10⁻³ is healthy).",
                                          cfg))
     findings.sort(key=lambda f: -SEVERITY[f.kind])
     if not findings:

@@ -30,8 +30,9 @@ from core.schema import ConfigError, RunConfig, RunStatus
 from core.limits import HARD, SAVED_RUN_MAX_BYTES, SAVED_RUN_MAX_MB
 from core.io.diagnosis import Diagnosis
 from core.run.engine import Divergence
-from core.run.record import LAYER_COLUMNS, STEP_COLUMNS, RunRecord, arrays_from_layer_table, layer_table, progress_text
-from core.measure.records import STAT_COLUMNS
+from core.run.record import (LAYER_COLUMNS, OPTIONAL_COLUMNS, STEP_COLUMNS, RunRecord, arrays_from_layer_table,
+                             layer_table, progress_text, row_index)
+from core.measure.records import ARCH_COLUMNS, STAT_COLUMNS
 
 FORMATS = ("csv", "parquet", "json")
 FORMAT_NAME = "gradient-flow-lab/run"
@@ -46,12 +47,20 @@ class ImportErrorForPeople(ValueError):
     """A run file that cannot be opened, with one sentence saying why."""
 
 
-def _missing_mask(df: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Cells that are empty by definition rather than non-finite."""
-    return {
+def _missing_mask(df: pd.DataFrame, cfg: RunConfig) -> dict[str, np.ndarray]:
+    """Cells that are empty by definition rather than non-finite: `update_ratio` at step 0, `test_accuracy`
+    where it was not measured, `time` where rows are not per time step, an architecture column its arch
+    does not fill."""
+    mask = {
         "update_ratio": (df["step"].to_numpy() == 0),
         "test_accuracy": np.isnan(df["test_accuracy"].to_numpy()),
+        "time": np.isnan(df["time"].to_numpy()),
     }
+    filled = cfg.architecture.columns
+    for col in ARCH_COLUMNS:
+        if col not in filled:
+            mask[col] = np.isnan(df[col].to_numpy())
+    return mask
 
 
 def to_csv(result: RunRecord) -> bytes:
@@ -59,7 +68,8 @@ def to_csv(result: RunRecord) -> bytes:
     out = df.astype(object)
     for col in df.columns[2:]:
         out[col] = [_num_text(v) for v in df[col].to_numpy()]
-    for col, mask in _missing_mask(df).items():
+    out["time"] = [str(int(v)) if v == v else "" for v in df["time"].to_numpy()]  # an index, like layer
+    for col, mask in _missing_mask(df, result.config).items():
         out.loc[mask, col] = ""
     return out.to_csv(index=False).encode()
 
@@ -94,7 +104,7 @@ def to_parquet(result: RunRecord) -> bytes:
 
     df = result.layers
     arrays, names = [], []
-    missing = _missing_mask(df)
+    missing = _missing_mask(df, result.config)
     for col in df.columns:
         values = df[col].to_numpy()
         mask = missing.get(col)
@@ -121,7 +131,7 @@ def _json_num(v: float, missing: bool = False):
 
 def to_json_dict(result: RunRecord, diagnosis: Diagnosis | None = None) -> dict:
     df = result.layers
-    missing = _missing_mask(df)
+    missing = _missing_mask(df, result.config)
     rows = []
     cols = list(df.columns)
     data = {c: df[c].to_numpy() for c in cols}
@@ -129,6 +139,8 @@ def to_json_dict(result: RunRecord, diagnosis: Diagnosis | None = None) -> dict:
         row = {"step": int(data["step"][i]), "layer": int(data["layer"][i])}
         for c in cols[2:]:
             row[c] = _json_num(data[c][i], c in missing and bool(missing[c][i]))
+        if row["time"] is not None:
+            row["time"] = int(row["time"])
         rows.append(row)
     steps = [
         {"step": int(s[0]), "loss": _json_num(s[1]), "train_accuracy": _json_num(s[2]),
@@ -269,7 +281,8 @@ def result_from_json(data: bytes | str) -> RunRecord:
     rows, step_rows = doc.get("layers"), doc.get("steps")
     if not isinstance(rows, list) or not isinstance(step_rows, list):
         raise ImportErrorForPeople("The run file needs \"layers\" and \"steps\" lists.")
-    L = len(cfg.hidden_widths)
+    L = cfg.rows
+    want_layer, want_time = row_index(L, cfg.time_steps)
     n = len(step_rows)
     if len(rows) != n * L:
         raise ImportErrorForPeople(f"The run file has {len(rows)} layer rows; {n} steps × {L} layers needs {n * L}.")
@@ -283,10 +296,16 @@ def result_from_json(data: bytes | str) -> RunRecord:
     for k, row in enumerate(rows):
         i, l = divmod(k, L)
         if (not isinstance(row, dict) or not _is_int(row.get("step")) or row["step"] != int(steps[i, 0])
-                or not _is_int(row.get("layer")) or row["layer"] != l + 1):
-            raise ImportErrorForPeople(f"Layer row {k + 1} is out of order (expected step {int(steps[i, 0])}, layer {l + 1}).")
+                or not _is_int(row.get("layer")) or row["layer"] != want_layer[l]
+                or (cfg.time_steps and row.get("time") != want_time[l])):
+            at = f", time {int(want_time[l])}" if cfg.time_steps else ""
+            raise ImportErrorForPeople(f"Layer row {k + 1} is out of order (expected step {int(steps[i, 0])}, "
+                                       f"layer {want_layer[l]}{at}).")
         for j, c in enumerate(STAT_COLUMNS):
             if c not in row:
+                if c in OPTIONAL_COLUMNS:  # a file from before the architectures: empty
+                    stats[i, l, j] = math.nan
+                    continue
                 raise ImportErrorForPeople(f"Layer row {k + 1} has no {c!r} column.")
             stats[i, l, j] = _num_in(row[c], f"layers[{k}].{c}")
     return _saved_record(cfg, stats, steps, status, taken, divergence)
@@ -315,12 +334,13 @@ def result_from_parquet(data: bytes) -> RunRecord:
     except (ValueError, RecursionError):
         raise ImportErrorForPeople("This Parquet file's run settings are not valid JSON.") from None
     cfg, status, taken, divergence = _parse_header(doc, "metadata's ")
-    L = len(cfg.hidden_widths)
+    L = cfg.rows
     names = set(pf.schema_arrow.names)
-    missing = [c for c in LAYER_COLUMNS if c not in names]
+    missing = [c for c in LAYER_COLUMNS if c not in names and c not in OPTIONAL_COLUMNS]
     if missing:
         raise ImportErrorForPeople(f"The run file's table has no {missing[0]!r} column.")
-    for name in LAYER_COLUMNS:  # checked on the schema, before anything is decompressed
+    present = [c for c in LAYER_COLUMNS if c in names]
+    for name in present:  # checked on the schema, before anything is decompressed
         kind = pf.schema_arrow.field(name).type
         ints = name in ("step", "layer")
         if not (pa.types.is_integer(kind) if ints else (pa.types.is_floating(kind) or pa.types.is_null(kind))):
@@ -332,11 +352,11 @@ def result_from_parquet(data: bytes) -> RunRecord:
         raise ImportErrorForPeople(f"The run file's table has {rows:,} rows; a run of {cfg.steps:,} steps × {L} layers "
                                    f"opened here has at most {most:,}.")
     try:
-        df = pf.read(columns=list(LAYER_COLUMNS)).to_pandas()
+        df = pf.read(columns=present).to_pandas()
     except (pa.ArrowException, OSError, ValueError) as e:
         raise ImportErrorForPeople(f"The run file's table cannot be read ({str(e)[:80]}).") from None
     try:
-        stats, steps = arrays_from_layer_table(df, L)
+        stats, steps = arrays_from_layer_table(df, L, cfg.time_steps)
     except ValueError as e:
         raise ImportErrorForPeople(f"The run file's table does not fit its {L} layers: {e}.") from None
     return _saved_record(cfg, stats, steps, status, taken, divergence)

@@ -33,8 +33,8 @@ class Batched(Measuring):
 
     name = "batched"
 
-    def __init__(self, activation, weights: Sequence[Tensor]):
-        super().__init__(activation, weights)
+    def __init__(self, activation, weights: Sequence[Tensor], chained: bool = True):
+        super().__init__(activation, weights, chained)
         self._slope = activation.slope_from_output
         self._kernel = kernels.table_kernel(self._slope or kernels.unit_slope)
         self._flat = kernels.flat_args(activation.flat_below, activation.flat_beyond)

@@ -26,8 +26,8 @@ class PlainTorch(Measuring):
     name = "torch"
     fused = False
 
-    def __init__(self, activation, weights: Sequence[Tensor]):
-        super().__init__(activation, weights)
+    def __init__(self, activation, weights: Sequence[Tensor], chained: bool = True):
+        super().__init__(activation, weights, chained)
         self.buffers: dict = {}  # reusable stacking memory
         self.record()
         self._drop()

@@ -21,13 +21,18 @@ Tensor = torch.Tensor
 
 # The columns of one record, in order; `update_ratio` is NaN where there was
 # no update yet (step 0).
+# The architectures' own columns (CLI.md, "Architectures"), NaN where they do not apply: a model fills the
+# ones its registry entry lists (`Architecture.columns`) through `Model.extra_statistics`.
+ARCH_COLUMNS = ("gate_saturation", "spectral_radius", "stream_var", "grad_stream_var", "branch_var")
 STAT_COLUMNS = (
     "preact_mean", "preact_var", "act_mean", "act_var",
     "grad_preact_var", "grad_act_var",
     "weight_var", "weight_grad_var", "grad_ratio", "update_ratio",
     "saturation", "dead_units",
+    *ARCH_COLUMNS,
 )
 COL = {name: i for i, name in enumerate(STAT_COLUMNS)}
+_ARCH = np.array([COL[c] for c in ARCH_COLUMNS])
 FORWARD_COLUMNS = ("preact_mean", "preact_var", "act_mean", "act_var")
 BACKWARD_COLUMNS = ("grad_preact_var", "grad_act_var", "weight_grad_var")
 _FORWARD = np.array([COL[c] for c in FORWARD_COLUMNS])
@@ -73,11 +78,20 @@ def assemble(moments: np.ndarray, weight_stats: tuple[np.ndarray, np.ndarray]) -
     √(Var ∂L/∂W / Var W) and update_ratio = √(Var ΔW / Var W)."""
     w_var, d_var = weight_stats
     out = moments[:, _FROM_MOMENTS]
+    out[:, _ARCH] = math.nan  # until the model fills its own (`fill_arch_columns`)
     out[:, _WEIGHT_OUT[0]] = w_var
     with np.errstate(all="ignore"):  # 0/0 under zeros init, NaN before the first update
         out[:, _WEIGHT_OUT[1]] = np.sqrt(d_var / w_var)
         out[:, _WEIGHT_OUT[2]] = np.sqrt(moments[:, M_GW] / w_var)
     return out, bool(np.isfinite(out[:, _CHECKED]).all())
+
+
+def fill_arch_columns(stats: np.ndarray, extra: dict[str, np.ndarray] | None) -> None:
+    """Write a model's own statistics (`Model.extra_statistics`: column name → one value per row) into a record."""
+    for name, values in (extra or {}).items():
+        if name not in ARCH_COLUMNS:
+            raise KeyError(f"{name!r} is not one of the architecture columns {ARCH_COLUMNS}")
+        stats[:, COL[name]] = values
 
 
 def layer_statistics(

@@ -156,8 +156,17 @@ def flat_fractions(hs: Sequence[Tensor], activation, buffers: dict | None = None
 @torch.no_grad()
 def moments_per_tensor(tensors: Sequence[Tensor], buffers: dict | None = None,
                        fused: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(variance, mean) of each tensor over all its entries, float64 numpy arrays."""
+    """(variance, mean) of each tensor over all its entries, float64 numpy arrays. A tensor listed
+    more than once (a recurrent layer's W_hh, once per time step) is read once."""
     tensors = list(tensors)
+    first = {}
+    for t in tensors:
+        first.setdefault(id(t), len(first))
+    if len(first) < len(tensors):
+        unique = list({id(t): t for t in tensors}.values())
+        var, mean = moments_per_tensor(unique, buffers, fused)
+        where = np.fromiter((first[id(t)] for t in tensors), np.int64, len(tensors))
+        return var[where], mean[where]
     k = _kernels_for(tensors, fused)
     if k is None:
         var, mean = var_mean_per_tensor(tensors, buffers)

@@ -92,8 +92,9 @@ class Measuring:
     name = "?"
     fused = True  # whether its reductions use the Numba kernels (the tracker follows)
 
-    def __init__(self, activation, weights: Sequence[Tensor]):
+    def __init__(self, activation, weights: Sequence[Tensor], chained: bool = True):
         self.activation = activation
+        self.chained = chained  # the model's `Model.chained`: block l + 1's weight layer reads block l's a
         self.weights = list(weights)
         self.layers = len(self.weights)
         self.moments = np.full((self.layers, M_COLUMNS), math.nan)
@@ -139,11 +140,12 @@ def kernels_pay(records: int, entries_per_record: int) -> bool:
 
 
 def choose(activation, weights: Sequence[Tensor], batch_size: int, records: int | None = None,
-           name: str | None = None) -> Measuring:
+           name: str | None = None, chained: bool = True) -> Measuring:
     """The strategy for a run, before its first step. `records`: how many the
     run will take (None: many); `name` (or the environment variable
     GFL_MEASURE) asks for one of `NAMES`, or "numba" for whichever of the
-    two Numba strategies the layers' size picks, where it can run."""
+    two Numba strategies the layers' size picks, where it can run.
+    `chained`: the model's `Model.chained`."""
     name = name or os.environ.get("GFL_MEASURE") or None
     if name is not None and name not in (*NAMES, "numba"):
         raise ValueError(f"Unknown measuring strategy {name!r}: use one of {', '.join(NAMES)} or numba.")
@@ -167,11 +169,11 @@ def choose(activation, weights: Sequence[Tensor], batch_size: int, records: int 
     if name == "streaming":
         from core.measure.streaming import Streaming
 
-        return Streaming(activation, weights)
+        return Streaming(activation, weights, chained)
     if name == "batched":
         from core.measure.batched import Batched
 
-        return Batched(activation, weights)
+        return Batched(activation, weights, chained)
     from core.measure.plain import PlainTorch
 
-    return PlainTorch(activation, weights)
+    return PlainTorch(activation, weights, chained)

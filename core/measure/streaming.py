@@ -33,8 +33,8 @@ class Streaming(Measuring):
 
     name = "streaming"
 
-    def __init__(self, activation, weights: Sequence[Tensor]):
-        super().__init__(activation, weights)
+    def __init__(self, activation, weights: Sequence[Tensor], chained: bool = True):
+        super().__init__(activation, weights, chained)
         L = self.layers
         self._flat = kernels.flat_args(activation.flat_below, activation.flat_beyond)
         # float32 scratch for the flat counts, one per unit
@@ -85,13 +85,16 @@ class Streaming(Measuring):
     def forward(self, l: int, z: Tensor, h: Tensor, a: Tensor) -> None:
         """Block l (0-based): z is the Linear's output, h the activation's input (z, or BatchNorm(z)), a = φ(h)."""
         weight = self.weights[l]
+        shared = l > 0 and weight is self.weights[l - 1]  # the block before's (W_hh through time): read once
+        if shared:
+            self.moments[l, M_W:M_W + 2] = self.moments[l - 1, M_W:M_W + 2]
         if l == 0:
             self._h_is_z = h is z  # no BatchNorm between: the matmul node's incoming gradient is ∂L/∂h
         if self.keep:
             self.kept.hs[l], self.kept.acts[l] = h, a
         shape = h.shape
         if (len(shape) == 2 and h.dtype is torch.float32 and h.is_contiguous() and a.is_contiguous()
-                and weight.is_contiguous()):
+                and weight.is_contiguous() and weight.dim() == 2):
             rows, cols = shape
             wr, wc = weight.shape
             # the hook's gradients have these shapes too; ∂L/∂Wᵀ's strides when dense (transposed, or not)
@@ -100,11 +103,12 @@ class Streaming(Measuring):
             unit = self._unit if self._unit.size >= cols else self._scratch(cols)
             kernels._reduce3(self.moments, unit, below, beyond, mode, M_SAT,
                              h.data_ptr(), rows, cols, l, M_H, True, a.data_ptr(), rows, cols, l, M_A,
-                             weight.data_ptr(), wr, wc, l, M_W)
+                             0 if shared else weight.data_ptr(), wr, wc, l, M_W)
         else:
             self._reduce(h, l, M_H, flat=True)
             self._reduce(a, l, M_A)
-            self._reduce(weight, l, M_W)
+            if not shared:
+                self._reduce(weight, l, M_W)
         if h.requires_grad:
             self._hook_backward(l, z, h)
         self._prev_a = a
@@ -124,6 +128,8 @@ class Streaming(Measuring):
         if positions is False:  # a node type not seen yet
             positions = self._node_positions[type(node)] = (
                 None if node is None else LINEAR_NODES.get(node.name()))
+        if not self.chained:  # the weight layer's input is not the block below's a (a residual stream, a pooling)
+            positions = None
         if positions is None:  # a node we don't know: a tensor hook per gradient, ∂L/∂W later
             self._weight_grads_later = True
             if h is not None:

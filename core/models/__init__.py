@@ -28,15 +28,35 @@ class Watcher(Protocol):
 
 
 class Model(Protocol):
-    """A network whose blocks the measuring code can watch."""
+    """A network whose blocks the measuring code can watch.
+
+    A block is one row of the run's table (`RunConfig.rows`): a hidden
+    layer, a residual block, a convolution, or a recurrent layer at one time
+    step. Its h and a are 2-D (entries × units; a convolution's are
+    (batch·pixels) × channels, so a unit is a channel). `chained` says that
+    each block's weight layer reads the block below's a and the output layer
+    reads the last a (the MLP): a streaming strategy then finds ∂L/∂a on the
+    next weight layer's autograd node; otherwise it asks for it with tensor
+    hooks. `extra_statistics()`, after the backward pass of a recorded step,
+    gives the architecture's own columns (`core.measure.records.ARCH_COLUMNS`)
+    as column → one value per row; `probe_parameter()` is a parameter near
+    the input whose gradient every overflow of the backward pass reaches."""
 
     activation: object  # core.registry.Activation: φ, its flat region and its slope
+    chained: bool
 
     def block_weights(self) -> Sequence[Tensor]:
         """Each block's weight W, in order (what Var(W), ∂L/∂W and the update ratio are of)."""
 
     def __call__(self, x: Tensor, watch: Watcher | None = None) -> Tensor:
         """The logits; `watch` sees every block's z, h and a, then the logits."""
+
+    def probe_parameter(self) -> Tensor:
+        """A small parameter near the input: a non-finite backward pass shows in its gradient's sum."""
+
+    def extra_statistics(self, fused: bool | None = None) -> dict:
+        """The architecture's own columns of the last recorded step ({} for none); `fused` as the
+        measuring strategy's (False: PyTorch's reductions only)."""
 
 
 __all__ = ["Model", "Watcher"]

@@ -33,20 +33,44 @@ def scaled(scheme: Callable[[Tensor, torch.Generator], None]) -> WeightFn:
     return draw_
 
 
+def fan_in(w: Tensor) -> int:
+    """Inputs of one output unit: a Linear's in_features, a convolution's in_channels × kernel size."""
+    return w[0].numel()
+
+
 def normal_fan_in_(w: Tensor, sigma_w: float, gen: torch.Generator) -> None:
     """Mean-field parameterization: W ~ N(0, σ_w²/fan_in)."""
-    nn.init.normal_(w, 0.0, sigma_w / math.sqrt(w.shape[1]), generator=gen)
+    nn.init.normal_(w, 0.0, sigma_w / math.sqrt(fan_in(w)), generator=gen)
 
 
 def uniform_fan_in_(w: Tensor, sigma_w: float, gen: torch.Generator) -> None:
     """W ~ U(±σ_w·√(3/fan_in)): the same variance as `normal_fan_in_`."""
-    bound = sigma_w * math.sqrt(3.0 / w.shape[1])
+    bound = sigma_w * math.sqrt(3.0 / fan_in(w))
     nn.init.uniform_(w, -bound, bound, generator=gen)
 
 
 def lecun_uniform_(w: Tensor, gen: torch.Generator) -> None:
-    bound = math.sqrt(3.0 / w.shape[1])
+    bound = math.sqrt(3.0 / fan_in(w))
     nn.init.uniform_(w, -bound, bound, generator=gen)
+
+
+def lecun_normal_(w: Tensor, gen: torch.Generator) -> None:
+    nn.init.normal_(w, 0.0, 1 / math.sqrt(fan_in(w)), generator=gen)
+
+
+def delta_orthogonal_(w: Tensor, gen: torch.Generator) -> None:
+    """Delta-orthogonal (Xiao et al., 2018): a convolution's kernel is zero except at its centre, which
+    holds a (semi-)orthogonal out_channels × in_channels matrix; the convolution then acts on every
+    pixel as that matrix does, so the network's input-output Jacobian can be exactly isometric.
+    On a Linear (no spatial dimensions) it is the plain orthogonal matrix."""
+    if w.dim() <= 2:
+        nn.init.orthogonal_(w, gain=1.0, generator=gen)
+        return
+    centre = tuple(k // 2 for k in w.shape[2:])
+    q = torch.empty(w.shape[0], w.shape[1], dtype=w.dtype)
+    nn.init.orthogonal_(q, gain=1.0, generator=gen)
+    w.zero_()
+    w[(slice(None), slice(None), *centre)] = q
 
 
 # -- biases ------------------------------------------------------------------------------------------
@@ -123,3 +147,41 @@ def lsuv_(net, x: torch.Tensor, tol: float = 0.1, max_iter: int = 10) -> list[fl
         n.running_var.copy_(v)
         n.num_batches_tracked.copy_(count)
     return final
+
+
+# The same scheme written out for the generated scripts (`core.io.codegen`), without this project's helpers.
+DELTA_ORTHOGONAL_TORCH = '''
+@torch.no_grad()
+def delta_orthogonal_(w, gain=1.0):
+    """Delta-orthogonal (Xiao et al., 2018): an orthogonal out × in matrix at the
+    kernel's centre, zeros elsewhere; on a Linear weight, plain orthogonal."""
+    if w.dim() <= 2:
+        return nn.init.orthogonal_(w, gain=gain)
+    q = torch.empty(w.shape[0], w.shape[1])
+    nn.init.orthogonal_(q, gain=gain)
+    w.zero_()
+    w[:, :, w.shape[2] // 2, w.shape[3] // 2] = q
+    return w
+'''
+
+DELTA_ORTHOGONAL_KERAS = '''
+class DeltaOrthogonal(keras.initializers.Initializer):
+    """Delta-orthogonal (Xiao et al., 2018): an orthogonal in × out matrix at the
+    kernel's centre, zeros elsewhere; on a Dense kernel, plain orthogonal."""
+
+    def __init__(self, gain=1.0, seed=None):
+        self.gain, self.seed = gain, seed
+
+    def __call__(self, shape, dtype=None):
+        ortho = keras.initializers.Orthogonal(gain=self.gain, seed=self.seed)
+        if len(shape) == 2:
+            return ortho(shape, dtype=dtype)
+        kh, kw, cin, cout = shape  # Keras kernels are (height, width, in, out)
+        centre = keras.ops.reshape(ortho((cin, cout), dtype=dtype), (1, 1, cin, cout))
+        mask = np.zeros((kh, kw, 1, 1), dtype="float32")
+        mask[kh // 2, kw // 2] = 1.0
+        return keras.ops.convert_to_tensor(mask, dtype=dtype) * centre
+
+    def get_config(self):
+        return {"gain": self.gain, "seed": self.seed}
+'''

@@ -31,8 +31,17 @@ class MLP(nn.Module):
         self.activation = ACTIVATIONS[cfg.activation]
         self.out = nn.Linear(sizes[-1], cfg.classes)
 
+    chained = True  # layer l + 1's Linear reads layer l's a; the output layer reads the last a
+
     def block_weights(self) -> list[torch.Tensor]:
         return [linear.weight for linear in self.linears]
+
+    def probe_parameter(self) -> torch.Tensor:
+        first = self.linears[0]
+        return first.bias if first.bias is not None else first.weight
+
+    def extra_statistics(self, fused: bool | None = None) -> dict:
+        return {}  # no columns of its own
 
     def hidden_forward(self, x: torch.Tensor, upto: int | None = None, watch=None, kept: tuple | None = None):
         """The activations of hidden layer `upto` - 1 (the input for upto=0;

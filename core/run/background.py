@@ -13,6 +13,7 @@ import threading
 import time
 from typing import Callable
 
+from core.run.boundary import BoundaryRecorder
 from core.run.engine import Record, Trainer, set_training_threads
 from core.run.record import Recorder, RunRecord, progress_text
 from core.schema import RunConfig, RunStatus
@@ -98,12 +99,13 @@ class Run:
         self._stop = threading.Event()
         self._paused = False
         self._step_budget = 0
-        self._recorder = Recorder(len(cfg.hidden_widths))
+        self._recorder = Recorder(cfg.rows)
         self._status = RunStatus.READY
         self._message = ""
         self._divergence = None
         self._step = 0  # optimizer steps taken
         self._hist: dict | None = None
+        self._boundary = None  # core.run.boundary.BoundaryRecorder, for 2-D data, once the trainer exists
         self._queue_position = 0
         self._version = 0
         self._elapsed = 0.0
@@ -177,7 +179,8 @@ class Run:
             stats, steps = self._recorder.view()
             return RunRecord(self.cfg, stats, steps, self._status, self._divergence, self._elapsed, self._message,
                              steps_taken=self._step, hist=self._hist, queue_position=self._queue_position,
-                             version=self._version)
+                             version=self._version,
+                             boundary=self._boundary.view() if self._boundary is not None else None)
 
     # -- the thread ------------------------------------------------------------
     def _set_status(self, status: RunStatus, message: str | None = None) -> None:
@@ -224,13 +227,19 @@ class Run:
         with self._lock:
             self._queue_position = 0
             self._set_status(RunStatus.PAUSED if self._paused else RunStatus.RUNNING)
-        self._loop(Trainer(self.cfg))
+        trainer = Trainer(self.cfg)
+        if trainer.boundary is not None:
+            with self._lock:
+                self._boundary = BoundaryRecorder(trainer.boundary)
+        self._loop(trainer)
 
     def _append(self, rec: Record) -> None:
         with self._lock:
             self._recorder.append(rec)
             if rec.hist is not None:
                 self._hist = dict(rec.hist, step=rec.step)
+            if rec.boundary is not None and self._boundary is not None:
+                self._boundary.append(rec.step, rec.boundary)
             self._version += 1
 
     def _stopped(self, why: str) -> None:

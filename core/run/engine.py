@@ -17,6 +17,7 @@ import time
 from typing import Callable
 
 from core.schema import RunConfig, RunStatus
+from core.run.boundary import BoundaryRecorder
 from core.run.record import Recorder, RunRecord
 # The training loop lives in core.run.trainer; its names are importable from here too.
 from core.run.trainer import (  # noqa: F401
@@ -32,14 +33,18 @@ def train(cfg: RunConfig, progress: Callable[[int, int], None] | None = None, th
         set_training_threads(threads)
     t0 = time.perf_counter()
     trainer = Trainer(cfg)
-    recorder = Recorder(len(cfg.hidden_widths))
+    recorder = Recorder(cfg.rows)
+    boundary = BoundaryRecorder(trainer.boundary) if trainer.boundary is not None else None
     while not trainer.done:
         rec = trainer.advance()
         if rec is not None:
             recorder.append(rec)
+            if rec.boundary is not None and boundary is not None:
+                boundary.append(rec.step, rec.boundary)
         if progress is not None:
             progress(trainer.step, cfg.steps)
     stats, steps = (a.copy() for a in recorder.view())  # once, at the end: exact size, not the recorder's headroom
     dv = trainer.divergence
     return RunRecord(cfg, stats, steps, RunStatus.DIVERGED if dv else RunStatus.FINISHED, dv,
-                     time.perf_counter() - t0, dv.sentence() if dv else "", steps_taken=trainer.step)
+                     time.perf_counter() - t0, dv.sentence() if dv else "", steps_taken=trainer.step,
+                     boundary=boundary.view() if boundary is not None else None)

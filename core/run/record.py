@@ -25,11 +25,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core.measure.records import STAT_COLUMNS
+from core.measure.records import ARCH_COLUMNS, STAT_COLUMNS
 from core.schema import RunConfig, RunStatus
 
 if TYPE_CHECKING:
     from core.io.diagnosis import Diagnosis
+    from core.run.boundary import Boundary
     from core.run.engine import Divergence, Record
 
 # -- the table's columns, declared once -----------------------------------------------------------------
@@ -37,24 +38,40 @@ if TYPE_CHECKING:
 STEP_COLUMNS = ("step", "loss", "train_accuracy", "test_accuracy")  # one row per record
 # Statistics that follow CLI.md's required columns instead of sitting among them.
 _TRAILING_STATS = ("grad_ratio",)
-# The per-layer table's columns: CLI.md's required ones in its order, then ours.
-LAYER_COLUMNS = ("step", "layer", *(c for c in STAT_COLUMNS if c not in _TRAILING_STATS), "loss",
-                 *_TRAILING_STATS, "train_accuracy", "test_accuracy")
+# The per-layer table's columns: CLI.md's required ones in its order, then ours, then the architectures'.
+LAYER_COLUMNS = ("step", "layer", "time",
+                 *(c for c in STAT_COLUMNS if c not in _TRAILING_STATS and c not in ARCH_COLUMNS), "loss",
+                 *_TRAILING_STATS, "train_accuracy", "test_accuracy", *ARCH_COLUMNS)
+# Columns a saved run written before the architectures arrived does not have: read back as empty.
+OPTIONAL_COLUMNS = ("time", *ARCH_COLUMNS)
 
 
-def layer_table(stats: np.ndarray, steps: np.ndarray):
-    """The tidy per-layer table of CLI.md (pandas): one row per recorded step and layer, `LAYER_COLUMNS`."""
+def row_index(rows: int, time_steps: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(layer, time) of each row of one record, 1-based: rows are per layer, or, with `time_steps`,
+    per (layer, time step) with time varying fastest; time is NaN where rows are not per time step."""
+    r = np.arange(rows, dtype=np.int64)
+    if time_steps:
+        return r // time_steps + 1, (r % time_steps + 1).astype(np.float64)
+    return r + 1, np.full(rows, np.nan)
+
+
+def layer_table(stats: np.ndarray, steps: np.ndarray, time_steps: int = 0):
+    """The tidy per-layer table of CLI.md (pandas): one row per recorded step and layer (and time step,
+    for a recurrent run: `time_steps` per layer), `LAYER_COLUMNS`."""
     import pandas as pd
 
     n, L = (stats.shape[0], stats.shape[1]) if stats.ndim == 3 else (0, 0)
     flat = stats.reshape(n * L, len(STAT_COLUMNS))
     per_step = {name: steps[:, j] for j, name in enumerate(STEP_COLUMNS)}
+    layer, time = row_index(L, time_steps)
     cols = {}
     for name in LAYER_COLUMNS:
         if name == "step":
             cols[name] = np.repeat(steps[:, 0].astype(np.int64), L)
         elif name == "layer":
-            cols[name] = np.tile(np.arange(1, L + 1, dtype=np.int64), n)
+            cols[name] = np.tile(layer, n)
+        elif name == "time":
+            cols[name] = np.tile(time, n)
         elif name in per_step:
             cols[name] = np.repeat(per_step[name], L)
         else:
@@ -71,11 +88,12 @@ def step_table(steps: np.ndarray):
     return df
 
 
-def arrays_from_layer_table(df, layers: int) -> tuple[np.ndarray, np.ndarray]:
+def arrays_from_layer_table(df, layers: int, time_steps: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """`layer_table`'s inverse: (stats, steps) from a tidy table of `layers`
-    layers in its order (one block of rows per record). Raises ValueError
-    naming what does not fit."""
-    missing = [c for c in LAYER_COLUMNS if c not in df.columns]
+    rows per record in its order (one block of rows per record; with
+    `time_steps`, per layer and time step). Raises ValueError naming what
+    does not fit. The architectures' columns may be missing (older files): empty."""
+    missing = [c for c in LAYER_COLUMNS if c not in df.columns and c not in OPTIONAL_COLUMNS]
     if missing:
         raise ValueError(f"the table has no {missing[0]!r} column")
     rows = len(df)
@@ -84,14 +102,19 @@ def arrays_from_layer_table(df, layers: int) -> tuple[np.ndarray, np.ndarray]:
     n = rows // layers
     layer = df["layer"].to_numpy()
     step = df["step"].to_numpy()
-    if not np.array_equal(layer, np.tile(np.arange(1, layers + 1), n)):
+    want_layer, want_time = row_index(layers, time_steps)
+    if not np.array_equal(layer, np.tile(want_layer, n)):
         raise ValueError("its rows are not in order of step, then layer 1 to the last")
+    if time_steps and ("time" not in df.columns or not np.array_equal(
+            df["time"].to_numpy(dtype=np.float64, na_value=np.nan), np.tile(want_time, n))):
+        raise ValueError("its rows are not in order of step, layer, then time step 1 to the last")
     by_record = step.reshape(n, layers)
     if (by_record != by_record[:, :1]).any():
         raise ValueError("a record's rows do not all have the same step")
     stats = np.empty((n, layers, len(STAT_COLUMNS)))
     for j, name in enumerate(STAT_COLUMNS):
-        stats[:, :, j] = df[name].to_numpy(dtype=np.float64, na_value=np.nan).reshape(n, layers)
+        stats[:, :, j] = (df[name].to_numpy(dtype=np.float64, na_value=np.nan).reshape(n, layers)
+                          if name in df.columns else np.nan)
     steps = np.empty((n, len(STEP_COLUMNS)))
     steps[:, 0] = by_record[:, 0]
     for j, name in enumerate(STEP_COLUMNS[1:], 1):
@@ -132,9 +155,10 @@ class RunRecord:
     queue_position: int = 0
     version: int = 0
     note: str = ""
+    boundary: "Boundary | None" = field(default=None, repr=False)  # 2-D data: predictions over the plane
 
     def __post_init__(self):
-        layers = len(self.config.hidden_widths)
+        layers = self.config.rows
         object.__setattr__(self, "stats", _read_only(self.stats, (layers, len(STAT_COLUMNS))))
         object.__setattr__(self, "steps", _read_only(self.steps, (len(STEP_COLUMNS),)))
         object.__setattr__(self, "status", RunStatus(self.status))
@@ -152,7 +176,8 @@ class RunRecord:
 
     @property
     def layer_count(self) -> int:
-        return len(self.config.hidden_widths)
+        """Rows per record: hidden layers or blocks (times the time steps, for a recurrent run)."""
+        return self.config.rows
 
     @property
     def last_step(self) -> int | None:
@@ -167,7 +192,7 @@ class RunRecord:
     @cached_property
     def layers(self):
         """The per-layer table of CLI.md (a pandas DataFrame, `LAYER_COLUMNS`)."""
-        return layer_table(self.stats, self.steps)
+        return layer_table(self.stats, self.steps, self.config.time_steps)
 
     @property
     def step_rows(self):
@@ -246,5 +271,5 @@ class Recorder:
         return self._stats.nbytes + self._steps.nbytes
 
 
-__all__ = ["STEP_COLUMNS", "LAYER_COLUMNS", "RunRecord", "RunStatus", "Recorder", "layer_table", "step_table",
+__all__ = ["STEP_COLUMNS", "LAYER_COLUMNS", "OPTIONAL_COLUMNS", "row_index", "RunRecord", "RunStatus", "Recorder", "layer_table", "step_table",
            "arrays_from_layer_table", "progress_text", "status_text"]

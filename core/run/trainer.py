@@ -18,9 +18,9 @@ import torch.nn.functional as F
 
 from core.schema import RunConfig
 from core.data import BatchSampler, load_data
-from core.models.mlp import build_network
+from core.run.boundary import boundary_probe
 from core.measure.probes import histograms
-from core.measure.records import COL, M_W, M_X, assemble, first_nonfinite_layer
+from core.measure.records import COL, M_W, M_X, assemble, fill_arch_columns, first_nonfinite_layer
 from core.measure.strategy import choose, expected_records
 from core.measure.tracker import WeightTracker
 from core.registry import ACTIVATIONS, INITIALIZERS, OPTIMIZERS
@@ -124,6 +124,7 @@ class Record:
     stats: np.ndarray              # (layers, len(STAT_COLUMNS)) float64
     hist: dict | None = None       # latest histograms, when asked for
     divergence: "Divergence | None" = None  # set on the record where the run diverged
+    boundary: tuple | None = None  # (classes, confidence) on the plane's grid, for 2-D data (core.run.boundary)
 
 
 def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
@@ -146,20 +147,22 @@ class Trainer:
         self.data = load_data(cfg)
         self.sampler = BatchSampler(len(self.data.x_train), cfg.batch_size, cfg.seed)
         calibration = self.data.x_train[: min(len(self.data.x_train), 512)] if INITIALIZERS[cfg.init].needs_data else None
-        self.net = build_network(cfg, calibration)
+        self.net = cfg.architecture.build(cfg, calibration)
         self.net.train()
+        self._probe = self.net.probe_parameter()
         skip_dynamo_for_optimizers()
         self.opt = OPTIMIZERS[cfg.optimizer].make(self.net.parameters(), cfg.lr)
         self.params = list(self.net.parameters())
         weights = self.net.block_weights()
         self.strategy = choose(self.net.activation, weights, cfg.batch_size,
-                               expected_records(cfg.steps, cfg.record_every), strategy)
+                               expected_records(cfg.steps, cfg.record_every), strategy, chained=self.net.chained)
         self.tracker = WeightTracker(weights, self.opt, cfg.optimizer, fused=self.strategy.fused)
         self.hist_range = ACTIVATIONS[cfg.activation].output_range
         self.step = 0  # optimizer steps taken
         self.divergence: Divergence | None = None
         self.done = False
         self.finite = True  # every checked column of the last record was finite
+        self.boundary = boundary_probe(cfg, self.data)  # 2-D data: the grid the decision boundary is drawn on
 
     def __repr__(self) -> str:
         return f"Trainer(step {self.step}/{self.cfg.steps}, {'done' if self.done else 'training'})"
@@ -185,14 +188,15 @@ class Trainer:
         rec = None
         if self.wants_record(s):
             rec = self._recorded_step(s, x, y, want_hist, self._wants_eval(s))
+            if self.boundary is not None and self.boundary.wants(s):
+                rec.boundary = self.boundary.predict(self.net)  # the same weights as the record, before the update
         else:
             self.opt.zero_grad(set_to_none=True)
             loss = F.cross_entropy(self.net(x), y)
             loss.backward()
             # A gradient that overflows poisons every layer below it, so the first
             # layer's ∂L/∂b (or ∂L/∂W) summed tells whether any did, for the cost of one small sum.
-            first = self.net.linears[0]
-            probe_grad = first.bias.grad if first.bias is not None else first.weight.grad
+            probe_grad = self._probe.grad
             if not (math.isfinite(float(loss.detach())) and math.isfinite(float(probe_grad.sum()))):
                 # Find the layer: the same step again, recorded (same batch, same weights).
                 rec = self._recorded_step(s, x, y, want_hist, False)
@@ -226,6 +230,7 @@ class Trainer:
             w_var = moments[:, M_W].copy() if np.isfinite(moments[:, M_W]).all() else None
             stats, self.finite = assemble(moments, self.tracker.statistics(
                 s, w_var, moments[:, M_X].copy() if update else None))
+            fill_arch_columns(stats, self.net.extra_statistics(self.strategy.fused))
             kept = m.kept
         self.tracker.note_grad_var(s, stats[:, COL["weight_grad_var"]])
         train_acc = accuracy(logits, y)

@@ -48,6 +48,8 @@ def theory_columns(cfg: RunConfig) -> dict[str, Any]:
     from core import theory as T
 
     widths = cfg.hidden_widths
+    if not cfg.architecture.mlp_theory:  # a residual stream, convolutions, recurrence: not the MLP's phase diagram
+        return {"depth_scale_q": math.nan, "depth_scale_c": math.nan, "phase": NOT_COVERED}
     eff = None if cfg.batchnorm else T.effective_sigma2(cfg.init, widths[0], widths[1] if len(widths) > 1 else widths[0],
                                                        cfg.sigma_w, cfg.sigma_b)
     if eff is None:

@@ -22,7 +22,10 @@ from core.theory.predictions import SettingSummary, gradient_window, setting_sum
 from core.theory.jacobian import jacobian_singular_values
 from core.theory.jacobian import JACOBIAN_MAX_COST, jacobian_at_init, jacobian_cost, jacobian_inputs
 from core.theory.measured import at_init_config, measure_at_init, measured_profile, slope_curves
-from core.theory.explain import gradient_sentence, limitations, pow10, ratio_text
+from core.theory.explain import (
+    PHASE_WORDS, PhaseStory, forward_sentence, gradient_sentence, limitations, phase_story, phase_word, pow10,
+    ratio_text, trend,
+)
 
 __all__ = [
     "quadrature_rule", "gaussian_moments", "variance_map", "variance_map_slope", "q_path", "fixed_point", "chi1",
@@ -31,5 +34,6 @@ __all__ = [
     "jacobian_singular_values", "jacobian_theory_mean",
     "SettingSummary", "setting_summary", "gradient_window", "JACOBIAN_MAX_COST", "jacobian_cost", "jacobian_inputs",
     "jacobian_at_init", "at_init_config", "measure_at_init", "measured_profile", "slope_curves", "gradient_sentence",
-    "limitations", "pow10", "ratio_text",
+    "limitations", "pow10", "ratio_text", "PHASE_WORDS", "PhaseStory", "forward_sentence", "phase_story",
+    "phase_word", "trend",
 ]

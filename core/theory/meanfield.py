@@ -505,7 +505,9 @@ def summary(activation: str, sigma_w: float, sigma_b: float, depth: int | None =
     notes = {
         "ordered": f"Ordered phase (χ₁ < 1): gradients shrink by about e every {r['xi_c']:.3g} layers "
                    "and inputs become correlated.",
-        "critical": "Critical (χ₁ = 1, the edge of chaos): signals and gradients keep their size over many layers.",
+        "critical": ("Critical only at q* = 0 (χ₁ = 1 for a vanishing signal): the variance decays to 0 slowly, "
+                     "polynomially rather than exponentially, and gradients shrink with it." if r["q_star"] == 0 else
+                     "Critical (χ₁ = 1, the edge of chaos): signals and gradients keep their size over many layers."),
         "chaotic": f"Chaotic phase (χ₁ > 1): gradients grow by a factor {r['chi1']:.3g} per layer and nearby "
                    "inputs decorrelate.",
         "unbounded": "The pre-activation variance grows without bound with depth (no finite fixed point); "
