@@ -156,17 +156,27 @@ def gap_note(values: np.ndarray, what: str, log_axis: bool = True) -> str | None
     return "; ".join(notes) if notes else None
 
 
+NOTE = "note"  # the `name` of every note annotation: a live chart replaces these and keeps the others
+
+
+def note_annotation(lines: Sequence[str | None], y: float = 1.0, panel: int = 1) -> dict | None:
+    """The annotation `add_note` adds, as a plain dict (None when there is nothing to say)."""
+    lines = [s for s in lines if s]
+    if not lines:
+        return None
+    text = "<br>".join(f"⚠ {s}" for s in lines[:3])
+    axis = "" if panel == 1 else str(panel)
+    return dict(name=NOTE, text=text, x=0.0, y=y, xref=f"x{axis} domain", yref=f"y{axis} domain", xanchor="left",
+                yanchor="top", showarrow=False, align="left", font=dict(color=COLOURS["warning"], size=12),
+                bgcolor="rgba(255,255,255,0.85)")
+
+
 def add_note(fig: go.Figure, lines: Sequence[str | None], y: float = 1.0, panel: int = 1) -> None:
     """A red note in the top-left corner of a plotting area (gaps, divergence);
     `panel` is the subplot (1 = the first x/y axes)."""
-    lines = [s for s in lines if s]
-    if not lines:
-        return
-    text = "<br>".join(f"⚠ {s}" for s in lines[:3])
-    axis = "" if panel == 1 else str(panel)
-    fig.add_annotation(text=text, x=0.0, y=y, xref=f"x{axis} domain", yref=f"y{axis} domain", xanchor="left", yanchor="top",
-                       showarrow=False, align="left", font=dict(color=COLOURS["warning"], size=12),
-                       bgcolor="rgba(255,255,255,0.85)")
+    note = note_annotation(lines, y, panel)
+    if note is not None:
+        fig.add_annotation(**note)
 
 
 def two_panels(left: str, right: str, spacing: float = 0.1) -> go.Figure:
