@@ -97,19 +97,18 @@ function resync(st, trigger, why) {
 }
 
 async function apply(host, st, data, trigger) {
-  if (data.preload) { await plotly(); return; }
+  if (data.preload || data.pending) { await plotly(); return; }
   const Plotly = await plotly();
-  if (data.fig !== undefined) {
-    if (st.base === data.base && st.n.every((v, k) => v === data.n[k])) return;  // the same figure again
+  const lacks = st.base !== data.base || st.n.some((v, k) => v < data.since[k]);
+  if (data.fig !== undefined && lacks) {
+    // The figure as it was at `since` records; the patch below brings it up to date.
     const fig = JSON.parse(data.fig);
     st.ours = true;
     try { await Plotly.react(host, plainArrays(fig.data), fig.layout, CONFIG); } finally { st.ours = false; }
-    st.base = data.base; st.n = data.n.slice(); st.lastSet = null; st.lastLayout = null; st.zoomed = {};
+    st.base = data.base; st.n = data.since.slice(); st.lastSet = null; st.lastLayout = null; st.zoomed = {};
     st.draws = (st.draws || 0) + 1;
     host.dataset.base = data.base;
-    host.dataset.n = st.n.join(',');
     listen(host, st);
-    return;
   }
   if (st.base !== data.base) { resync(st, trigger, 'base'); return; }
   if (st.n.some((v, k) => v < data.since[k])) { resync(st, trigger, 'records'); return; }

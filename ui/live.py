@@ -24,7 +24,7 @@ from core.run.record import RunRecord as Snapshot
 from core.schema import RunStatus
 
 from .session import current_run, status_line
-from .livechart import live_chart, preload
+from .livechart import live_chart, preload, refresh
 from .state import SlotKeys
 
 REFRESH_SECONDS = 0.2   # ≥ 4 refreshes a second while training: the live charts get patches only
@@ -266,7 +266,8 @@ def _draw_main(key: str, polling: bool) -> None:
                 st.caption("Building the network and taking the first record…")
             return
         was_playing = is_playing(key)
-        show_run(snap, key, run, scrub=not snap.status.moving)
+        with refresh(polling):
+            show_run(snap, key, run, scrub=not snap.status.moving)
         if was_playing and not is_playing(key):
             st.rerun()  # play-back reached the end: redraw the page once, without polling
     except Exception as e:  # a chart must never turn into a traceback in the browser

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -70,6 +71,30 @@ def _forget(key: str) -> None:
 
 
 HISTORY = 3  # a patch starts from the records sent this many refreshes ago: a browser that missed the last ones still applies it
+FULL_SENDS = 2  # a new base's figure goes out on this many refreshes in a row
+_BUDGET = "livechart__builds_left"
+
+
+@contextmanager
+def refresh(live: bool):
+    """Wrap a fragment's drawing of live charts: while a run moves (`live`), each refresh builds at
+    most one new full figure (the others follow on the next refreshes), so the first chart shows
+    after one figure's build time rather than after all of them."""
+    st.session_state[_BUDGET] = 1 if live else None
+    try:
+        yield
+    finally:
+        st.session_state[_BUDGET] = None
+
+
+def _may_build() -> bool:
+    left = st.session_state.get(_BUDGET)
+    if left is None:
+        return True
+    if left <= 0:
+        return False
+    st.session_state[_BUDGET] = left - 1
+    return True
 
 
 def live_chart(chart: LiveChart, key: str) -> None:
@@ -77,17 +102,28 @@ def live_chart(chart: LiveChart, key: str) -> None:
 
     The browser renders only the latest of the payloads that reach it together (when it falls
     behind, Streamlit's deltas for one element overtake each other), so a patch starts from the
-    records sent HISTORY refreshes ago (the browser appends only what it lacks), and a full figure
-    goes out twice. A browser that still cannot apply a patch asks for the full figure (resync)."""
+    records sent HISTORY refreshes ago (the browser appends only what it lacks), and a new figure
+    goes out FULL_SENDS times (built once, then with a patch from its records). A browser that
+    still cannot apply a patch asks for the full figure (resync)."""
     sk = _state_key(key)
-    sent = st.session_state.get(sk)  # (base, record counts sent on the last HISTORY refreshes, fulls to send again)
+    # (base, record counts sent on the last HISTORY refreshes, full sends left, figure JSON, its record counts)
+    sent = st.session_state.get(sk)
     same = sent is not None and sent[0] == chart.base
-    have = (sent[0], sent[1][0]) if same and sent[2] == 0 else None
-    payload = chart.payload(have)
+    if same and sent[2] == 0:
+        payload = chart.update(sent[1][0])
+        fig_json, fig_n, left = None, None, 0
+    elif same:
+        fig_json, fig_n, left = sent[3], sent[4], sent[2] - 1
+        payload = chart.full(fig_json, fig_n)
+    elif _may_build():
+        fig_json, fig_n, left = chart.figure_json(), chart.n, FULL_SENDS - 1
+        payload = chart.full(fig_json, fig_n)
+    else:  # its turn comes on a later refresh; the element keeps its place (and what it shows)
+        _component(key=element_key(key), data={"pending": True}, on_resync_change=partial(_forget, key))
+        return
     _component(key=element_key(key), data=payload, on_resync_change=partial(_forget, key))
     history = (sent[1] if same else ()) + (chart.n,)
-    again = (max(0, sent[2] - 1) if same else 1) if "fig" in payload else 0
-    st.session_state[sk] = (chart.base, history[-HISTORY:], again)
+    st.session_state[sk] = (chart.base, history[-HISTORY:], left, fig_json if left else None, fig_n if left else None)
 
 
 def preload(key: str) -> None:
@@ -95,4 +131,4 @@ def preload(key: str) -> None:
     _component(key=element_key(key), data={"preload": True}, height=1)
 
 
-__all__ = ["live_chart", "preload", "element_key", "ensure_plotly_js"]
+__all__ = ["live_chart", "refresh", "preload", "element_key", "ensure_plotly_js"]

@@ -203,12 +203,19 @@ class LiveChart:
     figure: Callable[[], go.Figure]
     patch: Callable[[Since], dict]
 
-    def full(self) -> dict:
-        """The payload that (re)draws the chart: the full figure, with its ranges and notes applied."""
-        p = self.patch(self.n)
+    def figure_json(self) -> str:
+        """The full figure as the browser gets it, its ranges and notes applied (the costly part:
+        building a Plotly figure takes tens of milliseconds, a patch well under one)."""
         fig = json.loads(pio.to_json(self.figure(), validate=False))
-        apply_patch(fig, dict(p, extend=None, set=None), have=self.n)  # the figure already holds the data
-        return {"base": self.base, "n": list(self.n), "fig": json.dumps(fig, separators=(",", ":"))}
+        apply_patch(fig, dict(self.patch(self.n), extend=None, set=None), have=self.n)  # it holds the data already
+        return json.dumps(fig, separators=(",", ":"))
+
+    def full(self, fig_json: str | None = None, fig_n: Since | None = None) -> dict:
+        """The payload that (re)draws the chart: a full figure holding `fig_n` records (default: this
+        one, built now) and the patch from there."""
+        if fig_json is None:
+            fig_json, fig_n = self.figure_json(), self.n
+        return dict(self.update(fig_n), fig=fig_json)
 
     def update(self, since: Since) -> dict:
         """The payload that brings a browser holding `since` records (per run) of this base up to date."""
