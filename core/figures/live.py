@@ -87,7 +87,8 @@ def decade_axis(*arrays) -> dict | None:
     if rng is None:
         return None
     ticks = log_ticks(10 ** rng[0], 10 ** rng[1])
-    out = {"range": rng, "autorange": False, "tickmode": ticks.get("tickmode", "linear" if "dtick" in ticks else "auto"),
+    # tickmode None (Plotly's default) follows dtick when it is set, else chooses ticks itself
+    out = {"range": rng, "autorange": False, "tickmode": ticks.get("tickmode"),
            "tickvals": ticks.get("tickvals"), "ticktext": ticks.get("ticktext"), "dtick": ticks.get("dtick"),
            "tick0": 0 if "dtick" in ticks else None}
     return out
