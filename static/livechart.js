@@ -106,6 +106,7 @@ async function apply(host, st, data, trigger) {
     st.ours = true;
     try { await Plotly.react(host, plainArrays(fig.data), fig.layout, CONFIG); } finally { st.ours = false; }
     st.base = data.base; st.n = data.since.slice(); st.lastSet = null; st.lastLayout = null; st.zoomed = {};
+    st.lastR = {};
     st.draws = (st.draws || 0) + 1;
     host.dataset.base = data.base;
     listen(host, st);
@@ -117,10 +118,13 @@ async function apply(host, st, data, trigger) {
     const keys = ['x', 'y', 'z'].filter(k => e[k] !== undefined);
     const update = {}; keys.forEach(k => { update[k] = []; });
     const traces = [];
+    st.lastR = st.lastR || {};
     e.traces.forEach((t, j) => {
-      const have = st.n[e.run[j]];
+      // a point is new when its record is past what this chart holds, and past the last one appended
+      const have = Math.max(st.n[e.run[j]], t in st.lastR ? st.lastR[t] + 1 : 0);
       const keep = [];
       e.r[j].forEach((r, q) => { if (r >= have) keep.push(q); });
+      if (keep.length) st.lastR[t] = e.r[j][keep[keep.length - 1]];
       if (!keep.length) return;
       traces.push(t);
       for (const k of keys) {

@@ -225,3 +225,14 @@ def test_compare_overlay_has_ghosts_theory_and_the_same_step(snap):
     for g, w in zip(got["data"], want15["data"]):
         assert g["name"] == w["name"]
         assert_close(g["y"], w["y"], w["name"])
+
+
+def test_compare_loss_patches_equal_the_old_figure(snap):
+    P = snap.steps
+    make = lambda m: LF.live_loss_compare({"A": P[:m], "B": P[:max(1, m - 5)]}, owner="c")  # noqa: E731
+    fig, _ = replay(make, [8, 15, 30, len(P)], since_lag=2)
+    want = fig_json(F.fig_loss_compare({"A": P, "B": P[:len(P) - 5]}))
+    assert [t["name"] for t in fig["data"]] == [t["name"] for t in want["data"]]
+    for got, exp in zip(fig["data"], want["data"]):
+        assert_close(got["x"], exp["x"], exp["name"] + " x")
+        assert_close(got["y"], exp["y"], exp["name"] + " y")

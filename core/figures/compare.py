@@ -122,27 +122,29 @@ def fig_variance_compare(runs: Mapping[str, tuple[np.ndarray, np.ndarray]], *, r
     return apply_layout(fig, title, height, legend_bottom=True)
 
 
-def fig_loss_compare(runs: Mapping[str, np.ndarray], *, height: int = 340) -> go.Figure:
+def fig_loss_compare(runs: Mapping[str, np.ndarray], *, height: int = 340,
+                     idx: Mapping[str, np.ndarray] | None = None) -> go.Figure:
     """Training loss (left, log scale when it spans more than a decade) and
     held-out accuracy (right) of several runs; `runs` maps a label to its
-    `steps` table. Each run has its colour (`RUN_COLOURS`)."""
+    `steps` table. Each run has its colour (`RUN_COLOURS`). At most
+    `MAX_POINTS` records per run (evenly spaced), or the records `idx[label]`."""
     fig = two_panels("Training loss (batch)", "Held-out accuracy")
     all_loss = []
     for label, steps in runs.items():
         steps = np.asarray(steps)
         if len(steps) == 0:
             continue
-        idx = sample_indices(len(steps))
+        kept = sample_indices(len(steps)) if idx is None else np.asarray(idx[label], dtype=np.int64)
         colour = RUN_COLOURS.get(label, COLOURS["theory"])
-        x = steps[idx, 0].astype(np.int32)
-        loss = steps[idx, 1].astype(np.float64)
+        x = steps[kept, 0].astype(np.int32)
+        loss = steps[kept, 1].astype(np.float64)
         all_loss.append(loss[np.isfinite(loss) & (loss > 0)])
         fig.add_trace(go.Scatter(x=x, y=as_f32(loss), mode="lines", name=f"{label}: loss",
                                  line=dict(color=colour, width=2),
                                  hovertemplate=f"{label}, step %{{x}}: loss %{{y:.4g}}<extra></extra>"), row=1, col=1)
         tested = np.flatnonzero(np.isfinite(steps[:, 3]))
         if tested.size:
-            t = tested[sample_indices(tested.size)]
+            t = tested[sample_indices(tested.size)] if idx is None else tested
             fig.add_trace(go.Scatter(x=steps[t, 0].astype(np.int32), y=as_f32(steps[t, 3]),
                                      mode="lines+markers", name=f"{label}: held-out accuracy",
                                      line=dict(color=colour, width=2, dash="dot"), marker=dict(size=4),

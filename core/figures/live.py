@@ -38,7 +38,7 @@ import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from core.figures.compare import compare_records, compare_title, fig_variance_compare
+from core.figures.compare import compare_records, compare_title, fig_loss_compare, fig_variance_compare
 from core.figures.runs import (
     fig_layer_step_heatmap, fig_loss_accuracy, fig_saturation, fig_variance_by_layer, heatmap_note, heatmap_zrange,
     loss_is_log, loss_note, theory_traces,
@@ -468,5 +468,58 @@ def live_variance_compare(runs: Mapping[str, tuple[np.ndarray, np.ndarray]], *, 
     return LiveChart(base, n, figure, patch)
 
 
+def live_loss_compare(runs: Mapping[str, np.ndarray], *, owner: str, x_end: float | None = None,
+                      cap: int = MAX_POINTS, height: int = 340) -> LiveChart:
+    """`fig_loss_compare` as a live chart: each run's new records appended to its loss line and
+    held-out accuracy; the step axes run to `x_end`, the loss axis grows in decades (log) or to a
+    1-2-5 ceiling."""
+    arrays = {label: np.asarray(sp) for label, sp in runs.items()}
+    grids, traces, shape = {}, [], []
+    for k, (label, steps) in enumerate(arrays.items()):
+        if len(steps) == 0:
+            shape.append(f"{label}:-")
+            continue
+        stride, kept = record_grid(len(steps), cap)
+        tested = np.flatnonzero(np.isfinite(steps[:, 3]))
+        grids[label] = (kept, tested)
+        traces.append((len(traces), k, label, "loss"))
+        if tested.size:
+            traces.append((len(traces), k, label, "test"))
+        shape.append(f"{label}:{stride}:{int(tested.size > 0)}")
+    finite = np.concatenate([sp[:, 1] for sp in arrays.values() if len(sp)] or [np.zeros(0)])
+    finite = finite[np.isfinite(finite) & (finite > 0)]
+    log = bool(finite.size and finite.max() / finite.min() > 10)
+    base = f"loss_compare|{owner}|{'|'.join(shape)}|{int(log)}|{height}"
+    n = tuple(len(sp) for sp in arrays.values())
+
+    def figure() -> go.Figure:
+        return fig_loss_compare(arrays, height=height, idx={label: g[0] for label, g in grids.items()})
+
+    def patch(since: Since) -> dict:
+        last = max([x_end or 0] + [float(sp[-1, 0]) for sp in arrays.values() if len(sp)])
+        y = (decade_axis(finite) or {}) if log else \
+            {"range": [0.0, nice_ceiling(float(finite.max()) * 1.05) if finite.size else 1.0], "autorange": False}
+        out = {"ranges": {"xaxis": step_axis(last), "xaxis2": step_axis(last), "yaxis": y}}
+        ext = {"traces": [], "run": [], "r": [], "x": [], "y": []}
+        for t, k, label, what in traces:
+            steps = arrays[label]
+            kept, tested = grids[label]
+            rows = (kept if what == "loss" else tested)
+            rows = rows[rows >= since[k]]
+            if not rows.size:
+                continue
+            ext["traces"].append(t)
+            ext["run"].append(k)
+            ext["r"].append(rows.tolist())
+            ext["x"].append(pack(steps[rows, 0]))
+            ext["y"].append(pack(as_f32(steps[rows, 1 if what == "loss" else 3])))
+        if ext["traces"]:
+            out["extend"] = ext
+        return out
+
+    return LiveChart(base, n, figure, patch)
+
+
 __all__ = ["LiveChart", "pack", "unpack", "decade_range", "decade_axis", "nice_ceiling", "step_axis", "record_grid",
-           "apply_patch", "live_variance", "live_saturation", "live_heatmap", "live_loss", "live_variance_compare"]
+           "apply_patch", "live_variance", "live_saturation", "live_heatmap", "live_loss", "live_variance_compare",
+           "live_loss_compare"]
