@@ -259,18 +259,17 @@ def _live_shown() -> dict[str, object]:
     return {label: r for label, r in runs().items() if r is not None and showing_saved(SLOTS[label].slot) is None}
 
 
-def _draw(polling: bool) -> None:
+def _draw(polling: bool, play_polled: bool = False) -> None:
     sources = _sources()
     pair = shown()
     if polling and not any(is_live(r) for r in _live_shown().values()):
         st.rerun()  # both ended: redraw the page once, without polling
     try:
-        was_playing = is_playing(PAGE.slot)
         with refresh(polling):
             show_pair({label: snap for label, (snap, _) in pair.items()},
                       {label: saved for label, (_, saved) in pair.items()}, sources)
-        if was_playing and not is_playing(PAGE.slot):
-            st.rerun()  # play-back reached the end: stop polling
+        if is_playing(PAGE.slot) != play_polled:
+            st.rerun()  # Play pressed (poll to play back) or play-back ended (stop polling): the whole page once
     except Exception as e:  # a chart must never become a traceback
         st.error(f"The charts could not be drawn ({type(e).__name__}: {e}). The runs themselves are unaffected.")
 
@@ -289,7 +288,7 @@ def live_pair() -> bool:
         every = PAUSED_SECONDS
     else:
         every = None
-    st.fragment(run_every=every)(_draw)(every == REFRESH_SECONDS)
+    st.fragment(run_every=every)(_draw)(every == REFRESH_SECONDS, every == PLAY_SECONDS)
     return True
 
 

@@ -248,7 +248,7 @@ def _failed(e: Exception) -> None:
              "the downloads below still hold everything recorded.")
 
 
-def _draw_main(key: str, polling: bool) -> None:
+def _draw_main(key: str, polling: bool, play_polled: bool = False) -> None:
     run = current_run(key)
     if run is None:
         return
@@ -265,11 +265,10 @@ def _draw_main(key: str, polling: bool) -> None:
             elif snap.status.live:
                 st.caption("Building the network and taking the first record…")
             return
-        was_playing = is_playing(key)
         with refresh(polling):
             show_run(snap, key, run, scrub=not snap.status.moving)
-        if was_playing and not is_playing(key):
-            st.rerun()  # play-back reached the end: redraw the page once, without polling
+        if is_playing(key) != play_polled:
+            st.rerun()  # Play pressed (poll to play back) or play-back ended (stop polling): the whole page once
     except Exception as e:  # a chart must never turn into a traceback in the browser
         _failed(e)
 
@@ -307,7 +306,7 @@ def live_view(key: str) -> Snapshot | None:
         every = PLAY_SECONDS
     else:
         every = PAUSED_SECONDS if status is RunStatus.PAUSED else None
-    st.fragment(run_every=every)(_draw_main)(key, live)
+    st.fragment(run_every=every)(_draw_main)(key, live, every == PLAY_SECONDS)
     st.fragment(run_every=DETAIL_SECONDS if live else None)(_draw_detail)(key)
     return run.snapshot()
 
