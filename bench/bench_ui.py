@@ -207,7 +207,7 @@ def payload(browser, server) -> dict:
             el = msg.delta.new_element
             which = el.WhichOneof("type")
             spec = el.plotly_chart.spec if which == "plotly_chart" else (
-                el.bidi_component.mixed.json if which == "bidi_component" else "")
+                (el.bidi_component.json or el.bidi_component.mixed.json) if which == "bidi_component" else "")
             m = re.search(r"Variance by layer at step (\d+)", spec)
             if m:  # a st.plotly_chart's figure, or a live chart's patch (its title)
                 chart_frames.append((int(m.group(1)), len(raw), len(spec)))
