@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-PLOT = '[data-testid="stPlotlyChart"] .js-plotly-plot'
+# A drawn Plotly chart: st.plotly_chart's, or a live chart's (ui/livechart.py, the .gfl-live node itself)
+PLOT = '[data-testid="stPlotlyChart"] .js-plotly-plot, .gfl-live.js-plotly-plot'
 TERMINAL_WORDS = ("Finished", "Stopped", "Diverged", "Failed")
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+import _charts
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,12 +32,8 @@ def open_page(path: str, query: dict[str, str] | None = None) -> AppTest:
 
 
 def charts(at: AppTest) -> dict[str, dict]:
-    """Plotly figures on the page by their key (the part of the element id after the hash)."""
-    out = {}
-    for el in at.get("plotly_chart"):
-        key = el.proto.id.rsplit("-", 1)[-1]
-        out[key] = json.loads(el.proto.spec)
-    return out
+    """Figures on the page by their key, st.plotly_chart and live charts alike (tests/_charts.py)."""
+    return _charts.charts(at)
 
 
 def values(array) -> np.ndarray:
@@ -126,6 +124,7 @@ def test_compare_runs_a_tiny_pair_and_plots_every_layer_of_each():
         for label, layers in per_run.items():
             heat = figs[f"compare__fig_heat_{column}_{label}"]["data"][0]
             z = values(heat["z"])
+            z = z.T if heat.get("transpose") else z  # a live heatmap keeps records as rows (core.figures.live)
             assert z.shape[0] == layers and values(heat["y"]).size == layers
         # the same colour limits in A and B
         za = figs[f"compare__fig_heat_{column}_A"]["data"][0]

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+import _charts
 from streamlit.testing.v1 import AppTest
 
 from core.io.export import layers_equal
@@ -83,7 +85,7 @@ def texts(elements) -> str:
 
 
 def charts(at: AppTest) -> dict[str, dict]:
-    return {el.proto.id.rsplit("-", 1)[-1]: json.loads(el.proto.spec) for el in at.get("plotly_chart")}
+    return _charts.charts(at)  # st.plotly_chart and live charts alike
 
 
 # -- runaway runs -----------------------------------------------------------------------------------------

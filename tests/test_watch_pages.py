@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+import _charts
 import torch
 import torch.nn.functional as F
 from streamlit.testing.v1 import AppTest
@@ -53,7 +55,8 @@ def saved_file(tmp_path_factory) -> bytes:
 
 
 def charts(at: AppTest) -> dict[str, dict]:
-    return {el.proto.id.rsplit("-", 1)[-1]: json.loads(el.proto.spec) for el in at.get("plotly_chart")}
+    """Figures on the page by their key, st.plotly_chart and live charts alike (tests/_charts.py)."""
+    return _charts.charts(at)
 
 
 def texts(elements) -> str:

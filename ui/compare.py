@@ -22,7 +22,10 @@ from core import figures as F
 from core.schema import RunConfig, RunStatus
 from core.run.record import RunRecord as Snapshot
 
-from .live import chart, memo, show_verdict
+from core.figures import live as LF
+
+from .live import PLAY_SECONDS, is_playing, memo, owner_token, show_verdict, step_scrubber, theory_profile
+from .livechart import live_chart, refresh
 from .follow import SavedWatch
 from .saved import SavedRun, opened, saved_run_box, saved_status, showing_saved
 from .session import current_run, is_live, server_limits, start_run, status_line, stop_run
@@ -33,7 +36,7 @@ from .state import SlotKeys
 SLOTS = {"A": SlotKeys("compare_a"), "B": SlotKeys("compare_b")}
 PAGE = SlotKeys("compare")
 PREV_A = PAGE.control("prev_a")  # A's settings on the previous render, for B to follow A's changes
-REFRESH_SECONDS = 0.5   # two runs, six charts: ~2 redraws a second is plenty
+REFRESH_SECONDS = 0.25  # two runs, six live charts (patches only): 4 redraws a second
 PAUSED_SECONDS = 5.0    # keeps a paused run's heartbeat alive
 
 
@@ -175,6 +178,19 @@ def shown() -> dict[str, tuple[Snapshot | None, SavedRun | None]]:
 
 # -- the live view ----------------------------------------------------------------------------------
 
+def _moving(snap) -> bool:
+    """Still training (a RunRecord's status, or a watch run's status word)."""
+    try:
+        return RunStatus(str(snap.status)).moving
+    except ValueError:
+        return False
+
+
+def _theory(cfg):
+    """Mean-field theory for a lab run's settings; None for a watched model (it has no such settings)."""
+    return theory_profile(cfg) if isinstance(cfg, RunConfig) else None
+
+
 def show_pair(snaps: Mapping[str, Snapshot | None], saved: Mapping[str, SavedRun | None] | None = None,
               sources: Mapping[str, object] | None = None) -> None:
     """Progress, verdicts and charts of A and B (whatever has been recorded
@@ -205,11 +221,24 @@ def show_pair(snaps: Mapping[str, Snapshot | None], saved: Mapping[str, SavedRun
     if all(s.config.time_steps for s in recorded.values()):  # recurrent runs: by time step
         from .recurrent import show_pair_by_time
         return show_pair_by_time(recorded, cached, chart, PAGE)
-    chart(cached("variance", lambda: F.fig_variance_compare({label: (s.stats, s.steps)
-                                                              for label, s in recorded.items()})),
-          PAGE.fig("variance"))
-    st.caption("Colour = quantity (blue: activations Var(h), red: gradients Var(∂L/∂h)); solid line = A, dashed = B. "
-               "Each run at its latest recorded step.")
+    sources = sources or {}
+    tokens = {label: owner_token(sources.get(label)) for label in recorded}
+    owner = "+".join(f"{label}{t}" for label, t in tokens.items())
+    moving = any(_moving(s) for s in recorded.values())
+    step = None
+    slot = st.container()  # always here (the charts below keep their place): the step scrubber once both stop
+    all_steps = sorted({int(v) for s in recorded.values() for v in s.steps[:, 0]})
+    if not moving and len(all_steps) > 1:
+        with slot:
+            step = step_scrubber(all_steps, PAGE.slot, label="Step shown (A and B)")
+    theories = {label: _theory(s.config) for label, s in recorded.items()}
+    live_chart(LF.live_variance_compare({label: (s.stats, s.steps) for label, s in recorded.items()}, owner=owner,
+                                        step=step, theories=theories), PAGE.fig("variance"))
+    st.caption("Colour = quantity (blue: activations Var(h), red: gradients Var(∂L/∂h)); solid line = A, dashed = B; "
+               "faint: each run at step 0 (initialization); thin dark: mean-field theory for each. "
+               + ("Both at the step chosen above (a run that stopped earlier at its last record)."
+                  if step is not None else "Each run at its latest recorded step."))
+    x_end = max(getattr(s.config, "steps", 0) for s in recorded.values()) if moving else None
     for column, what in (("preact_var", "Forward: log10 Var(h)"), ("grad_preact_var", "Backward: log10 Var(∂L/∂h)")):
         zr = cached(f"zrange_{column}", lambda: F.shared_zrange({k: s.stats for k, s in recorded.items()}, column))
         cols = st.columns(2, gap="medium")
@@ -219,14 +248,13 @@ def show_pair(snaps: Mapping[str, Snapshot | None], saved: Mapping[str, SavedRun
                 if s is None:
                     st.caption(f"{label}: nothing recorded yet.")
                     continue
-                chart(cached(f"heat_{column}_{label}", lambda: F.fig_layer_step_heatmap(
-                    s.stats, s.steps, column, zrange=zr, title=f"{label} · {what}", height=340)),
-                      PAGE.fig(f"heat_{column}_{label}"))
+                live_chart(LF.live_heatmap(s.stats, s.steps, column, owner=tokens[label], zrange=zr, x_end=x_end,
+                                           title=f"{label} · {what}", height=340), PAGE.fig(f"heat_{column}_{label}"))
     st.caption("Both heatmaps of a row share their colour limits, so the same colour is the same variance in A and B: "
                "white is variance 1 (forward) or A's last-layer gradient variance at step 0 (backward); blue is "
                "smaller, red larger. Grey: 0, inf or nan.")
-    chart(cached("loss", lambda: F.fig_loss_compare({label: s.steps for label, s in recorded.items()})),
-          PAGE.fig("loss"))
+    live_chart(LF.live_loss_compare({label: s.steps for label, s in recorded.items()}, owner=owner, x_end=x_end),
+               PAGE.fig("loss"))
 
 
 def _live_shown() -> dict[str, object]:
@@ -234,14 +262,17 @@ def _live_shown() -> dict[str, object]:
     return {label: r for label, r in runs().items() if r is not None and showing_saved(SLOTS[label].slot) is None}
 
 
-def _draw(polling: bool) -> None:
+def _draw(polling: bool, play_polled: bool = False) -> None:
     sources = _sources()
     pair = shown()
     if polling and not any(is_live(r) for r in _live_shown().values()):
         st.rerun()  # both ended: redraw the page once, without polling
     try:
-        show_pair({label: snap for label, (snap, _) in pair.items()},
-                  {label: saved for label, (_, saved) in pair.items()}, sources)
+        with refresh(polling):
+            show_pair({label: snap for label, (snap, _) in pair.items()},
+                      {label: saved for label, (_, saved) in pair.items()}, sources)
+        if is_playing(PAGE.slot) != play_polled:
+            st.rerun()  # Play pressed (poll to play back) or play-back ended (stop polling): the whole page once
     except Exception as e:  # a chart must never become a traceback
         st.error(f"The charts could not be drawn ({type(e).__name__}: {e}). The runs themselves are unaffected.")
 
@@ -254,11 +285,13 @@ def live_pair() -> bool:
     statuses = {r.status for r in _live_shown().values()}
     if any(s.moving for s in statuses):
         every = REFRESH_SECONDS
+    elif is_playing(PAGE.slot):
+        every = PLAY_SECONDS
     elif RunStatus.PAUSED in statuses:
         every = PAUSED_SECONDS
     else:
         every = None
-    st.fragment(run_every=every)(_draw)(every == REFRESH_SECONDS)
+    st.fragment(run_every=every)(_draw)(every == REFRESH_SECONDS, every == PLAY_SECONDS)
     return True
 
 

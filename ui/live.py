@@ -9,12 +9,15 @@ downloads.
 """
 from __future__ import annotations
 
+import uuid
+import weakref
 from functools import lru_cache
 from typing import Any, Callable, Sequence
 
 import streamlit as st
 
 from core import figures as F
+from core.figures import live as LF
 from core.schema import RunConfig
 from core.io.diagnosis import SEVERITY, diagnose
 from core.run.record import RunRecord as Snapshot
@@ -22,9 +25,12 @@ from core.schema import RunStatus
 
 from .boundary import beside_loss
 from .session import current_run, status_line
+from .livechart import live_chart, preload, refresh
 from .state import SlotKeys
 
-REFRESH_SECONDS = 0.4   # ≥ 2 refreshes a second while training
+REFRESH_SECONDS = 0.2   # ≥ 4 refreshes a second while training: the live charts get patches only
+PLAY_SECONDS = 0.3      # play-back of a finished run: one frame per poll
+PLAY_FRAMES = 60        # play-back shows at most this many frames (a long run skips records)
 DETAIL_SECONDS = 2.0    # distributions, saturation, update ratio: they change slowly
 PAUSED_SECONDS = 5.0    # keeps a paused run's heartbeat (ui.session.HEARTBEAT_SECONDS, 20 s) alive
 PLOTLY_CONFIG = F.PLOTLY_CONFIG  # one home: core.figures.style (the mode bar on hover only)
@@ -125,8 +131,23 @@ def memo_for(key: str, group: str, owner, snap: Snapshot | None) -> Callable[[st
     return lambda name, build: memo(SlotKeys(key).memo(group), token, name, build)
 
 
+_tokens: "weakref.WeakKeyDictionary[object, str]" = weakref.WeakKeyDictionary()
+
+
+def owner_token(owner) -> str:
+    """A short id of the run (or saved run) on screen, part of each live chart's base: a new run is
+    drawn afresh, never patched onto the last one's figure."""
+    if owner is None:
+        return uuid.uuid4().hex[:8]
+    try:
+        return _tokens.setdefault(owner, uuid.uuid4().hex[:8])
+    except TypeError:
+        return f"{id(owner):x}"
+
+
 def show_theory_preview(cfg: RunConfig, key: str) -> None:
-    """Before any run: what the theory predicts for `cfg` (also loads the chart library early)."""
+    """Before any run: what the theory predicts for `cfg` (and Plotly.js loaded for the live charts)."""
+    preload(SlotKeys(key).fig("preload"))
     if cfg.time_steps:
         from .recurrent import show_theory_preview as by_time
         return by_time(cfg, key, chart)
@@ -140,18 +161,74 @@ def show_theory_preview(cfg: RunConfig, key: str) -> None:
         st.caption(theory.attrs["note"])
 
 
-def show_main_charts(snap: Snapshot, key: str, owner=None) -> None:
-    """Variance by layer, the two layer × step heatmaps, loss and accuracy.
-    With `owner` (the Run or SavedRun `snap` comes from), figures are rebuilt
-    only when the snapshot's version changes (see `memo`)."""
+# -- the step scrubber -----------------------------------------------------------------------------
+
+def _play_key(key: str) -> str:
+    return SlotKeys(key).control("playing")
+
+
+def _step_key(key: str) -> str:
+    return SlotKeys(key).control("scrub_step")
+
+
+def is_playing(key: str) -> bool:
+    return bool(st.session_state.get(_play_key(key)))
+
+
+def _toggle_play(key: str, steps: list[int]) -> None:
+    playing = not is_playing(key)
+    if playing and st.session_state.get(_step_key(key)) == steps[-1]:
+        st.session_state[_step_key(key)] = steps[0]  # Play at the end starts again from step 0
+    st.session_state[_play_key(key)] = playing
+
+
+def step_scrubber(steps: Sequence[int], key: str, *, label: str = "Step shown") -> int:
+    """A slider over the recorded `steps` (step 0 included) with a Play button that steps through them
+    (while `is_playing(key)`, each call moves one frame on); returns the step to show. The by-layer
+    charts are drawn at that step."""
+    steps = [int(s) for s in steps]
+    sk, pk = _step_key(key), _play_key(key)
+    if st.session_state.get(sk) not in steps:
+        st.session_state[sk] = steps[-1]
+        st.session_state[pk] = False
+    if is_playing(key):
+        i = steps.index(st.session_state[sk])
+        nxt = min(len(steps) - 1, i + max(1, len(steps) // PLAY_FRAMES))
+        st.session_state[sk] = steps[nxt]
+        if nxt == len(steps) - 1:
+            st.session_state[pk] = False
+    c1, c2 = st.columns([6, 1], vertical_alignment="bottom")
+    with c1:
+        step = st.select_slider(label, options=steps, key=sk,
+                                help="Every by-layer chart is drawn at this step; the heatmaps and the loss show "
+                                     "the whole run.")
+    with c2:
+        st.button("Pause" if is_playing(key) else "Play", key=SlotKeys(key).control("play"),
+                  icon=":material/pause:" if is_playing(key) else ":material/play_arrow:", width="stretch",
+                  on_click=_toggle_play, args=(key, steps), help="Play the run back, step by step.")
+    return int(step)
+
+
+def record_at(steps, step: int) -> int:
+    """The index of the last record taken at or before `step`."""
+    import numpy as np
+    return max(0, int(np.searchsorted(np.asarray(steps)[:, 0], step, side="right")) - 1)
+
+
+# -- the charts ------------------------------------------------------------------------------------
+
+def show_main_charts(snap: Snapshot, key: str, owner=None, *, record: int = -1) -> None:
+    """Variance by layer (at `record`, default the latest), the two layer × step heatmaps, loss and
+    accuracy, saturation by layer: live charts, drawn once and then patched (ui.livechart)."""
     if snap.config.time_steps:  # rows per layer and time step (recurrent nets): the charts by time step
         from .recurrent import show_main_charts as by_time
         return by_time(snap, key, memo_for(key, "main", owner, snap), chart)
     stats, steps, cfg = snap.stats, snap.steps, snap.config
     fig_key = SlotKeys(key).fig
-    cached = memo_for(key, "main", owner, snap)
+    token = owner_token(owner)
     theory = theory_profile(cfg)
-    chart(cached("variance", lambda: F.fig_variance_by_layer(stats, steps, theory=theory)), fig_key("variance"))
+    x_end = cfg.steps if snap.status.live else None  # while it trains, the step axes run to the planned end
+    live_chart(LF.live_variance(stats, steps, owner=token, record=record, theory=theory), fig_key("variance"))
     if theory is not None and theory.attrs.get("note"):
         prefix = "" if theory.attrs.get("applies", True) else "Theory line hidden. "
         st.caption(prefix + theory.attrs["note"])
@@ -159,30 +236,34 @@ def show_main_charts(snap: Snapshot, key: str, owner=None) -> None:
                "at initialization, the gradient curve scaled to meet the last layer.")
     from core.figures.architectures import arch_figures  # the architecture's own charts (residual stream, ...)
 
+    cached = memo_for(key, "main", owner, snap)
     for name, fig in cached("arch", lambda: arch_figures(cfg, stats, steps)):
         chart(fig, fig_key(name))
+    if snap.divergence is not None and len(steps) > 1 and record % len(steps) == len(steps) - 1:
+        st.caption(f"The run diverged: the last record (step {int(steps[-1, 0])}) holds inf/nan, drawn as gaps. "
+                   "Move **Step shown** back to see the steps before it.")
     c1, c2 = st.columns(2)
     with c1:
-        chart(cached("heat_forward", lambda: F.fig_layer_step_heatmap(
-            stats, steps, "preact_var", title="Forward: log10 Var(h) by layer and step")), fig_key("heat_forward"))
+        live_chart(LF.live_heatmap(stats, steps, "preact_var", owner=token, x_end=x_end,
+                                   title="Forward: log10 Var(h) by layer and step"), fig_key("heat_forward"))
     with c2:
-        chart(cached("heat_backward", lambda: F.fig_layer_step_heatmap(
-            stats, steps, "grad_preact_var", title="Backward: log10 Var(∂L/∂h) by layer and step")),
-              fig_key("heat_backward"))
+        live_chart(LF.live_heatmap(stats, steps, "grad_preact_var", owner=token, x_end=x_end,
+                                   title="Backward: log10 Var(∂L/∂h) by layer and step"), fig_key("heat_backward"))
     st.caption("Colour limits are fixed for the whole run: white is variance 1 (forward) or the last layer's gradient "
                "variance at step 0 (backward); blue is smaller, red larger, ±6 decades. Grey cells: 0, inf or nan.")
     with beside_loss(snap, key):  # 2-D data: the decision boundary beside the loss (ui/boundary.py)
-        chart(cached("loss", lambda: F.fig_loss_accuracy(steps)), fig_key("loss"))
+        live_chart(LF.live_loss(steps, owner=token, x_end=x_end), fig_key("loss"))
+    live_chart(LF.live_saturation(stats, steps, owner=token, record=record, activation=cfg.activation),
+               fig_key("saturation"))
 
 
 def show_detail_charts(snap: Snapshot, key: str, *, histograms: bool = True, owner=None) -> None:
-    """Per-layer distributions (unless `histograms=False`: a saved run has
-    none), saturation and dead units, update:data ratio. `owner` as for
-    `show_main_charts`."""
+    """Per-layer distributions at the latest record (unless `histograms=False`: a saved run has
+    none) and the update:data ratio over the steps. `owner` as for `show_main_charts`."""
     if snap.config.time_steps:
         from .recurrent import show_detail_charts as by_time
         return by_time(snap, key, memo_for(key, "detail", owner, snap), chart)
-    stats, steps, cfg = snap.stats, snap.steps, snap.config
+    stats, steps = snap.stats, snap.steps
     fig_key = SlotKeys(key).fig
     cached = memo_for(key, "detail", owner, snap)
     if histograms:
@@ -192,16 +273,23 @@ def show_detail_charts(snap: Snapshot, key: str, *, histograms: bool = True, own
         with c2:
             chart(cached("hist_grad", lambda: F.fig_histograms(snap.hist, "grad_preact")), fig_key("hist_grad"))
         st.caption("Each ridge is one layer's histogram over the batch, scaled to its own peak, on a shared x axis: "
-                   "a signal that vanishes turns into a spike at 0.")
+                   "a signal that vanishes turns into a spike at 0 (at the latest record).")
     else:
         st.caption("Per-layer distributions are not part of a saved run (it keeps the statistics only): "
                    "**Use these settings** and **Run** to see them live.")
-    c1, c2 = st.columns(2)
-    with c1:
-        chart(cached("saturation", lambda: F.fig_saturation(stats, steps, activation=cfg.activation)),
-              fig_key("saturation"))
-    with c2:
-        chart(cached("update", lambda: F.fig_update_ratio(stats, steps)), fig_key("update"))
+    chart(cached("update", lambda: F.fig_update_ratio(stats, steps)), fig_key("update"))
+
+
+def show_run(snap: Snapshot, key: str, owner, *, scrub: bool) -> None:
+    """The verdict and the main charts of `snap`; with `scrub`, the step scrubber above them."""
+    cached = memo_for(key, "main", owner, snap)
+    show_verdict(snap, cached("diagnosis", lambda: diagnose(snap)), apply_to=key)
+    record = -1
+    slot = st.container()  # always here, empty while the run moves: the charts below keep their place (no remount)
+    if scrub and len(snap.steps) > 1:
+        with slot:
+            record = record_at(snap.steps, step_scrubber(snap.steps[:, 0], key))
+    show_main_charts(snap, key, owner=owner, record=record)
 
 
 def _failed(e: Exception) -> None:
@@ -209,7 +297,7 @@ def _failed(e: Exception) -> None:
              "the downloads below still hold everything recorded.")
 
 
-def _draw_main(key: str, polling: bool) -> None:
+def _draw_main(key: str, polling: bool, play_polled: bool = False) -> None:
     run = current_run(key)
     if run is None:
         return
@@ -226,9 +314,10 @@ def _draw_main(key: str, polling: bool) -> None:
             elif snap.status.live:
                 st.caption("Building the network and taking the first record…")
             return
-        cached = memo_for(key, "main", run, snap)
-        show_verdict(snap, cached("diagnosis", lambda: diagnose(snap)), apply_to=key)
-        show_main_charts(snap, key, owner=run)
+        with refresh(polling):
+            show_run(snap, key, run, scrub=not snap.status.moving)
+        if is_playing(key) != play_polled:
+            st.rerun()  # Play pressed (poll to play back) or play-back ended (stop polling): the whole page once
     except Exception as e:  # a chart must never turn into a traceback in the browser
         _failed(e)
 
@@ -250,20 +339,27 @@ def live_view(key: str) -> Snapshot | None:
     """Status, verdict and charts of this page's run, refreshed live while it
     trains. Returns the snapshot taken now (None when no run was started).
 
-    Two fragments: the status, verdict and main charts every REFRESH_SECONDS;
-    the detail charts (distributions, saturation, update ratio) every
-    DETAIL_SECONDS, which halves what the browser redraws per refresh.
+    Two fragments: the status, verdict and main charts (live charts, patched
+    in place) every REFRESH_SECONDS; the distributions and update ratio every
+    DETAIL_SECONDS. Once the run stops moving, the main fragment has the step
+    scrubber, and polls every PLAY_SECONDS while Play steps through the run.
     """
     run = current_run(key)
     if run is None:
         return None
     status = run.status
     live = status.moving
-    every = REFRESH_SECONDS if live else (PAUSED_SECONDS if status is RunStatus.PAUSED else None)
-    st.fragment(run_every=every)(_draw_main)(key, live)
+    if live:
+        every = REFRESH_SECONDS
+    elif is_playing(key):
+        every = PLAY_SECONDS
+    else:
+        every = PAUSED_SECONDS if status is RunStatus.PAUSED else None
+    st.fragment(run_every=every)(_draw_main)(key, live, every == PLAY_SECONDS)
     st.fragment(run_every=DETAIL_SECONDS if live else None)(_draw_detail)(key)
     return run.snapshot()
 
 
-__all__ = ["REFRESH_SECONDS", "PLOTLY_CONFIG", "chart", "memo", "memo_for", "theory_profile", "show_theory_preview", "show_verdict",
-           "show_main_charts", "show_detail_charts", "live_view"]
+__all__ = ["REFRESH_SECONDS", "PLOTLY_CONFIG", "chart", "memo", "memo_for", "theory_profile", "show_theory_preview",
+           "show_verdict", "owner_token", "step_scrubber", "is_playing", "record_at", "show_main_charts",
+           "show_detail_charts", "show_run", "live_view"]

@@ -140,36 +140,44 @@ def heatmap_zrange(stats: np.ndarray, column: str, span: float = HEATMAP_SPAN) -
     return centre - span, centre + span
 
 
+def heatmap_note(raw: np.ndarray, record_steps: np.ndarray) -> str | None:
+    """Where a heatmap's grey cells start: `raw` (records, layers) of the drawn records, at `record_steps`."""
+    bad = ~(np.isfinite(raw) & (raw > 0))
+    if not bad.any():
+        return None
+    r, l = np.argwhere(bad)[0]
+    return f"grey = 0, inf or nan (first at step {int(record_steps[r])}, layer {int(l) + 1})"
+
+
 def fig_layer_step_heatmap(stats: np.ndarray, steps: np.ndarray, column: str = "preact_var", *,
                            zrange: tuple[float, float] | None = None, max_steps: int = MAX_POINTS,
-                           title: str | None = None, height: int = 400) -> go.Figure:
+                           title: str | None = None, height: int = 400, idx: np.ndarray | None = None,
+                           records_major: bool = False) -> go.Figure:
     """Layer × step heatmap of log10 of a variance column (`preact_var`,
     `act_var`, `grad_preact_var`...), layer 1 at the top. Colour limits are
     fixed (`zrange`, default `heatmap_zrange`); blue is smaller, red larger;
     0, inf and nan are grey gaps. At most `max_steps` records (evenly spaced,
-    first and last kept)."""
+    first and last kept), or the records `idx`. `records_major` stores z as
+    (records, layers) with Plotly's `transpose` (the same picture), so a live
+    chart can append records as rows (`core.figures.live`)."""
     stats, steps = np.asarray(stats), np.asarray(steps)
     check_arrays(stats, steps)
     name = NAMES.get(column, column)
     title = title or f"log10 {name} by layer and step"
     if len(steps) == 0:
         return empty_figure(title, "Nothing recorded yet: press Run.", height)
-    idx = sample_indices(len(steps), max_steps)
+    idx = sample_indices(len(steps), max_steps) if idx is None else np.asarray(idx, dtype=np.int64)
     raw = stats[idx, :, COL[column]]                       # (k, L)
-    z = log10_or_gap(raw).T                                      # (L, k)
+    z = log10_or_gap(raw) if records_major else log10_or_gap(raw).T   # (k, L) or (L, k)
     zmin, zmax = zrange if zrange is not None else heatmap_zrange(stats, column)
     L = stats.shape[1]
     fig = go.Figure(go.Heatmap(
-        z=z, x=steps[idx, 0].astype(np.int32), y=layer_axis(L),
+        z=z, x=steps[idx, 0].astype(np.int32), y=layer_axis(L), transpose=records_major or None,
         zmin=zmin, zmax=zmax, zmid=(zmin + zmax) / 2, colorscale="RdBu", reversescale=True,
         hoverongaps=False, colorbar=dict(title=dict(text="log10", side="right"), thickness=14),
         hovertemplate="step %{x}, layer %{y}<br>log10 " + name + " = %{z:.2f}<extra></extra>",
     ))
-    bad = ~(np.isfinite(raw) & (raw > 0))
-    note = None
-    if bad.any():
-        r, l = np.argwhere(bad)[0]
-        note = f"grey = 0, inf or nan (first at step {int(steps[idx[r], 0])}, layer {int(l) + 1})"
+    note = heatmap_note(raw, steps[idx, 0])
     fig.update_yaxes(title_text="layer", autorange="reversed", showgrid=False)
     fig.update_xaxes(title_text="step", showgrid=False, **step_ticks(steps[idx, 0]))
     apply_layout(fig, title_with_note(title, note), height)
@@ -179,14 +187,28 @@ def fig_layer_step_heatmap(stats: np.ndarray, steps: np.ndarray, column: str = "
 
 # -- 3. loss and accuracy --------------------------------------------------------------------------
 
-def fig_loss_accuracy(steps: np.ndarray, *, max_points: int = MAX_POINTS, height: int = 340) -> go.Figure:
+def loss_is_log(steps: np.ndarray) -> bool:
+    """The loss chart's y axis is logarithmic when the finite, positive losses span more than a decade."""
+    loss = np.asarray(steps)[:, 1]
+    finite = loss[np.isfinite(loss) & (loss > 0)]
+    return bool(finite.size and finite.max() / finite.min() > 10)
+
+
+def loss_note(steps: np.ndarray) -> str | None:
+    bad = np.flatnonzero(~np.isfinite(np.asarray(steps)[:, 1]))
+    return f"the loss became inf/nan at step {int(steps[bad[0], 0])}" if bad.size else None
+
+
+def fig_loss_accuracy(steps: np.ndarray, *, max_points: int = MAX_POINTS, height: int = 340,
+                      idx: np.ndarray | None = None) -> go.Figure:
     """Training loss (left; log scale when it spans more than a decade) and
-    accuracy (right): the training batch's, faint, and held-out, where measured."""
+    accuracy (right): the training batch's, faint, and held-out, where measured.
+    At most `max_points` records (evenly spaced), or the records `idx`."""
     steps = np.asarray(steps)
     title = "Loss and accuracy"
     if len(steps) == 0:
         return empty_figure(title, "Nothing recorded yet: press Run.", height)
-    idx = sample_indices(len(steps), max_points)
+    idx = sample_indices(len(steps), max_points) if idx is None else np.asarray(idx, dtype=np.int64)
     x = steps[idx, 0].astype(np.int32)
     fig = two_panels("Training loss", "Accuracy")
     loss = steps[idx, 1]
@@ -205,14 +227,12 @@ def fig_loss_accuracy(steps: np.ndarray, *, max_points: int = MAX_POINTS, height
                                    name="held-out accuracy", line=dict(color=COLOURS["test_accuracy"], width=2.5),
                                    marker=dict(size=5), hovertemplate="step %{x}: held-out accuracy %{y:.1%}<extra></extra>"),
                       row=1, col=2)
-    finite = steps[:, 1][np.isfinite(steps[:, 1]) & (steps[:, 1] > 0)]
-    if finite.size and finite.max() / finite.min() > 10:
+    if loss_is_log(steps):
+        finite = steps[:, 1][np.isfinite(steps[:, 1]) & (steps[:, 1] > 0)]
         fig.update_yaxes(**log_ticks(finite), row=1, col=1)
     else:
         fig.update_yaxes(**linear_ticks(steps[:, 1]), row=1, col=1)
-    bad = np.flatnonzero(~np.isfinite(steps[:, 1]))
-    if bad.size:
-        add_note(fig, [f"the loss became inf/nan at step {int(steps[bad[0], 0])}"])
+    add_note(fig, [loss_note(steps)])
     fig.update_xaxes(title_text="step", **step_ticks(x))
     fig.update_yaxes(title_text="cross-entropy", row=1, col=1)
     fig.update_yaxes(range=[0, 1.02], tickformat=".0%", row=1, col=2)
@@ -356,6 +376,6 @@ def fig_update_ratio(stats: np.ndarray, steps: np.ndarray, *, max_steps: int = M
 
 
 __all__ = [
-    "heatmap_zrange", "theory_traces", "fig_variance_by_layer", "fig_theory_profile", "fig_layer_step_heatmap",
+    "heatmap_zrange", "heatmap_note", "loss_is_log", "loss_note", "theory_traces", "fig_variance_by_layer", "fig_theory_profile", "fig_layer_step_heatmap",
     "fig_loss_accuracy", "fig_histograms", "fig_saturation", "fig_update_ratio",
 ]

@@ -186,13 +186,27 @@ def gap_note(values: np.ndarray, what: str, log_axis: bool = True) -> str | None
 
 
 NOTE_CHARS = 38  # a note's lines are broken to this length: they must fit a phone's plot (~240 px)
+NOTE = NOTE_NAME  # a live chart replaces the note annotation and keeps the others
+
+
+def note_annotation(lines: Sequence[str | None], y: float = 1.0, panel: int = 1) -> dict | None:
+    """The note annotation `add_note` adds to a figure with none yet, as a plain dict (None when there is
+    nothing to say): long lines broken so the box stays inside a phone's plot."""
+    lines = [s for s in lines if s]
+    if not lines:
+        return None
+    text = "<br>".join(f"⚠ {_short_lines(s, NOTE_CHARS)}" for s in lines[:6])
+    axis = "" if panel == 1 else str(panel)
+    return dict(name=NOTE_NAME, text=text, x=0.0, y=y, xref=f"x{axis} domain", yref=f"y{axis} domain",
+                xanchor="left", yanchor="top", showarrow=False, align="left",
+                font=dict(color=COLOURS["warning"], size=11), bgcolor="rgba(255,255,255,0.85)")
 
 
 def add_note(fig: go.Figure, lines: Sequence[str | None], y: float = 1.0, panel: int = 1) -> None:
     """A red note in the top-left corner of the plotting area (gaps, divergence). Every figure has at
     most one note box: notes for the second panel of a two-panel figure join the first panel's box (two
     boxes side by side would overlap each other and the ticks on a phone); `panel` says where the box goes
-    when there is none yet. Long lines are broken so the box stays inside a phone's plot."""
+    when there is none yet."""
     lines = [s for s in lines if s]
     if not lines:
         return
@@ -203,11 +217,7 @@ def add_note(fig: go.Figure, lines: Sequence[str | None], y: float = 1.0, panel:
             notes += [t for t in new if t not in notes]
             a.text = "<br>".join(notes[:6])
             return
-    text = "<br>".join(new[:6])
-    axis = "" if panel == 1 else str(panel)
-    fig.add_annotation(text=text, x=0.0, y=y, xref=f"x{axis} domain", yref=f"y{axis} domain", xanchor="left", yanchor="top",
-                       showarrow=False, align="left", font=dict(color=COLOURS["warning"], size=11),
-                       bgcolor="rgba(255,255,255,0.85)", name=NOTE_NAME)
+    fig.add_annotation(**note_annotation(lines, y, panel))
 
 
 def _short_lines(text: str, width: int = PANEL_TITLE_CHARS) -> str:
