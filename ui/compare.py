@@ -24,7 +24,7 @@ from core.run.record import RunRecord as Snapshot
 
 from core.figures import live as LF
 
-from .live import PLAY_SECONDS, is_playing, memo, owner_token, show_verdict, step_scrubber, theory_profile
+from .live import PLAY_SECONDS, chart, is_playing, memo, owner_token, show_verdict, step_scrubber, theory_profile
 from .livechart import live_chart, refresh
 from .follow import SavedWatch
 from .saved import SavedRun, opened, saved_run_box, saved_status, showing_saved
