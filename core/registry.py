@@ -71,7 +71,7 @@ class Activation:
     (the arc-cosine kernel) instead of quadrature. `advice` is what the
     verdict suggests for it. Code: `module_code` is the nn.Module that
     builds it, `keras_layer` the Keras layer (default
-    `tf.keras.layers.Activation("<keras_name>")`) with `keras_note`, a
+    `keras.layers.Activation("<keras_name>")`) with `keras_note`, a
     comment after it. `aliases` are other names people write for it
     (Keras', TensorFlow's, the papers'): links, the CLI and files read them
     as this entry (`resolve`).
@@ -120,7 +120,7 @@ class Activation:
 
     @property
     def keras_code(self) -> str:
-        return self.keras_layer or f'tf.keras.layers.Activation("{self.keras_name}")'
+        return self.keras_layer or f'keras.layers.Activation("{self.keras_name}")'
 
     def __repr__(self) -> str:
         return f"Activation({self.name!r}: {self.label})"
@@ -205,7 +205,7 @@ ACTIVATIONS: dict[str, Activation] = {
             derivative=lambda h: torch.where(h > 0, torch.ones_like(h), torch.full_like(h, LEAKY_SLOPE)),
             homogeneous_slope=LEAKY_SLOPE, advice=Advice(_HE, _HE_WHY),
             # Keras' "leaky_relu" string means slope 0.2; the lab's (PyTorch's default) is 0.01.
-            keras_layer="tf.keras.layers.LeakyReLU(negative_slope=0.01)",
+            keras_layer="keras.layers.LeakyReLU(negative_slope=0.01)",
             keras_note="slope 0.01 as in PyTorch (Keras 2: alpha=0.01)",
             aliases=("leakyrelu", "lrelu"),
         ),
@@ -265,7 +265,7 @@ class BiasInit:
     uses_sigma_b: bool = False
 
 
-_K = "tf.keras.initializers."
+_K = "keras.initializers."  # Keras 3 (any backend; the tests run it on torch)
 
 ZERO_BIAS = BiasInit("zero", init_blocks.zero_bias_, lambda fan_in, sb: 0.0, "nn.init.zeros_(m.bias)", '"zeros"')
 NORMAL_BIAS = BiasInit("sigma_b", init_blocks.normal_bias_, lambda fan_in, sb: sb,
@@ -288,7 +288,7 @@ def keras_fixed(expr: str, *comments: str) -> KerasKernel:
 
 _TRUNCATED_NOTE = ("# Keras' {name} is a truncated normal (cut at 2 std, widened so the variance is the same);\n"
                    "# PyTorch draws an untruncated normal. For PyTorch's exact distribution use\n"
-                   "# tf.keras.initializers.VarianceScaling(scale={scale}, mode=\"{mode}\", "
+                   "# keras.initializers.VarianceScaling(scale={scale}, mode=\"{mode}\", "
                    "distribution=\"untruncated_normal\").")
 
 
@@ -452,16 +452,16 @@ def lsuv(model, x, tol=0.1, max_iter=10):
     """LSUV (Mishkin & Matas, 2016): from the input up, divide each hidden
     Dense layer's kernel by the std of its output on the batch x until that
     output's variance is 1 ± tol."""
-    dense = [layer for layer in model.layers if isinstance(layer, tf.keras.layers.Dense)][:-1]
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)][:-1]
     for layer in dense:
-        probe = tf.keras.Model(model.inputs, layer.output)
+        probe = keras.Model(model.inputs, layer.output)
         for _ in range(max_iter):
-            var = float(tf.math.reduce_variance(probe(x, training=True)))
+            var = float(keras.ops.convert_to_numpy(keras.ops.var(probe(x, training=True))))
             if not math.isfinite(var) or var == 0 or abs(var - 1) < tol:
                 break
             layer.kernel.assign(layer.kernel / math.sqrt(var))
             if layer.use_bias:
-                layer.bias.assign(tf.zeros_like(layer.bias))
+                layer.bias.assign(keras.ops.zeros_like(layer.bias))
 '''
 
 _R2 = math.sqrt(2.0)
@@ -616,7 +616,7 @@ INITIALIZERS: dict[str, Initializer] = {
                                            takes_sigma_w=False),
             keras_helper=_KERAS_LSUV,
             keras_after=("# Calibrate on a batch of real training inputs (the lab uses the first 512).",
-                         "lsuv(model, tf.random.normal((512, IN_FEATURES)))"),
+                         "lsuv(model, keras.random.normal((512, IN_FEATURES)))"),
             sigma_w="ignored", calibrate=init_blocks.lsuv_, starts_as="orthogonal", orthogonal=True,
         ),
     ]
@@ -688,13 +688,13 @@ OPTIMIZERS: dict[str, Optimizer] = {
     for o in [
         Optimizer("sgd", "SGD", "Plain stochastic gradient descent: each step moves by lr × gradient, so vanishing gradients show directly.",
                   lambda p, lr: torch.optim.SGD(p, lr=lr), "torch.optim.SGD(model.parameters(), lr={lr})",
-                  keras_code="tf.keras.optimizers.SGD(learning_rate={lr})"),
+                  keras_code="keras.optimizers.SGD(learning_rate={lr})"),
         Optimizer("momentum", "SGD + momentum 0.9", "SGD with heavy-ball momentum 0.9.",
                   lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9), "torch.optim.SGD(model.parameters(), lr={lr}, momentum=0.9)",
-                  keras_code="tf.keras.optimizers.SGD(learning_rate={lr}, momentum=0.9)"),
+                  keras_code="keras.optimizers.SGD(learning_rate={lr}, momentum=0.9)"),
         Optimizer("adam", "Adam", "Adam (β = 0.9, 0.999): rescales each parameter's step, which hides much of a vanishing gradient.",
                   lambda p, lr: torch.optim.Adam(p, lr=lr), "torch.optim.Adam(model.parameters(), lr={lr})",
-                  keras_code="tf.keras.optimizers.Adam(learning_rate={lr}, epsilon=1e-8)", keras_note="PyTorch's epsilon"),
+                  keras_code="keras.optimizers.Adam(learning_rate={lr}, epsilon=1e-8)", keras_note="PyTorch's epsilon"),
     ]
 }
 
