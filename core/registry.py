@@ -834,7 +834,8 @@ class Architecture:
     `kinds` meet `data_kinds` (`default_dataset` when one is needed). A run's
     table has one row per block (`depth` of them; the MLP: one per hidden
     layer) or, when `per_time`, per (block, time step); `depth_means` and
-    `width_means` say what depth and width count, `row_label` what a row is.
+    `width_means` say what depth and width count, `row_label` what a row is (`row_name` names one:
+    "block 12"; per time step, with `stack_label`: "layer 1, time step 17").
     `mlp_theory`: the MLP's mean-field theory describes its rows as they are
     (else `theory_note` says why not); `theory` ("module:function") is its
     own theory beside the measurement, (cfg) -> pandas table, or None.
@@ -853,6 +854,7 @@ class Architecture:
     parameter_count: Callable = field(repr=False)
     row_label: str = "layer"
     per_time: bool = False
+    stack_label: str = "layer"  # what one of the `depth` blocks is called in a per-time row's name
     mlp_theory: bool = False
     theory_note: str = ""
     theory: str | None = None
@@ -891,6 +893,14 @@ class Architecture:
 
     def takes(self, option: str) -> bool:
         return option in self.options
+
+    def row_name(self, row: int, time_steps: int = 0) -> str:
+        """Row `row` (1-based, in the table's order) in words: "block 12", "convolution 7", or, for rows per
+        (layer, time step) with `time_steps` per layer, "layer 1, time step 17"."""
+        if self.per_time and time_steps:
+            block, t = divmod(row - 1, time_steps)
+            return f"{self.stack_label} {block + 1}, {self.row_label} {t + 1}"
+        return f"{self.row_label} {row}"
 
     def __repr__(self) -> str:
         return f"Architecture({self.name!r}: {self.label})"

@@ -1,0 +1,71 @@
+"""The divergence sentence names the row where the run blew up as its architecture names its rows.
+
+Each run is forced to overflow (σ_w = 100 on a tiny network with a linear or ReLU φ); the oracle for
+where is the run's own table: the first row of the divergence record with a non-finite forward value,
+read from the `layer` and `time` columns. The sentence must say that row in the arch's words ("layer 20",
+"block 9", "convolution 2", "layer 1, time step 22"), and the saved run's message must say it too.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from core.registry import ARCHITECTURES
+from core.run.engine import train
+from core.schema import RunConfig
+
+# The words a reader should see for a row: the test's own spelling, not the registry's.
+WORDS = {"mlp": "layer {l}", "resmlp": "block {l}", "cnn": "convolution {l}", "rnn": "layer {l}, time step {t}",
+         "lstm": "layer {l}, time step {t}", "gru": "layer {l}, time step {t}"}
+assert set(WORDS) == set(ARCHITECTURES)
+
+FORCED = {
+    "mlp": dict(depth=25, width=8, activation="linear", init="normal", sigma_w=100.0),
+    "resmlp": dict(depth=12, width=8, activation="linear", init="kaiming_normal", sigma_w=100.0),
+    "cnn": dict(depth=12, width=4, activation="linear", init="kaiming_normal", sigma_w=100.0),
+    "rnn": dict(depth=1, width=8, seq_len=30, dataset="recall", activation="relu", init="xavier_normal",
+                sigma_w=100.0),
+}
+FORWARD = ["preact_mean", "preact_var", "act_mean", "act_var"]
+
+
+@pytest.mark.parametrize("arch", list(FORCED))
+def test_the_divergence_sentence_names_the_row_the_table_shows(arch):
+    cfg = RunConfig(arch=arch, batch_size=16, steps=2, **FORCED[arch])
+    result = train(cfg)
+    dv = result.divergence
+    assert str(result.status) == "diverged" and dv is not None and dv.where == "forward"
+    table = result.layers
+    rec = table[table["step"] == dv.step]
+    bad = rec[~np.isfinite(rec[FORWARD].to_numpy(dtype=float)).all(axis=1)].iloc[0]
+    t = bad["time"]
+    want = WORDS[arch].format(l=int(bad["layer"]), t=None if math.isnan(t) else int(t))
+    sentence = dv.sentence(cfg)
+    assert f"The activations of {want} became non-finite (inf/nan) at step {dv.step}." == sentence
+    assert result.message == sentence
+    assert any(sentence in f.sentence for f in result.diagnosis.findings)
+
+
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_every_row_is_named_as_the_tables_layer_and_time_columns_say(arch):
+    """LSTM and GRU do not overflow at these sizes (gates and tanh bound them): their rows' names are held to
+    the table's columns directly, row by row, for the sentence to use."""
+    kw = dict(depth=2, width=4, steps=0, batch_size=4)
+    if ARCHITECTURES[arch].per_time:
+        kw.update(seq_len=3, dataset="recall")
+    cfg = RunConfig(arch=arch, **kw)
+    result = train(cfg)
+    table = result.layers
+    assert len(table) == cfg.rows
+    for row, (l, t) in enumerate(zip(table["layer"], table["time"]), 1):
+        want = WORDS[arch].format(l=int(l), t=None if math.isnan(t) else int(t))
+        assert cfg.architecture.row_name(row, cfg.time_steps) == want
+
+
+def test_a_loss_only_divergence_names_the_arch_rows():
+    from core.run.trainer import Divergence
+
+    cfg = RunConfig(arch="cnn", depth=2, width=4)
+    assert "every hidden convolution was still finite" in Divergence(3, None, "loss").sentence(cfg)
