@@ -805,6 +805,15 @@ def _cnn_parameters(cfg) -> int:
     return n + w * cfg.classes + cfg.classes
 
 
+def _pixels(cfg) -> int:
+    _, height, width = DATASETS[cfg.dataset].image_shape
+    return height * width
+
+
+def _time_steps(cfg) -> int:
+    return cfg.seq_len
+
+
 def _recurrent_parameters(gates: int, recurrent_bias: bool = False):
     """Weights of `depth` stacked layers with `gates` blocks each (1 vanilla, 4 LSTM, 3 GRU), and the output:
     W_ih, W_hh and one bias per gate (`core.models.recurrent`; the GRU's b_hn makes a second one)."""
@@ -855,6 +864,10 @@ class Architecture:
     row_label: str = "layer"
     per_time: bool = False
     stack_label: str = "layer"  # what one of the `depth` blocks is called in a per-time row's name
+    # Where each weight is applied again in one example (a CNN's pixels, an RNN's time steps): (cfg) -> count, and
+    # its name; a step's cost is parameters × batch × that (`work`). None: once (MLP, residual MLP).
+    positions: Callable | None = field(default=None, repr=False)
+    positions_means: str = ""
     mlp_theory: bool = False
     theory_note: str = ""
     theory: str | None = None
@@ -893,6 +906,14 @@ class Architecture:
 
     def takes(self, option: str) -> bool:
         return option in self.options
+
+    def work(self, cfg) -> int:
+        """What one training step of `cfg` costs, in multiply-adds per example summed over the batch:
+        parameters × batch × positions (the MLP: parameters × batch). The server's work limit reads it."""
+        return cfg.parameter_count() * cfg.batch_size * self.position_count(cfg)
+
+    def position_count(self, cfg) -> int:
+        return 1 if self.positions is None else int(self.positions(cfg))
 
     def row_name(self, row: int, time_steps: int = 0) -> str:
         """Row `row` (1-based, in the table's order) in words: "block 12", "convolution 7", or, for rows per
@@ -938,6 +959,7 @@ ARCHITECTURES: dict[str, Architecture] = {
                      "Statistics over batch × channels × pixels; a dead unit is a channel flat everywhere.",
                      "core.models.cnn:build_network", frozenset({"batchnorm"}), frozenset({"image"}), "digits",
                      "convolutions", "channels", _cnn_parameters, row_label="convolution",
+                     positions=_pixels, positions_means="pixels",
                      theory="core.theory.architectures:cnn_layers",  # its table's note says how far it holds
                      code="core.io.codegen:cnn_code"),
         Architecture("rnn", "Vanilla RNN", "h_t = φ(W_ih x_t + W_hh h_{t−1} + b), depth stacked layers of width "
@@ -945,7 +967,7 @@ ARCHITECTURES: dict[str, Architecture] = {
                      "one time step; ∂L/∂h_t is the gradient through time.", _RECURRENT.format("rnn"),
                      frozenset({"seq_len", "recurrent_init"}), frozenset({"sequence"}), "recall",
                      "stacked recurrent layers", "units", _recurrent_parameters(1), row_label="time step",
-                     per_time=True, theory="core.theory.recurrent:gradient_through_time",
+                     per_time=True, positions=_time_steps, positions_means="time steps", theory="core.theory.recurrent:gradient_through_time",
                      theory_note=_RNN_NOTE, columns=("spectral_radius",), code=_RECURRENT_CODE,
                      gated_alternative="lstm"),
         Architecture("lstm", "LSTM", "Long short-term memory (Hochreiter & Schmidhuber, 1997): gated cells whose "
@@ -953,13 +975,13 @@ ARCHITECTURES: dict[str, Architecture] = {
                      "state c_t as the pre-activation, h_t as the activation.", _RECURRENT.format("lstm"),
                      frozenset({"seq_len", "recurrent_init", "forget_bias"}), frozenset({"sequence"}), "recall",
                      "stacked recurrent layers", "units", _recurrent_parameters(4), row_label="time step",
-                     per_time=True, theory_note=_GATED_NOTE, columns=("gate_saturation", "spectral_radius"),
+                     per_time=True, positions=_time_steps, positions_means="time steps", theory_note=_GATED_NOTE, columns=("gate_saturation", "spectral_radius"),
                      gate_activation="sigmoid", code=_RECURRENT_CODE),
         Architecture("gru", "GRU", "Gated recurrent unit (Cho et al., 2014): update and reset gates, no separate "
                      "cell. Per time step: the candidate's pre-activation, and h_t.", _RECURRENT.format("gru"),
                      frozenset({"seq_len", "recurrent_init"}), frozenset({"sequence"}), "recall",
                      "stacked recurrent layers", "units", _recurrent_parameters(3, recurrent_bias=True),
-                     row_label="time step", per_time=True, theory_note=_GATED_NOTE,
+                     row_label="time step", per_time=True, positions=_time_steps, positions_means="time steps", theory_note=_GATED_NOTE,
                      columns=("gate_saturation", "spectral_radius"), gate_activation="sigmoid",
                      code=_RECURRENT_CODE),
     ]

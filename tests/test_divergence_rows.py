@@ -69,3 +69,40 @@ def test_a_loss_only_divergence_names_the_arch_rows():
 
     cfg = RunConfig(arch="cnn", depth=2, width=4)
     assert "every hidden convolution was still finite" in Divergence(3, None, "loss").sentence(cfg)
+
+
+# -- the server's work limit counts what a step costs ------------------------------------------------------
+
+def test_work_is_parameters_times_batch_times_positions():
+    """The oracle: multiply-adds counted by hand from the layer shapes (a 3×3 convolution applies each
+    weight at every pixel of the 8×8 image; a recurrent layer at every time step)."""
+    mlp = RunConfig(depth=3, width=16, batch_size=8, dataset="digits")
+    assert mlp.architecture.work(mlp) == mlp.parameter_count() * 8  # the MLP's number, unchanged
+    cnn = RunConfig(arch="cnn", depth=3, width=16, batch_size=8, dataset="digits")
+    assert cnn.architecture.work(cnn) == cnn.parameter_count() * 8 * 64
+    lstm = RunConfig(arch="lstm", depth=2, width=16, seq_len=25, batch_size=8, dataset="recall")
+    assert lstm.architecture.work(lstm) == lstm.parameter_count() * 8 * 25
+
+
+def test_a_cnn_or_lstm_over_the_work_limit_gets_the_sentence():
+    from core.limits import Limits
+
+    cnn = RunConfig(arch="cnn", depth=50, width=32, batch_size=32, dataset="digits")
+    lstm = RunConfig(arch="lstm", depth=2, width=256, seq_len=100, batch_size=64, dataset="recall")
+    for cfg, per in ((cnn, "× 64 pixels"), (lstm, "× 100 time steps")):
+        # parameters × batch alone fits: only the positions put it over
+        assert cfg.parameter_count() * cfg.batch_size < Limits().max_work
+        field, sentence = Limits().violation(cfg)
+        assert field == "width"
+        assert (f"{cfg.parameter_count():,} parameters × batch {cfg.batch_size} {per} = "
+                f"{cfg.architecture.work(cfg):,}, over this server's limit of 400,000,000") in sentence
+
+
+def test_every_scenario_fits_the_default_limits():
+    from core.limits import Limits
+    from core.scenarios import SCENARIOS
+
+    for name, sc in SCENARIOS.items():
+        for cfg in (sc.config, sc.compare):
+            if cfg is not None:
+                assert Limits().violation(cfg) is None, name
