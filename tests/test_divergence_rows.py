@@ -106,3 +106,23 @@ def test_every_scenario_fits_the_default_limits():
         for cfg in (sc.config, sc.compare):
             if cfg is not None:
                 assert Limits().violation(cfg) is None, name
+
+
+# -- the sweep's gradient ratio for recurrent rows ------------------------------------------------------------
+
+@pytest.mark.parametrize("arch", [a for a, e in ARCHITECTURES.items() if e.per_time])
+def test_sweep_grad_ratio_of_a_recurrent_cell_is_through_time_in_the_top_layer(arch):
+    """Oracle: the run's own table read by hand - Var(∂L/∂h_t) of the top layer at t = 1 over t = T, step 0."""
+    from core.sweep.cells import metrics
+
+    cfg = RunConfig(arch=arch, depth=2, width=8, seq_len=6, dataset="recall", batch_size=8, steps=1,
+                    sigma_w=0.5)
+    result = train(cfg)
+    t = result.layers
+    top = t[(t["step"] == 0) & (t["layer"] == 2)]
+    g1 = float(top[top["time"] == 1]["grad_act_var"].iloc[0])
+    gT = float(top[top["time"] == 6]["grad_act_var"].iloc[0])
+    got = metrics(result)["grad_ratio_init"]
+    assert got == pytest.approx(math.log10(g1 / gT), rel=1e-12)
+    if arch == "rnn":  # ρ(W_hh) = 0.5: the gradient through time shrinks by ≥ 4× a step back
+        assert got < -5 * math.log10(4) + 0.5
