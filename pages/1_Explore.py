@@ -17,7 +17,7 @@ from ui.follow import FOLLOW, follow_view, mode_switch  # noqa: E402
 from ui.live import live_view, show_theory_preview  # noqa: E402
 from ui.saved import opened, saved_run_box, show_saved_run, showing_saved  # noqa: E402
 from ui.session import current_run, limits_problem, run_controls, start_run, warm_up_engine  # noqa: E402
-from ui.share import explore_url, follow_url, link_query, open_link, share_box, show_notes  # noqa: E402
+from ui.share import explore_url, follow_url, link_query, open_link, settle_link, share_box, show_notes  # noqa: E402
 from ui.sidebar import reset_widgets, sidebar  # noqa: E402
 from ui.story import scenario_story  # noqa: E402
 from ui.state import SlotKeys  # noqa: E402
@@ -35,7 +35,9 @@ if arrived:
 if problem := limits_problem():
     st.error(problem)
 cfg = sidebar(link.config, key_prefix=KEY)
-show_notes(list(link.notes) if cfg == link.config else [])
+if arrived:
+    link = settle_link(KEY, link, cfg)
+show_notes(list(link.notes) if cfg == link.config else [])  # until a setting is changed
 follow_url(KEY, link_query(cfg, link))  # the address bar is always the sidebar's experiment
 if arrived and link.autorun:  # a scenario link runs on open (autorun=false: it waits for Run)
     start_run(cfg, KEY)

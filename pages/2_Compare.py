@@ -15,7 +15,8 @@ from ui.compare import (PAGE, PREV_A, SLOTS, any_opened, controls, live_pair, ru
                         settings_diff, start_pair)
 from ui.downloads import code_snippets  # noqa: E402
 from ui.session import limits_problem  # noqa: E402
-from ui.share import compare_url, explore_url, follow_url, link_query, open_link, share_box, show_notes  # noqa: E402
+from ui.share import (compare_url, explore_url, follow_url, link_query, open_link, settle_link, share_box,  # noqa: E402
+                      show_notes)
 from ui.sidebar import reset_widgets  # noqa: E402
 from ui.story import scenario_story  # noqa: E402
 
@@ -31,6 +32,8 @@ if arrived:
 if problem := limits_problem():
     st.error(problem)
 a, b = controls(link.config, link.b_config)
+if arrived:
+    link = settle_link(PAGE, link, a, b)
 show_notes(list(link.notes) if (a, b) == (link.config, link.b_config) else [])
 follow_url(PAGE, link_query(a, link, b))  # the address bar is always this comparison
 if arrived and link.autorun:  # a scenario link runs A and B on open (autorun=false: it waits)

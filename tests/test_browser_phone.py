@@ -23,6 +23,7 @@ pytestmark = pytest.mark.browser
 PHONE = {"width": 390, "height": 844}
 MS = 1000
 QUERY = dict(depth=6, width=16, activation="tanh", init="xavier_normal", dataset="spirals", steps=40, seed=2)
+MIN_CHARTS = {"Theory": 4, "Learn": 6}  # profile, map, phase diagram, Jacobian; one per question (but code)
 OVERLAP_TOLERANCE_PX = 1  # boxes touching by a pixel (anti-aliasing) are not an overlap
 
 
@@ -98,7 +99,13 @@ def test_theory_and_learn_on_a_phone_have_no_overlapping_text(browser, server, p
         page.wait_for_selector(PLOT, timeout=60 * MS)
         for el in page.query_selector_all(PLOT):
             el.scroll_into_view_if_needed()
-        page.wait_for_timeout(500)
+            page.wait_for_timeout(150)
+        drawn = wait_until(lambda: page.evaluate(
+            "() => document.querySelectorAll('.js-plotly-plot .main-svg .xtick').length && "
+            "Array.from(document.querySelectorAll('.js-plotly-plot')).filter(p => p.querySelector('.main-svg')).length"),
+            30, f"{page_name}'s charts to be drawn")
+        assert drawn >= MIN_CHARTS[page_name], f"{page_name} drew {drawn} charts"
+        full_page_screenshot(page, ROOT / "test-artifacts" / f"{page_name.lower()}_phone.png")
         overlaps = page.evaluate(OVERLAPS_JS, OVERLAP_TOLERANCE_PX)
         assert not overlaps, f"overlapping text on {page_name} on a phone:\n" + "\n".join(
             f"  {o['chart'][:60]!r}: {o['a']!r} × {o['b']!r} ({o['w']}×{o['h']} px)" for o in overlaps[:20])

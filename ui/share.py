@@ -22,6 +22,7 @@ silently where this app names it.)
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 from urllib.parse import urlencode
@@ -202,6 +203,14 @@ def open_link(keys: SlotKeys | str, page: str = "Explore") -> tuple[Link, bool]:
     return link, True
 
 
+def settle_link(keys: SlotKeys | str, link: Link, cfg: RunConfig, b: RunConfig | None = None) -> Link:
+    """The link that just arrived, with the settings as its widgets hold them (the same, but for what a widget
+    itself rounds or bounds): what its notes, its story and its scenario parameter are compared with."""
+    link = dataclasses.replace(link, config=cfg, b_config=b if b is not None else link.b_config)
+    st.session_state[_keys(keys).link] = link
+    return link
+
+
 def link_query(cfg: RunConfig, link: Link | None, b: RunConfig | None = None) -> list[tuple[str, str]]:
     """The query that describes what the widgets hold now: every setting (B's differences with `b_`), and the
     link's scenario while the settings still are the scenario's (with `autorun=false` if the link said so)."""
@@ -311,4 +320,4 @@ def scenario_query(sc: Scenario) -> dict[str, str]:
 
 __all__ = ["B_PREFIX", "config_from_query", "compare_from_query", "show_notes", "explore_query", "compare_query",
            "app_url", "page_url", "explore_url", "compare_url", "share_box", "Link", "read_link", "open_link",
-           "link_query", "follow_url", "scenario_query", "SCENARIO_PARAM", "AUTORUN_PARAM", "SHARE_NOTE"]
+           "link_query", "follow_url", "settle_link", "scenario_query", "SCENARIO_PARAM", "AUTORUN_PARAM", "SHARE_NOTE"]

@@ -169,9 +169,9 @@ def config_controls(defaults: RunConfig, key_prefix: str = "explore", *, contain
         v["seed"] = st.number_input("Seed", 0, 2**31 - 1, step=1, key=k("seed"), help=_help("seed"))
 
     with box.expander("**Recording**", expanded=False):
-        v["record_every"] = st.number_input("Record statistics every N steps", 0, limits.max_steps, step=1,
+        v["record_every"] = st.number_input("Record statistics every N steps", 0, HARD.max_steps, step=1,
                                             key=k("record_every"), help=_help("record_every"))
-        v["eval_every"] = st.number_input("Held-out accuracy every N steps", 0, limits.max_steps, step=1,
+        v["eval_every"] = st.number_input("Held-out accuracy every N steps", 0, HARD.max_steps, step=1,
                                           key=k("eval_every"), help=_help("eval_every"))
         st.button("↺ Reset to the link's settings", key=keys.control("reset"), on_click=set_widgets, args=(defaults, key_prefix),
                   help="Put every control back to the settings this page was opened with.")

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from core.measure.records import COL as RUN_COL, STAT_COLUMNS as RUN_COLUMNS
-from core.registry import activation_of_module
+from core.registry import ARCHITECTURES, DEFAULT_ARCH, activation_of_module
 from core.schema import RunStatus
 from core.watch.session import COL, STAT_COLUMNS, NonFinite, watch_table
 
@@ -61,6 +61,18 @@ class WatchSetting:
 
     activation: str
     summary: str = "a watch(model) run"
+    # A watched network is read as a stack of layers, one row each: the MLP's architecture entry says what its
+    # rows are called and which columns carry its signal (the verdict, the charts).
+    arch: str = DEFAULT_ARCH
+
+    @property
+    def architecture(self):
+        return ARCHITECTURES[self.arch]
+
+    @property
+    def time_steps(self) -> int:
+        """Rows are layers, never (layer, time step)."""
+        return 0
 
     def __str__(self) -> str:
         return self.summary
