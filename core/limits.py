@@ -21,10 +21,10 @@ class Limits:
     max_batch_size: int = 1024
     max_steps: int = 5000           # ~1-3 minutes of training at the defaults
     max_seq_len: int = 200          # time steps of a recurrent net's sequence: lags far beyond a vanilla RNN's memory
-    max_work: int = 400_000_000     # parameters × batch size: bounds one step's cost (~50 ms here); the depth-50 scenarios need ~110M
+    max_work: int = 400_000_000     # parameters × batch × positions (Architecture.work): bounds one step's cost (~50 ms here); the depth-50 scenarios need ~110M
     max_run_seconds: float = 300.0  # wall-clock cap of one run
     max_concurrent_runs: int = 2    # training threads on the whole server (2 cores)
-    max_sweep_work: int = 1_000_000_000_000  # Σ over a sweep's cells of parameters × batch × (steps + 1): ~4× the "6 ξ_c" scenario
+    max_sweep_work: int = 1_000_000_000_000  # Σ over a sweep's cells of work × (steps + 1): ~4× the "6 ξ_c" scenario
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Limits":
@@ -109,9 +109,12 @@ class Limits:
             if value is not None and cfg.applies(field) and value > limit:
                 return field, (f"{self.over(field, value, limit)} {what} "
                                f"(set {env} to raise it on a private deployment).")
-        work = cfg.parameter_count() * cfg.batch_size
+        arch = cfg.architecture
+        work = arch.work(cfg)
         if work > self.max_work:
-            return "width", (f"This network has {cfg.parameter_count():,} parameters × batch {cfg.batch_size} = "
+            times = arch.position_count(cfg)
+            per = f" × {times:,} {arch.positions_means}" if arch.positions is not None else ""
+            return "width", (f"This network has {cfg.parameter_count():,} parameters × batch {cfg.batch_size}{per} = "
                              f"{work:,}, over this server's limit of {self.max_work:,} "
                              f"(make it narrower, shallower or use a smaller batch; GFL_MAX_WORK raises it).")
         return None
@@ -123,10 +126,10 @@ class Limits:
             problem = self.violation(cfg)
             if problem is not None:
                 return problem[0], f"A cell of this sweep is over a limit: {problem[1]}"
-        work = sum(cfg.parameter_count() * cfg.batch_size * (cfg.steps + 1) for cfg in cells)
+        work = sum(cfg.architecture.work(cfg) * (cfg.steps + 1) for cfg in cells)
         if work > self.max_sweep_work:
             return "sweep", (f"This sweep's {len(cells):,} cells need {work:.3g} units of work (parameters × batch × "
-                             f"steps, summed), over this server's limit of {self.max_sweep_work:.3g} "
+                             f"positions × steps, summed), over this server's limit of {self.max_sweep_work:.3g} "
                              f"(use fewer cells, fewer steps or smaller networks; GFL_MAX_SWEEP_WORK raises it).")
         return None
 

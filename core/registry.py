@@ -71,7 +71,7 @@ class Activation:
     (the arc-cosine kernel) instead of quadrature. `advice` is what the
     verdict suggests for it. Code: `module_code` is the nn.Module that
     builds it, `keras_layer` the Keras layer (default
-    `tf.keras.layers.Activation("<keras_name>")`) with `keras_note`, a
+    `keras.layers.Activation("<keras_name>")`) with `keras_note`, a
     comment after it. `aliases` are other names people write for it
     (Keras', TensorFlow's, the papers'): links, the CLI and files read them
     as this entry (`resolve`).
@@ -120,7 +120,7 @@ class Activation:
 
     @property
     def keras_code(self) -> str:
-        return self.keras_layer or f'tf.keras.layers.Activation("{self.keras_name}")'
+        return self.keras_layer or f'keras.layers.Activation("{self.keras_name}")'
 
     def __repr__(self) -> str:
         return f"Activation({self.name!r}: {self.label})"
@@ -205,7 +205,7 @@ ACTIVATIONS: dict[str, Activation] = {
             derivative=lambda h: torch.where(h > 0, torch.ones_like(h), torch.full_like(h, LEAKY_SLOPE)),
             homogeneous_slope=LEAKY_SLOPE, advice=Advice(_HE, _HE_WHY),
             # Keras' "leaky_relu" string means slope 0.2; the lab's (PyTorch's default) is 0.01.
-            keras_layer="tf.keras.layers.LeakyReLU(negative_slope=0.01)",
+            keras_layer="keras.layers.LeakyReLU(negative_slope=0.01)",
             keras_note="slope 0.01 as in PyTorch (Keras 2: alpha=0.01)",
             aliases=("leakyrelu", "lrelu"),
         ),
@@ -265,7 +265,7 @@ class BiasInit:
     uses_sigma_b: bool = False
 
 
-_K = "tf.keras.initializers."
+_K = "keras.initializers."  # Keras 3 (any backend; the tests run it on torch)
 
 ZERO_BIAS = BiasInit("zero", init_blocks.zero_bias_, lambda fan_in, sb: 0.0, "nn.init.zeros_(m.bias)", '"zeros"')
 NORMAL_BIAS = BiasInit("sigma_b", init_blocks.normal_bias_, lambda fan_in, sb: sb,
@@ -288,7 +288,7 @@ def keras_fixed(expr: str, *comments: str) -> KerasKernel:
 
 _TRUNCATED_NOTE = ("# Keras' {name} is a truncated normal (cut at 2 std, widened so the variance is the same);\n"
                    "# PyTorch draws an untruncated normal. For PyTorch's exact distribution use\n"
-                   "# tf.keras.initializers.VarianceScaling(scale={scale}, mode=\"{mode}\", "
+                   "# keras.initializers.VarianceScaling(scale={scale}, mode=\"{mode}\", "
                    "distribution=\"untruncated_normal\").")
 
 
@@ -452,16 +452,16 @@ def lsuv(model, x, tol=0.1, max_iter=10):
     """LSUV (Mishkin & Matas, 2016): from the input up, divide each hidden
     Dense layer's kernel by the std of its output on the batch x until that
     output's variance is 1 ± tol."""
-    dense = [layer for layer in model.layers if isinstance(layer, tf.keras.layers.Dense)][:-1]
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)][:-1]
     for layer in dense:
-        probe = tf.keras.Model(model.inputs, layer.output)
+        probe = keras.Model(model.inputs, layer.output)
         for _ in range(max_iter):
-            var = float(tf.math.reduce_variance(probe(x, training=True)))
+            var = float(keras.ops.convert_to_numpy(keras.ops.var(probe(x, training=True))))
             if not math.isfinite(var) or var == 0 or abs(var - 1) < tol:
                 break
             layer.kernel.assign(layer.kernel / math.sqrt(var))
             if layer.use_bias:
-                layer.bias.assign(tf.zeros_like(layer.bias))
+                layer.bias.assign(keras.ops.zeros_like(layer.bias))
 '''
 
 _R2 = math.sqrt(2.0)
@@ -616,7 +616,7 @@ INITIALIZERS: dict[str, Initializer] = {
                                            takes_sigma_w=False),
             keras_helper=_KERAS_LSUV,
             keras_after=("# Calibrate on a batch of real training inputs (the lab uses the first 512).",
-                         "lsuv(model, tf.random.normal((512, IN_FEATURES)))"),
+                         "lsuv(model, keras.random.normal((512, IN_FEATURES)))"),
             sigma_w="ignored", calibrate=init_blocks.lsuv_, starts_as="orthogonal", orthogonal=True,
         ),
     ]
@@ -688,13 +688,13 @@ OPTIMIZERS: dict[str, Optimizer] = {
     for o in [
         Optimizer("sgd", "SGD", "Plain stochastic gradient descent: each step moves by lr × gradient, so vanishing gradients show directly.",
                   lambda p, lr: torch.optim.SGD(p, lr=lr), "torch.optim.SGD(model.parameters(), lr={lr})",
-                  keras_code="tf.keras.optimizers.SGD(learning_rate={lr})"),
+                  keras_code="keras.optimizers.SGD(learning_rate={lr})"),
         Optimizer("momentum", "SGD + momentum 0.9", "SGD with heavy-ball momentum 0.9.",
                   lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9), "torch.optim.SGD(model.parameters(), lr={lr}, momentum=0.9)",
-                  keras_code="tf.keras.optimizers.SGD(learning_rate={lr}, momentum=0.9)"),
+                  keras_code="keras.optimizers.SGD(learning_rate={lr}, momentum=0.9)"),
         Optimizer("adam", "Adam", "Adam (β = 0.9, 0.999): rescales each parameter's step, which hides much of a vanishing gradient.",
                   lambda p, lr: torch.optim.Adam(p, lr=lr), "torch.optim.Adam(model.parameters(), lr={lr})",
-                  keras_code="tf.keras.optimizers.Adam(learning_rate={lr}, epsilon=1e-8)", keras_note="PyTorch's epsilon"),
+                  keras_code="keras.optimizers.Adam(learning_rate={lr}, epsilon=1e-8)", keras_note="PyTorch's epsilon"),
     ]
 }
 
@@ -805,6 +805,15 @@ def _cnn_parameters(cfg) -> int:
     return n + w * cfg.classes + cfg.classes
 
 
+def _pixels(cfg) -> int:
+    _, height, width = DATASETS[cfg.dataset].image_shape
+    return height * width
+
+
+def _time_steps(cfg) -> int:
+    return cfg.seq_len
+
+
 def _recurrent_parameters(gates: int, recurrent_bias: bool = False):
     """Weights of `depth` stacked layers with `gates` blocks each (1 vanilla, 4 LSTM, 3 GRU), and the output:
     W_ih, W_hh and one bias per gate (`core.models.recurrent`; the GRU's b_hn makes a second one)."""
@@ -834,7 +843,8 @@ class Architecture:
     `kinds` meet `data_kinds` (`default_dataset` when one is needed). A run's
     table has one row per block (`depth` of them; the MLP: one per hidden
     layer) or, when `per_time`, per (block, time step); `depth_means` and
-    `width_means` say what depth and width count, `row_label` what a row is.
+    `width_means` say what depth and width count, `row_label` what a row is (`row_name` names one:
+    "block 12"; per time step, with `stack_label`: "layer 1, time step 17").
     `mlp_theory`: the MLP's mean-field theory describes its rows as they are
     (else `theory_note` says why not); `theory` ("module:function") is its
     own theory beside the measurement, (cfg) -> pandas table, or None.
@@ -853,6 +863,11 @@ class Architecture:
     parameter_count: Callable = field(repr=False)
     row_label: str = "layer"
     per_time: bool = False
+    stack_label: str = "layer"  # what one of the `depth` blocks is called in a per-time row's name
+    # Where each weight is applied again in one example (a CNN's pixels, an RNN's time steps): (cfg) -> count, and
+    # its name; a step's cost is parameters × batch × that (`work`). None: once (MLP, residual MLP).
+    positions: Callable | None = field(default=None, repr=False)
+    positions_means: str = ""
     mlp_theory: bool = False
     theory_note: str = ""
     theory: str | None = None
@@ -892,6 +907,22 @@ class Architecture:
     def takes(self, option: str) -> bool:
         return option in self.options
 
+    def work(self, cfg) -> int:
+        """What one training step of `cfg` costs, in multiply-adds per example summed over the batch:
+        parameters × batch × positions (the MLP: parameters × batch). The server's work limit reads it."""
+        return cfg.parameter_count() * cfg.batch_size * self.position_count(cfg)
+
+    def position_count(self, cfg) -> int:
+        return 1 if self.positions is None else int(self.positions(cfg))
+
+    def row_name(self, row: int, time_steps: int = 0) -> str:
+        """Row `row` (1-based, in the table's order) in words: "block 12", "convolution 7", or, for rows per
+        (layer, time step) with `time_steps` per layer, "layer 1, time step 17"."""
+        if self.per_time and time_steps:
+            block, t = divmod(row - 1, time_steps)
+            return f"{self.stack_label} {block + 1}, {self.row_label} {t + 1}"
+        return f"{self.row_label} {row}"
+
     def __repr__(self) -> str:
         return f"Architecture({self.name!r}: {self.label})"
 
@@ -928,6 +959,7 @@ ARCHITECTURES: dict[str, Architecture] = {
                      "Statistics over batch × channels × pixels; a dead unit is a channel flat everywhere.",
                      "core.models.cnn:build_network", frozenset({"batchnorm"}), frozenset({"image"}), "digits",
                      "convolutions", "channels", _cnn_parameters, row_label="convolution",
+                     positions=_pixels, positions_means="pixels",
                      theory="core.theory.architectures:cnn_layers",  # its table's note says how far it holds
                      code="core.io.codegen:cnn_code"),
         Architecture("rnn", "Vanilla RNN", "h_t = φ(W_ih x_t + W_hh h_{t−1} + b), depth stacked layers of width "
@@ -935,7 +967,7 @@ ARCHITECTURES: dict[str, Architecture] = {
                      "one time step; ∂L/∂h_t is the gradient through time.", _RECURRENT.format("rnn"),
                      frozenset({"seq_len", "recurrent_init"}), frozenset({"sequence"}), "recall",
                      "stacked recurrent layers", "units", _recurrent_parameters(1), row_label="time step",
-                     per_time=True, theory="core.theory.recurrent:gradient_through_time",
+                     per_time=True, positions=_time_steps, positions_means="time steps", theory="core.theory.recurrent:gradient_through_time",
                      theory_note=_RNN_NOTE, columns=("spectral_radius",), code=_RECURRENT_CODE,
                      gated_alternative="lstm"),
         Architecture("lstm", "LSTM", "Long short-term memory (Hochreiter & Schmidhuber, 1997): gated cells whose "
@@ -943,13 +975,13 @@ ARCHITECTURES: dict[str, Architecture] = {
                      "state c_t as the pre-activation, h_t as the activation.", _RECURRENT.format("lstm"),
                      frozenset({"seq_len", "recurrent_init", "forget_bias"}), frozenset({"sequence"}), "recall",
                      "stacked recurrent layers", "units", _recurrent_parameters(4), row_label="time step",
-                     per_time=True, theory_note=_GATED_NOTE, columns=("gate_saturation", "spectral_radius"),
+                     per_time=True, positions=_time_steps, positions_means="time steps", theory_note=_GATED_NOTE, columns=("gate_saturation", "spectral_radius"),
                      gate_activation="sigmoid", code=_RECURRENT_CODE),
         Architecture("gru", "GRU", "Gated recurrent unit (Cho et al., 2014): update and reset gates, no separate "
                      "cell. Per time step: the candidate's pre-activation, and h_t.", _RECURRENT.format("gru"),
                      frozenset({"seq_len", "recurrent_init"}), frozenset({"sequence"}), "recall",
                      "stacked recurrent layers", "units", _recurrent_parameters(3, recurrent_bias=True),
-                     row_label="time step", per_time=True, theory_note=_GATED_NOTE,
+                     row_label="time step", per_time=True, positions=_time_steps, positions_means="time steps", theory_note=_GATED_NOTE,
                      columns=("gate_saturation", "spectral_radius"), gate_activation="sigmoid",
                      code=_RECURRENT_CODE),
     ]

@@ -166,7 +166,7 @@ def synthetic(cfg: RunConfig, **columns) -> SimpleNamespace:
     return SimpleNamespace(config=cfg, stats=stats, steps=steps, divergence=columns.get("divergence"))
 
 
-_DIVERGED = SimpleNamespace(step=7, layer=3, sentence=lambda: "The activations of layer 3 became non-finite (inf/nan) at step 7.")
+_DIVERGED = SimpleNamespace(step=7, layer=3, sentence=lambda cfg: "The activations of layer 3 became non-finite (inf/nan) at step 7.")
 PROFILES = {
     "gradients vanish": dict(grad_preact_var=lambda l: 10.0 ** (2 * (l - L_SYN + 1))),
     "gradients explode": dict(grad_preact_var=lambda l: 10.0 ** (2 * (L_SYN - 1 - l))),

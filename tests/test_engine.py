@@ -219,7 +219,7 @@ def test_background_run_reports_divergence():
     assert run.join(30)
     snap = run.snapshot()
     assert snap.status == "diverged" and snap.divergence == train(cfg).divergence
-    assert snap.message == snap.divergence.sentence()
+    assert snap.message == snap.divergence.sentence(snap.config)
 
 
 # -- Run controls ------------------------------------------------------------------------------------------

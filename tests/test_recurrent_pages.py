@@ -92,3 +92,59 @@ def test_explore_shows_the_rnn_theory_before_a_run_and_says_why_an_lstm_has_none
             assert any(t.startswith(expect) for t in titles), titles
         else:
             assert any("no closed-form" in c.value for c in at.caption), [c.value for c in at.caption]
+
+
+def _plotly_array(v):
+    """A Plotly array as JSON sends it: a list, or {"dtype", "bdata" (base64), "shape"}."""
+    import base64
+
+    import numpy as np
+
+    if isinstance(v, dict) and "bdata" in v:
+        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"])
+        return a.reshape([int(n) for n in str(v["shape"]).split(",")]) if "shape" in v else a
+    return np.asarray(v, dtype=float)
+
+
+def test_compare_across_architectures_each_table_equals_train_of_its_config():
+    """A = rnn, B = lstm, tiny: run to the end; each side's table (what its downloads hold) equals
+    core.run.engine.train of that side's config, value for value, and the heatmap drawn for each side
+    shows that run's Var(∂L/∂h_t)."""
+    import json
+    import math
+
+    import numpy as np
+    import pandas as pd
+
+    from core.run.engine import train
+
+    tiny = dict(dataset="recall", depth="1", width="8", seq_len="5", steps="3", batch_size="8")
+    at = AppTest.from_file(str(ROOT / "pages" / "2_Compare.py"), default_timeout=TIMEOUT)
+    at.query_params.update({**tiny, **{f"b_{k}": v for k, v in tiny.items()}, "arch": "rnn", "b_arch": "lstm"})
+    at.run()
+    assert not at.exception
+    at.button(key="compare__run").click().run()
+    try:
+        for key in ("compare_a__run", "compare_b__run"):
+            assert at.session_state[key].join(timeout=90), f"{key} did not finish"
+        at.run()
+        assert not at.exception
+        figs = {el.proto.id.rsplit("-", 1)[-1]: json.loads(el.proto.spec) for el in at.get("plotly_chart")}
+        for side, key, arch in (("A", "compare_a__run", "rnn"), ("B", "compare_b__run", "lstm")):
+            snap = at.session_state[key].snapshot()
+            cfg = snap.config
+            assert (cfg.arch, cfg.depth, cfg.width, cfg.seq_len, cfg.steps) == (arch, 1, 8, 5, 3)
+            assert str(snap.status) == "finished"
+            oracle = train(cfg)
+            pd.testing.assert_frame_equal(snap.layers, oracle.layers)
+            last = oracle.layers[oracle.layers["step"] == 3]
+            assert list(last["time"]) == [1.0, 2.0, 3.0, 4.0, 5.0]
+            # the page's heatmap for this side: t = 1 at the last recorded step, as log10
+            z = _plotly_array(figs[f"compare__fig_heat_time_{side}"]["data"][0]["z"]).reshape(5, -1)
+            want = math.log10(float(last["grad_act_var"].iloc[0]))
+            assert float(z[0, -1]) == pytest.approx(want, abs=1e-5)
+            assert np.isfinite(snap.layers["grad_act_var"]).all()
+    finally:
+        for key in ("compare_a__run", "compare_b__run"):
+            if key in at.session_state:
+                at.session_state[key].stop()

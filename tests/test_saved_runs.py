@@ -93,7 +93,7 @@ def test_a_diverged_run_keeps_inf_and_nan_and_where_it_diverged():
     assert not np.isfinite(opened.record.stats).all()
     assert opened.record.divergence == result.divergence
     snap = opened.record
-    assert snap.status == "diverged" and snap.message == result.divergence.sentence()
+    assert snap.status == "diverged" and snap.message == result.divergence.sentence(result.config)
 
 
 def _doc(data: bytes) -> dict:

@@ -197,7 +197,8 @@ def estimate_run(cfg: RunConfig) -> tuple[float, float]:
 
     layers = cfg.rows
     params = cfg.parameter_count()
-    step = 6 * params * cfg.batch_size / FLOPS + LAYER_STEP_SECONDS * layers  # forward, and backward's two products
+    # forward, and backward's two products, at every position a weight is applied (Architecture.work)
+    step = 6 * cfg.architecture.work(cfg) / FLOPS + LAYER_STEP_SECONDS * layers
     records = expected_records(cfg.steps, cfg.record_every)
     seconds = (cfg.steps + 1) * step
     # weights, gradients and up to two optimizer buffers; a step's tensors; the recorded table

@@ -3,14 +3,14 @@
 `pytorch_code(cfg)` and `keras_code(cfg)` return a complete, self-contained
 script: the network (input → [Linear (→ BatchNorm) → φ] × depth →
 Linear(classes)), every hidden layer initialized as `core.models.init` does it —
-written with `torch.nn.init` / `tf.keras.initializers` calls, not with this
+written with `torch.nn.init` / `keras.initializers` calls, not with this
 project's helpers — the optimizer with its learning rate, and one training
 step on a random batch so the script runs as it is. A comment carries the
 settings as URL query parameters and as a `python -m core run` command.
 
-The PyTorch snippet is held to `core.models.init.weight_std` by the tests (they
-execute it); the Keras one is checked for syntax and initializer names only
-(TensorFlow is not a dependency).
+Both are executed by the tests - the Keras 3 one on the torch backend
+(`KERAS_BACKEND=torch`) - and each hidden weight's standard deviation is held
+to `Initializer.weight_std`.
 """
 from __future__ import annotations
 
@@ -183,7 +183,7 @@ def _finish(parts: list[str]) -> str:
     """Join the lines; drop `import math` (and its blank line) when nothing uses it."""
     code = "\n".join(parts) + "\n"
     if "math." not in code:
-        code = code.replace("import math\n\n", "", 1)
+        code = code.replace("import math\n\n", "", 1).replace("import math\n", "", 1)
     return code
 
 
@@ -197,21 +197,20 @@ def _keras_bias(cfg: RunConfig) -> str:
 
 
 def keras_code(cfg: RunConfig, share_url: str | None = None) -> str:
-    """The same network in TensorFlow/Keras: a tf.keras.Sequential of Dense layers.
+    """The same network in Keras 3 (any backend; `KERAS_BACKEND=torch` runs it with this PyTorch):
+    a keras.Sequential of Dense layers.
 
     Named Keras initializers where one matches the scheme (HeNormal,
     GlorotNormal, LecunNormal, Orthogonal, ...), VarianceScaling /
     RandomNormal / RandomUniform otherwise; BatchNormalization with
     PyTorch's epsilon and momentum; the optimizer; compiled for
     sparse-label cross-entropy on logits. Other architectures: their entry's `Architecture.code`
-    writes theirs in Keras 3 (`architecture_code`).
+    writes theirs (`architecture_code`).
     """
     if cfg.architecture.code is not None:
         return architecture_code(cfg, "keras", share_url)
     ini = INITIALIZERS[cfg.init]
     kernel, comments = ini.keras_kernel(cfg.sigma_w)
-    optimizer = OPTIMIZERS[cfg.optimizer]
-    opt, opt_comment = optimizer.keras_code, f"  # {optimizer.keras_note}" if optimizer.keras_note else ""
     bias = _keras_bias(cfg) if cfg.bias else None
     uses_fan_in = "fan_in)" in kernel or (bias is not None and "fan_in)" in bias)
     consts = [
@@ -226,51 +225,41 @@ def keras_code(cfg: RunConfig, share_url: str | None = None) -> str:
     dense_args = ["width", f"kernel_initializer={kernel}"]
     dense_args += [f"bias_initializer={bias}"] if bias is not None else ["use_bias=False"]
     loop = ["for width in WIDTHS:", *["    " + c for c in comments],
-            "    model.add(tf.keras.layers.Dense(", *[f"        {a}," for a in dense_args], "    ))"]
+            "    model.add(keras.layers.Dense(", *[f"        {a}," for a in dense_args], "    ))"]
     if cfg.batchnorm:
-        loop.append("    model.add(tf.keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9))"
+        loop.append("    model.add(keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9))"
                     "  # PyTorch's defaults")
     act = ACTIVATIONS[cfg.activation]
     loop.append(f"    model.add({act.keras_code})" + (f"  # {act.keras_note}" if act.keras_note else ""))
     if uses_fan_in:
         loop.append("    fan_in = width")
     parts = [
-        _title(cfg, "TensorFlow/Keras"),
+        _title(cfg, "Keras 3"),
         *share_comment(cfg, share_url),
         "import math",
+        *_KERAS_HEADER,
         "",
-        "import tensorflow as tf",
-        "",
-        f"tf.keras.utils.set_random_seed({cfg.seed})",
+        f"keras.utils.set_random_seed({cfg.seed})",
         "",
         *consts,
         "",
-        "model = tf.keras.Sequential([tf.keras.Input(shape=(IN_FEATURES,))])",
+        "model = keras.Sequential([keras.Input(shape=(IN_FEATURES,))])",
         *(["fan_in = IN_FEATURES  # inputs of the next Dense layer"] if uses_fan_in else []),
         *loop,
-        "model.add(tf.keras.layers.Dense(CLASSES))  # the output layer (logits), Keras' default init",
+        "model.add(keras.layers.Dense(CLASSES))  # the output layer (logits), Keras' default init",
     ]
     if ini.keras_helper:
         parts += ini.keras_helper.rstrip("\n").split("\n")
     if ini.keras_after:
         parts += ["", *ini.keras_after]
-    parts += [
-        "",
-        "model.compile(",
-        f"    optimizer={opt.format(lr=_num(cfg.lr))},{opt_comment}",
-        "    loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),",
-        '    metrics=["accuracy"],',
-        ")",
-        "model.summary()",
-        f"# Train with: model.fit(x_train, y_train, batch_size={cfg.batch_size}, epochs=...)",
-    ]
+    parts += _keras_compile(cfg, "x_train")
     return _finish(parts)
 
 
 # -- the other architectures -----------------------------------------------------------------------------
 # Each entry of ARCHITECTURES beyond the MLP names its writer (`Architecture.code`, "module:function"):
 # (cfg, framework "pytorch" or "keras", share_url) -> the script. The Keras scripts are Keras 3 (any
-# backend: KERAS_BACKEND=torch runs them with this PyTorch; the tests do).
+# backend: KERAS_BACKEND=torch runs them with this PyTorch; the tests do), as is the MLP's.
 
 def architecture_code(cfg: RunConfig, framework: str, share_url: str | None = None) -> str:
     import importlib
@@ -285,11 +274,6 @@ _KERAS_HEADER = [
     'os.environ.setdefault("KERAS_BACKEND", "torch")  # Keras 3 runs on torch, jax or tensorflow',
     "import keras",
 ]
-
-
-def _keras3(expr: str) -> str:
-    """A registry's Keras expression (written `tf.keras.…` for the MLP's TensorFlow script) in Keras 3."""
-    return expr.replace("tf.keras.", "keras.")
 
 
 def _consts(cfg: RunConfig, kernel_text: str = "", bias_text: str = "") -> list[str]:
@@ -338,7 +322,7 @@ def _keras_compile(cfg: RunConfig, fit: str) -> list[str]:
     return [
         "",
         "model.compile(",
-        f"    optimizer={_keras3(optimizer.keras_code.format(lr=_num(cfg.lr)))},{comment}",
+        f"    optimizer={optimizer.keras_code.format(lr=_num(cfg.lr))},{comment}",
         "    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),",
         '    metrics=["accuracy"],',
         ")",
@@ -353,11 +337,11 @@ def _keras_kernel(cfg: RunConfig, conv: bool = False) -> tuple[str, tuple[str, .
     kernel = ini.conv_keras_kernel if conv and ini.conv_keras_kernel is not None else ini.keras_kernel
     expr, comments = kernel(cfg.sigma_w)
     helper = ini.conv_keras_helper if conv and ini.conv_keras_kernel is not None else ini.keras_helper
-    return _keras3(expr), tuple(_keras3(c) for c in comments), helper
+    return expr, tuple(comments), helper
 
 
 def _keras_bias3(cfg: RunConfig) -> str | None:
-    return _keras3(_keras_bias(cfg)) if cfg.bias else None
+    return _keras_bias(cfg) if cfg.bias else None
 
 
 _KERAS_SCALAR_LAYERS = '''
@@ -482,7 +466,7 @@ def resmlp_code(cfg: RunConfig, framework: str, share_url: str | None = None) ->
         loop.append("    h = keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9)(h)  # PyTorch's defaults")
     if scale.fixup:
         loop.append("    h = Shift()(h)")
-    loop.append(f"    a = {_keras3(act.keras_code)}(h)" + (f"  # {act.keras_note}" if act.keras_note else ""))
+    loop.append(f"    a = {act.keras_code}(h)" + (f"  # {act.keras_note}" if act.keras_note else ""))
     if scale.fixup:
         loop.append("    a = Shift()(a)")
     loop.append(f"    f = {dense(second[0], second[1], 'WIDTH')}(a)" + ("  # Fixup: the last layer zero"
@@ -554,7 +538,7 @@ def cnn_code(cfg: RunConfig, framework: str, share_url: str | None = None) -> st
         loop.append("    fan_in = 9 * CHANNELS")
     if cfg.batchnorm:
         loop.append("    model.add(keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9))  # PyTorch's defaults")
-    loop.append(f"    model.add({_keras3(act.keras_code)})" + (f"  # {act.keras_note}" if act.keras_note else ""))
+    loop.append(f"    model.add({act.keras_code})" + (f"  # {act.keras_note}" if act.keras_note else ""))
     parts = [
         _arch_title(cfg, "Keras 3"), *share_comment(cfg, share_url), "import math", "", "import numpy as np",
         *_KERAS_HEADER, "", f"keras.utils.set_random_seed({cfg.seed})", "", *shape, *_consts(cfg, kernel, bias or ""),

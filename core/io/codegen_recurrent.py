@@ -137,10 +137,6 @@ class PerGate(keras.initializers.Initializer):
 '''
 
 
-def _keras(expr: str) -> str:
-    return expr.replace("tf.keras.", "keras.")
-
-
 def keras_code(cfg, share_url: str | None = None) -> str:
     """The same network in Keras 3: keras.layers.SimpleRNN/LSTM/GRU stacked, then Dense(CLASSES) on h_T."""
     from core.io.codegen import _finish, share_comment
@@ -149,14 +145,14 @@ def keras_code(cfg, share_url: str | None = None) -> str:
     ini, rec = INITIALIZERS[cfg.init], RECURRENT_INITS[cfg.recurrent_init]
     act = ACTIVATIONS[cfg.activation]
     kernel, k_notes = ini.keras_kernel(1.0)
-    kernel = _keras(kernel).replace("SIGMA_W", "1.0")
+    kernel = kernel.replace("SIGMA_W", "1.0")
     recurrent, r_notes = rec.keras_kernel(cfg.sigma_w)
     if "SIGMA_W" not in recurrent and rec.uses_sigma_w and cfg.sigma_w != 1.0:
-        recurrent = _keras(rec.keras_kernel(1.0)[0])
+        recurrent = rec.keras_kernel(1.0)[0]
         scaled = True  # a named scheme without a gain: scale its draws
     else:
         scaled = False
-    recurrent = _keras(recurrent).replace("fan_in", "HIDDEN")
+    recurrent = recurrent.replace("fan_in", "HIDDEN")
     bias = ini.bias
     if bias.uses_sigma_b and cfg.sigma_b == 0.0:
         bias = ZERO_BIAS
@@ -167,14 +163,14 @@ def keras_code(cfg, share_url: str | None = None) -> str:
     make = f"lambda: {recurrent}" if not scaled else f"lambda: Scaled({recurrent}, SIGMA_W)"
     args.append(f"recurrent_initializer=PerGate({make}, {net.gates}),")
     if cfg.bias:
-        args.append(f"bias_initializer={_keras(bias.keras_code)},")
+        args.append(f"bias_initializer={bias.keras_code},")
     else:
         args.append("use_bias=False,")
     if net.forget_block is not None:
         args.append("unit_forget_bias=False,  # the forget gate's bias is set below")
     if net.recurrent_bias:
         args.append("reset_after=True,  # r ⊙ (W_hn h + b_hn), as PyTorch's GRU")
-    comments = [_keras(c) for c in (*k_notes, *r_notes) if c]
+    comments = [c for c in (*k_notes, *r_notes) if c]
     helpers = _PER_GATE.rstrip("\n").split("\n")
     if scaled:
         helpers += ["", "", "class Scaled(keras.initializers.Initializer):",
@@ -211,7 +207,7 @@ def keras_code(cfg, share_url: str | None = None) -> str:
     opt = OPTIMIZERS[cfg.optimizer]
     parts += [
         "", "model.compile(",
-        f"    optimizer={_keras(opt.keras_code).format(lr=_num(cfg.lr))},"
+        f"    optimizer={opt.keras_code.format(lr=_num(cfg.lr))},"
         + (f"  # {opt.keras_note}" if opt.keras_note else ""),
         "    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),",
         '    metrics=["accuracy"],', ")", "model.summary()",

@@ -345,7 +345,7 @@ def _at(stats: np.ndarray, steps: np.ndarray, i: int, cfg) -> list[Finding]:
                 Kind.VANISHING, s, L,
                 f"Activations vanish: at step {s}, the {fwd_name} of {row} {L} is exactly zero, so the signal carries "
                 f"nothing." if fwd != "preact_var" else
-                f"Activations vanish: at step {s}, all pre-activations of layer {L} are equal (variance exactly zero), "
+                f"Activations vanish: at step {s}, all pre-activations of {row} {L} are equal (variance exactly zero), "
                 f"so the signal carries nothing.",
                 cfg, "forward",
             ))
@@ -366,7 +366,7 @@ def _at(stats: np.ndarray, steps: np.ndarray, i: int, cfg) -> list[Finding]:
         worst = int(np.nanargmax(sat))
         out.append(_finding(
             Kind.SATURATED, s, worst + 1,
-            f"Saturated: at step {s}, {sat[worst]:.0%} of layer {worst + 1}'s pre-activations sit in {ACTIVATIONS[cfg.activation].label}'s "
+            f"Saturated: at step {s}, {sat[worst]:.0%} of {arch.row_name(worst + 1)}'s pre-activations sit in {ACTIVATIONS[cfg.activation].label}'s "
             f"flat region, where its slope is under a tenth of its peak.",
             cfg,
         ))
@@ -375,7 +375,7 @@ def _at(stats: np.ndarray, steps: np.ndarray, i: int, cfg) -> list[Finding]:
         worst = int(np.nanargmax(dead))
         out.append(_finding(
             Kind.DEAD, s, worst + 1,
-            f"Dead units: at step {s}, {dead[worst]:.0%} of layer {worst + 1}'s units are flat for every example in the batch "
+            f"Dead units: at step {s}, {dead[worst]:.0%} of {arch.row_name(worst + 1)}'s units are flat for every example in the batch "
             f"and get no gradient.",
             cfg,
         ))
@@ -457,7 +457,7 @@ def diagnose(result) -> Diagnosis:
     findings: list[Finding] = []
     if result.divergence is not None:
         dv = result.divergence
-        findings.append(_finding(Kind.DIVERGED, dv.step, dv.layer, dv.sentence() + " Training stopped there.", cfg))
+        findings.append(_finding(Kind.DIVERGED, dv.step, dv.layer, dv.sentence(cfg) + " Training stopped there.", cfg))
     if len(steps):
         seen = set()
         at = _through_time if getattr(cfg, "time_steps", 0) else _at  # recurrent rows: read along time

@@ -255,7 +255,7 @@ def _saved_record(cfg: RunConfig, stats: np.ndarray, steps: np.ndarray, status: 
                 "cut short or edited.")
     record = RunRecord(cfg, stats, steps, status, divergence, steps_taken=taken, note=note)
     if divergence is not None:
-        message = divergence.sentence()
+        message = divergence.sentence(cfg)
     elif status is RunStatus.STOPPED:
         message = f"This run was stopped before it was saved ({progress_text(record)})."
     else:

@@ -288,7 +288,7 @@ class Run:
         if trainer.divergence is not None:
             with self._lock:
                 self._divergence = trainer.divergence
-                self._set_status(RunStatus.DIVERGED, trainer.divergence.sentence())
+                self._set_status(RunStatus.DIVERGED, trainer.divergence.sentence(self.cfg))
         else:
             self._finish(RunStatus.FINISHED, f"Finished {self.cfg.steps:,} steps in {time.monotonic() - t0:.1f} s.")
 

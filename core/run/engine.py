@@ -46,5 +46,5 @@ def train(cfg: RunConfig, progress: Callable[[int, int], None] | None = None, th
     stats, steps = (a.copy() for a in recorder.view())  # once, at the end: exact size, not the recorder's headroom
     dv = trainer.divergence
     return RunRecord(cfg, stats, steps, RunStatus.DIVERGED if dv else RunStatus.FINISHED, dv,
-                     time.perf_counter() - t0, dv.sentence() if dv else "", steps_taken=trainer.step,
+                     time.perf_counter() - t0, dv.sentence(cfg) if dv else "", steps_taken=trainer.step,
                      boundary=boundary.view() if boundary is not None else None)

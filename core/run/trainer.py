@@ -104,15 +104,18 @@ def optimizer_step(opt: torch.optim.Optimizer) -> None:
 @dataclass(frozen=True)
 class Divergence:
     step: int
-    layer: int | None  # 1 = nearest the input; None when only the loss was non-finite
+    layer: int | None  # the table's row, 1 = nearest the input; None when only the loss was non-finite
     where: str         # "forward", "backward" or "loss"
 
-    def sentence(self) -> str:
+    def sentence(self, cfg: RunConfig) -> str:
+        """Where the run diverged, with the row named as `cfg`'s architecture names it ("block 12",
+        "convolution 7", "layer 1, time step 17")."""
         if self.layer is None:
             return (f"The loss became non-finite at step {self.step}: the output layer's logits overflowed "
-                    f"while every hidden layer was still finite.")
+                    f"while every hidden {cfg.architecture.row_label} was still finite.")
         part = "activations" if self.where == "forward" else "back-propagated gradients"
-        return f"The {part} of layer {self.layer} became non-finite (inf/nan) at step {self.step}."
+        row = cfg.architecture.row_name(self.layer, cfg.time_steps)
+        return f"The {part} of {row} became non-finite (inf/nan) at step {self.step}."
 
 
 @dataclass

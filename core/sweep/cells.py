@@ -3,7 +3,8 @@
 The metrics come from the same `RunResult` that `python -m core run` writes,
 so a cell's row equals what that command's table says for the same settings:
 the last record's loss and accuracies, the step it diverged at, and the
-step-0 gradient ratio between the first and the last hidden layer.
+step-0 gradient ratio between the first and the last hidden layer (for a
+recurrent net: between the first and the last time step of its top layer).
 """
 from __future__ import annotations
 
@@ -71,8 +72,15 @@ def metrics(result) -> dict[str, Any]:
     layers = result.layers
     first = layers[layers["step"] == 0]
     ratio = math.nan
-    if len(first):
-        g = first.sort_values("layer")["grad_preact_var"].to_numpy(dtype=float)
+    if len(first) and cfg.time_steps:
+        # rows per (layer, time step): the gradient through time, Var(∂L/∂h_t) of the top layer at t = 1
+        # over t = T (as the verdict reads a recurrent run)
+        top = first[first["layer"] == first["layer"].max()].sort_values("time", kind="stable")
+        g = top["grad_act_var"].to_numpy(dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = float(np.log10(g[0] / g[-1]))
+    elif len(first):
+        g = first.sort_values("layer", kind="stable")["grad_preact_var"].to_numpy(dtype=float)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = float(np.log10(g[0] / g[-1]))
     diverged = result.divergence is not None
