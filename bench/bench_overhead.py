@@ -34,6 +34,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from core.schema import RunConfig  # noqa: E402
 from core.run.engine import Trainer, set_training_threads  # noqa: E402
+from _machine import cpu_model  # noqa: E402 (bench/ is the script's directory)
 
 # (name, settings, target every step, target every 10th step)
 CASES = [
@@ -51,16 +52,6 @@ CASES = [
 ]
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
 
 
 class NaiveTrainer(Trainer):

@@ -23,16 +23,9 @@ from core.limits import SAVED_RUN_MAX_MB, Limits  # noqa: E402
 from core.measure.records import COL, STAT_COLUMNS  # noqa: E402
 from core.run.record import RunRecord  # noqa: E402
 from core.schema import RunConfig, RunStatus  # noqa: E402
+from _machine import cpu_model  # noqa: E402 (bench/ is the script's directory)
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def timed(f):

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from _machine import cpu_model  # noqa: E402 (bench/ is the script's directory)
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -38,14 +39,6 @@ CASES = [
 ]
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def timed(cmd: list[str]) -> tuple[float, str]:

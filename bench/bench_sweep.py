@@ -29,16 +29,9 @@ from core.schema import RunConfig  # noqa: E402
 from core.sweep import ResultStore, SweepSpec, run_sweep  # noqa: E402
 from core.sweep.backends import SerialBackend, default_workers  # noqa: E402
 from core.sweep.cells import run_cell  # noqa: E402
+from _machine import cpu_model  # noqa: E402 (bench/ is the script's directory)
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def timed(fn) -> tuple[float, object]:

@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from browser_util import (AppServer, button, chromium_available, launch_chromium, press,  # noqa: E402
                           run_status, wait_for_app, wait_until)
+from _machine import cpu_model  # noqa: E402 (bench/ is the script's directory)
 
 SMALL = dict(depth=6, width=32, activation="relu", init="kaiming_normal", steps=100, seed=1, dataset="moons")
 LONG = dict(depth=20, width=128, activation="tanh", init="xavier_normal", steps=5000, seed=2)   # digits
@@ -71,15 +72,6 @@ INSTRUMENT = """
 """
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-    return platform.processor() or "unknown CPU"
 
 
 def fmt_target(value: float, target: float, better: str, unit: str = "") -> str:
