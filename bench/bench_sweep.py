@@ -11,6 +11,10 @@ start-up), so the ratios compare throughput, not interpreter start-up.
 Then the store: 120 finished cells written, and the time to open the store
 afresh and look the whole sweep up (what reopening a shared sweep link costs).
 
+Serial, pool and Ray take turns for --rounds rounds (the machine's speed
+drifts from minute to minute); each figure is the median of the rounds'
+ratios, with their range.
+
 Targets (issue 13): pool ≥ 0.8 × workers the serial throughput (≥ 1.6× on 2
 cores); Ray within 20 % of the pool; lookup of 120 cells < 0.5 s.
 """
@@ -45,6 +49,8 @@ def main() -> None:
     ap.add_argument("--cells", type=int, default=24)
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--workers", type=int, default=default_workers())
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="each side is timed this many times, taking turns; a ratio is the median of the rounds'")
     ap.add_argument("--no-ray", action="store_true")
     ns = ap.parse_args()
     base = RunConfig(depth=12, width=64, activation="tanh", init="xavier_normal", dataset="digits", batch_size=64,
@@ -58,27 +64,46 @@ def main() -> None:
     run_cell(base)
     warm = SweepSpec.parse([f"seed={ns.cells}:{ns.cells + ns.workers - 1}:{ns.workers}"], base)
     t_start_pool, _ = timed(lambda: run_sweep(warm, workers=ns.workers))
-    t_serial, serial = timed(lambda: run_sweep(spec, backend_obj=SerialBackend()))
-    t_pool, pool = timed(lambda: run_sweep(spec, workers=ns.workers))
-    same = serial.table.drop(columns="seconds").equals(pool.table.drop(columns="seconds"))
-    print(f"serial (one process): {t_serial:7.1f} s  {ns.cells / t_serial:6.2f} cells/s")
-    print(f"local pool          : {t_pool:7.1f} s  {ns.cells / t_pool:6.2f} cells/s   pool/serial throughput "
-          f"{t_serial / t_pool:5.2f}× (target ≥ {0.8 * ns.workers:.1f}×)   same table: {same}   (start-up: "
-          f"{t_start_pool:.1f} s for the first {ns.workers} cells)")
-
+    sides = {"serial": lambda: run_sweep(spec, backend_obj=SerialBackend()),
+             "pool": lambda: run_sweep(spec, workers=ns.workers)}
+    ray_backend = None
     if not ns.no_ray:
         from core.sweep.backends import RayBackend
 
-        t_start, ray_backend = timed(lambda: RayBackend(workers=ns.workers))
-        try:
-            t_warm, _ = timed(lambda: run_sweep(warm, backend_obj=ray_backend))  # Ray starts its workers lazily
-            t_start += t_warm
-            t_ray, ray = timed(lambda: run_sweep(spec, backend_obj=ray_backend))
-        finally:
+        t_start_ray, ray_backend = timed(lambda: RayBackend(workers=ns.workers))
+        t_warm, _ = timed(lambda: run_sweep(warm, backend_obj=ray_backend))  # Ray starts its workers lazily
+        t_start_ray += t_warm
+        sides["ray"] = lambda: run_sweep(spec, backend_obj=ray_backend)
+
+    # This machine kind is shared: a cell's time swings by ±20 % from one minute to the next. So the sides
+    # take turns, round by round (who goes first rotates too), and each round's ratios compare neighbouring
+    # timings; the median of the rounds is the figure.
+    names = list(sides)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    tables: dict[str, object] = {}
+    try:
+        for r in range(ns.rounds):
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                t, result = timed(sides[name])
+                times[name].append(t)
+                tables[name] = result.table.drop(columns="seconds")
+            print(f"round {r + 1}: " + "   ".join(f"{n} {times[n][-1]:5.1f} s ({ns.cells / times[n][-1]:5.2f} cells/s)"
+                                                 for n in names))
+    finally:
+        if ray_backend is not None:
             ray_backend.close()
-        same = ray.table.drop(columns="seconds").equals(pool.table.drop(columns="seconds"))
-        print(f"ray (local instance): {t_ray:7.1f} s  {ns.cells / t_ray:6.2f} cells/s   ray/pool throughput "
-              f"{t_pool / t_ray:5.2f} (target ≥ 0.80)   same table: {same}   (start-up: {t_start:.1f} s)")
+
+    def ratio(num: str, den: str) -> str:
+        rs = [a / b for a, b in zip(times[num], times[den])]
+        return f"median {statistics.median(rs):.2f} (range {min(rs):.2f}–{max(rs):.2f} over {len(rs)} rounds)"
+
+    same = tables["pool"].equals(tables["serial"])
+    print(f"local pool          : pool/serial throughput {ratio('serial', 'pool')}; target ≥ {0.8 * ns.workers:.1f}×"
+          f"   same table: {same}   (start-up: {t_start_pool:.1f} s for the first {ns.workers} cells)")
+    if ray_backend is not None:
+        same = tables["ray"].equals(tables["pool"])
+        print(f"ray (local instance): ray/pool throughput {ratio('pool', 'ray')}; target ≥ 0.80   same table: {same}"
+              f"   (start-up: {t_start_ray:.1f} s)")
 
     with tempfile.TemporaryDirectory() as tmp:
         store = ResultStore(tmp)
