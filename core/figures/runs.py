@@ -122,7 +122,9 @@ def fig_theory_profile(theory, *, height: int = 380) -> go.Figure:
     layer_axes(fig, len(x))
     fig.update_yaxes(**log_ticks(q), row=1, col=1)
     fig.update_yaxes(**log_ticks(g), row=1, col=2)
-    return apply_layout(fig, title + " (" + THEORY_LABEL.split(": ", 1)[1] + ")", height, legend_bottom=True)
+    # The conditions on a line of their own in small type: on one line the title ran off a phone's screen.
+    return apply_layout(fig, title + "<br><sup>" + THEORY_LABEL.split(": ", 1)[1] + "</sup>", height,
+                        legend_bottom=True)
 
 
 # -- 2. layer × step heatmaps ----------------------------------------------------------------------
