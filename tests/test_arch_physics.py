@@ -61,6 +61,22 @@ def test_fixup_and_rezero_leave_the_stream_unchanged(scale):
         np.testing.assert_allclose(g, g[-1], rtol=1e-6)  # the gradient reaches every block undiminished
 
 
+@pytest.mark.parametrize("scale", ["fixup", "rezero"])
+def test_where_no_gradient_reaches_a_branch_at_init_the_theory_says_so(scale):
+    """Measured: ∂L/∂h of every branch is exactly 0 at step 0; the theory draws no backward curve and its
+    note (the caption under the preview) says why instead of leaving the panel silently empty."""
+    df = _resmlp(scale, 6, 0, width=64)
+    assert (df.grad_preact_var == 0).all()
+    th = residual_stream(RunConfig(arch="resmlp", residual_scale=scale, depth=6, width=64, activation="relu",
+                                   init="kaiming_normal"), input_second_moment=1.0)
+    assert th.grad_rel.isna().all()
+    np.testing.assert_allclose(th.grad_stream_rel.to_numpy(), 1.0)
+    assert "∂L/∂h is exactly 0" in th.attrs["note"]
+    plain = residual_stream(RunConfig(arch="resmlp", residual_scale="none", depth=6, width=64, activation="relu",
+                                      init="kaiming_normal"), input_second_moment=1.0)
+    assert "exactly 0" not in plain.attrs["note"]
+
+
 def test_the_stream_gradient_follows_the_theory_backward():
     depth = 10
     cfg = RunConfig(arch="resmlp", depth=depth, width=384, activation="relu", init="kaiming_normal", bias=False,

@@ -143,6 +143,11 @@ def residual_stream(cfg: "RunConfig", input_second_moment: float | None = None) 
         notes.append("With BatchNorm the branch's input is normalized (variance 1), so each block adds about the "
                      "same amount and the stream's variance grows linearly; the backward factor through BatchNorm "
                      "is approximate.")
+    if not np.isfinite(grad_h).any():
+        notes.append(f"With {scale.label} every block starts as the identity (its branch's output is 0), so at "
+                     "initialization no gradient reaches a branch's h: ∂L/∂h is exactly 0 and the backward panel "
+                     "has nothing to draw, while the stream's gradient is the same in every block. It appears "
+                     "after the first step.")
     if w < 64:
         notes.append(f"Blocks of {w} units: mean-field theory assumes wide layers, so expect deviations.")
     df = pd.DataFrame({"layer": np.arange(1, L + 1), "preact_var": pre, "stream_var": stream, "branch_var": added,
