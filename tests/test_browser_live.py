@@ -22,8 +22,10 @@ pytestmark = pytest.mark.browser
 
 ARTIFACTS = ROOT / "test-artifacts"
 DESKTOP, PHONE = {"width": 1400, "height": 900}, {"width": 390, "height": 844}
-LONG = dict(depth=6, width=32, activation="tanh", init="xavier_normal", steps=5000, seed=5, dataset="moons",
-            record_every=40)  # 126 records: the heatmap keeps one column per record (no new grid) while watched
+LONG = dict(depth=6, width=256, batch_size=256, activation="tanh", init="xavier_normal", steps=5000, seed=5,
+            dataset="moons", record_every=40)  # 126 records: the heatmap keeps one column per record (no new grid)
+# while watched; ~1 minute in-process on a 2-core machine, so it is still training after the page has drawn
+# all five charts (at width 32 a fast machine finished its 5,000 steps first)
 SHORT = dict(depth=5, width=16, activation="relu", init="kaiming_normal", steps=30, seed=7, dataset="moons")
 PAIR = dict(depth=6, width=16, activation="tanh", init="xavier_normal", steps=30, seed=2, dataset="moons",
             b_init="normal", b_sigma_w="2.5")

@@ -195,6 +195,10 @@ def open_link(keys: SlotKeys | str, page: str = "Explore") -> tuple[Link, bool]:
     current = _query_key(_params(None))
     previous: Link | None = ss.get(keys.link)
     echo = current == ss.get(keys.written)
+    if echo:
+        ss.pop(keys.replaced, None)  # the browser has caught up with what the page wrote
+    elif current and current == ss.get(keys.replaced):
+        echo = True  # a request sent before the browser's URL changed: stale, not a new link
     arrived = just_arrived()
     if previous is not None and (echo and not arrived or not current and arrived):
         return previous, False
@@ -225,9 +229,11 @@ def link_query(cfg: RunConfig, link: Link | None, b: RunConfig | None = None) ->
 def follow_url(keys: SlotKeys | str, query: list[tuple[str, str]]) -> None:
     """Put `query` in the address bar (if it is not there already), so a copied URL is the current
     experiment; remember it, so that the next run knows the URL is its own echo."""
-    if _query_key(_params(None)) != _query_key(dict(query)):
+    ss, keys, now, new = st.session_state, _keys(keys), _query_key(_params(None)), _query_key(dict(query))
+    if now != new:
         st.query_params.from_dict(query)
-    st.session_state[_keys(keys).written] = _query_key(dict(query))
+        ss[keys.replaced] = now
+    ss[keys.written] = new
 
 
 MAX_NOTES = 40  # a screenful; a link that earns more gets "…and N more"

@@ -72,6 +72,12 @@ class SlotKeys:
         return f"{self.slot}__written"
 
     @property
+    def replaced(self) -> str:
+        """The query `follow_url` replaced with `written`, until the browser's URL shows `written`: a rerun the
+        browser asked for before it heard of the new URL (a fragment's timer, say) still carries this one."""
+        return f"{self.slot}__replaced"
+
+    @property
     def suggested(self) -> str:
         """Settings changes a verdict's button asked for, applied to the widgets on the next full run."""
         return f"{self.slot}__suggested"
