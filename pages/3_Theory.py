@@ -34,6 +34,10 @@ for note in limit_notes:
     st.warning(note, icon=":material/warning:")
 cfg = TH.sidebar(base)
 follow_url(TH.KEYS, list(explore_query(cfg).items()))  # the address bar follows the settings
+link_cfg = cfg                     # what the links below carry: the link's own network
+if not cfg.architecture.mlp_theory:
+    TH.show_own_theory(cfg)
+    cfg = TH.mean_field_config(cfg)  # the mean-field sections: a plain MLP of the same settings
 act = ACTIVATIONS[cfg.activation].label
 
 with st.expander("What the theory assumes, and when it does not apply", expanded=False):
@@ -116,7 +120,7 @@ st.divider()
 c1, c2 = st.columns([1, 1.4], gap="large")
 with c1:
     st.markdown("**Try it on a real network**")
-    page_link("Explore", "Open these settings in Explore", explore_query(cfg), icon=":material/science:")
+    page_link("Explore", "Open these settings in Explore", explore_query(link_cfg), icon=":material/science:")
     st.caption("Explore trains this network live, with the theory's curves drawn over the measured ones.")
 with c2:
-    share_box(page_url("Theory", cfg.to_query()), label="Link to this page")
+    share_box(page_url("Theory", link_cfg.to_query()), label="Link to this page")

@@ -9,7 +9,8 @@ import pytest
 
 from core.run.engine import train
 from core.schema import RunConfig
-from core.theory.architectures import residual_stream
+from core.figures import fig_theory_profile
+from core.theory.architectures import layer_profile, residual_stream
 
 SEEDS = (0, 1, 2)
 
@@ -72,6 +73,10 @@ def test_where_no_gradient_reaches_a_branch_at_init_the_theory_says_so(scale):
     assert th.grad_rel.isna().all()
     np.testing.assert_allclose(th.grad_stream_rel.to_numpy(), 1.0)
     assert "∂L/∂h is exactly 0" in th.attrs["note"]
+    cfg = RunConfig(arch="resmlp", residual_scale=scale, depth=6, width=64, activation="relu", init="kaiming_normal")
+    fig = fig_theory_profile(layer_profile(cfg))       # the preview: no legend entry for a curve it cannot draw
+    assert [t.name for t in fig.data if t.showlegend is not False] == ["predicted Var(h)"]
+    assert any("∂L/∂h = 0" in a.text and a.xref == "x2 domain" for a in fig.layout.annotations)
     plain = residual_stream(RunConfig(arch="resmlp", residual_scale="none", depth=6, width=64, activation="relu",
                                       init="kaiming_normal"), input_second_moment=1.0)
     assert "exactly 0" not in plain.attrs["note"]

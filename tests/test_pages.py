@@ -187,6 +187,35 @@ def test_theory_clamps_a_link_over_the_server_limits():
     assert at.slider(key="theory_depth").value == 100
 
 
+def test_theory_of_another_architecture_shows_its_own_theory_then_the_mlp_of_the_same_settings():
+    from core import theory as T
+    from core.theory.architectures import layer_profile
+    from core.schema import RunConfig
+
+    q = {"arch": "resmlp", "residual_scale": "sqrt_depth", "activation": "relu", "init": "kaiming_normal",
+         "depth": "6", "width": "32"}
+    at = open_page(THEORY, q)
+    cfg = RunConfig.from_query(q)[0]
+    assert any("Residual MLP" in h.value for h in at.subheader)
+    figs = charts(at)
+    own = figs["theory__fig_theory_preview"]["data"][0]                       # the residual stream's recursion
+    np.testing.assert_allclose(values(own["y"]), layer_profile(cfg)["q"].to_numpy(), rtol=1e-6)
+    # ReLU with He on the plain MLP of these settings: χ₁ = σ_w² E[φ'²] = 2 · 1/2 = 1, critical
+    chi = next(m.value for m in at.metric if "χ₁" in m.label)
+    assert float(chi) == pytest.approx(1.0)
+    measured = [t for t in figs["theory__fig_profile"]["data"] if t["name"].startswith("measured")]
+    want = T.measured_profile(cfg.for_arch("mlp"))                        # the MLP measured, not the resmlp
+    np.testing.assert_allclose(values(measured[0]["y"]), want["q"].to_numpy(), rtol=1e-6)
+    assert "plain MLP" in "\n".join(i.value for i in at.info)
+    assert at.query_params["arch"] == "resmlp"                              # the link's network stays in the URL
+    links = [m.value for m in at.markdown if "Explore?" in m.value] + [str(el.proto) for el in at.get("page_link")]
+    assert any("arch=resmlp" in l and "residual_scale=sqrt_depth" in l for l in links)
+
+    at = open_page(THEORY, {"arch": "lstm", "seq_len": "12", "depth": "2", "width": "16"})
+    assert any("LSTM" in h.value for h in at.subheader)
+    assert "theory__fig_profile" in charts(at)                               # the MLP sections still draw
+
+
 # -- Learn ------------------------------------------------------------------------------------------
 
 def test_learn_answers_every_question():

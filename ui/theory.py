@@ -17,7 +17,7 @@ import streamlit as st
 from core import figures as F
 from core import theory as T
 from core.schema import FIELDS, RunConfig
-from core.registry import ACTIVATIONS, INITIALIZERS
+from core.registry import ACTIVATIONS, DEFAULT_ARCH, INITIALIZERS
 
 from .session import server_limits
 from .sidebar import prepare_widgets
@@ -81,9 +81,35 @@ def sidebar(defaults: RunConfig) -> RunConfig:
     else:
         sb.caption(f"Per-layer widths from the link: {FIELDS['widths'].format(defaults.widths)} "
                    "(change depth or width to replace them).")
-    sb.caption(f"Data, seed and training settings come from the link ({defaults.dataset}, seed {defaults.seed}) "
-               "and go with it to Explore.")
+    sb.caption(f"The architecture, data, seed and training settings come from the link "
+               f"({defaults.architecture.label}, {defaults.dataset}, seed {defaults.seed}) and go with it "
+               "to Explore.")
     return dataclasses.replace(defaults, **changes)  # keeps per-layer widths unless depth/width changed
+
+
+# -- another architecture -------------------------------------------------------------------------
+
+def mean_field_config(cfg: RunConfig) -> RunConfig:
+    """What this page's mean-field sections describe: `cfg` itself where the MLP's theory covers its
+    architecture's rows as they are (`Architecture.mlp_theory`), else a plain MLP with the same activation,
+    initializer, σ_w, σ_b, depth and width (`RunConfig.for_arch`)."""
+    return cfg if cfg.architecture.mlp_theory else cfg.for_arch(DEFAULT_ARCH)
+
+
+def show_own_theory(cfg: RunConfig) -> None:
+    """For a link whose architecture the MLP's theory does not describe as it is: that architecture's own
+    theory at initialization (the chart Explore shows before a run; hidden with the entry's reason where
+    there is none), and a sentence on what the rest of the page is about."""
+    from .live import show_theory_preview
+
+    arch = cfg.architecture
+    st.subheader(f"This link's network: {arch.label}")
+    show_theory_preview(cfg, KEYS.slot)
+    tail = ("the per-layer theory that the prediction above builds on." if arch.theory is not None else
+            "a reference only: this network itself has no mean-field prediction (above).")
+    st.info(f"The link's network is not a plain MLP: {arch.label}, {cfg.depth} {arch.depth_means} of {cfg.width} "
+            f"{arch.width_means}. The sections below are mean-field theory for a **plain MLP** with the same "
+            f"activation, initializer, σ_w, σ_b, depth and width: {tail}", icon=":material/info:")
 
 
 # -- cached core calls -----------------------------------------------------------------------------
@@ -147,5 +173,6 @@ def depth_scale_text(value: float | None, phase: str) -> str:
     return f"{value:.3g} layers"
 
 
-__all__ = ["KEYS", "QUANTITY", "ASSUMPTIONS", "clamp_to_limits", "sidebar", "numbers", "profile",
+__all__ = ["KEYS", "QUANTITY", "ASSUMPTIONS", "clamp_to_limits", "sidebar", "mean_field_config", "show_own_theory",
+           "numbers", "profile",
            "measured_at_init", "jacobian", "variance_map_figure", "phase_figure", "fmt", "depth_scale_text"]

@@ -116,9 +116,17 @@ def fig_theory_profile(theory, *, height: int = 380) -> go.Figure:
     fig.add_trace(go.Scatter(x=x, y=for_log_axis(q), mode="lines+markers", name="predicted Var(h)",
                              line=dict(color=COLOURS["preact_var"], width=2, dash="dash"), marker=dict(size=4),
                              hovertemplate="layer %{x}: %{y:.3g}<extra></extra>"), row=1, col=1)
-    fig.add_trace(go.Scatter(x=x, y=for_log_axis(g), mode="lines+markers", name="predicted Var(∂L/∂h), relative",
-                             line=dict(color=COLOURS["grad_preact_var"], width=2, dash="dash"), marker=dict(size=4),
-                             hovertemplate="layer %{x}: %{y:.3g} × the last layer's<extra></extra>"), row=1, col=2)
+    if np.isfinite(g).any():
+        fig.add_trace(go.Scatter(x=x, y=for_log_axis(g), mode="lines+markers",
+                                 name="predicted Var(∂L/∂h), relative",
+                                 line=dict(color=COLOURS["grad_preact_var"], width=2, dash="dash"),
+                                 marker=dict(size=4),
+                                 hovertemplate="layer %{x}: %{y:.3g} × the last layer's<extra></extra>"), row=1, col=2)
+    else:  # Fixup, ReZero: no gradient reaches a branch's h at init (the theory table's note says why)
+        fig.add_trace(go.Scatter(x=x, y=np.full(len(x), np.nan), mode="lines", showlegend=False, hoverinfo="skip"),
+                      row=1, col=2)  # no curve and no legend entry, but the panel keeps its axes for the note
+        add_note(fig, ["∂L/∂h = 0 at init"], panel=2)  # short: it fits a phone's half panel
+        fig.update_yaxes(showticklabels=False, row=1, col=2)
     layer_axes(fig, len(x))
     fig.update_yaxes(**log_ticks(q), row=1, col=1)
     fig.update_yaxes(**log_ticks(g), row=1, col=2)
