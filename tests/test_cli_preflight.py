@@ -55,6 +55,21 @@ def test_a_network_far_beyond_the_servers_limits_gets_an_estimate_first(tmp_path
     assert lines[-1].startswith("finished:")
 
 
+def test_the_memory_estimate_counts_every_position_a_weight_is_applied(tmp_path, capsys):
+    # A recurrent layer keeps its units' tensors at every time step for the backward pass: 10 layers of 1,024
+    # units, batch 2,048, 10⁵ time steps hold 4 tensors × 4 bytes × 2,048 × 10,240 × 10⁵ ≈ 3.4·10¹³ bytes,
+    # beyond any machine here, though the weights (2·10⁷ parameters) are small.
+    cfg = RunConfig(arch="rnn", depth=10, width=1024, batch_size=2048, seq_len=100_000, dataset="recall", steps=1)
+    memory = estimate_run(cfg)[1]
+    assert memory >= 16 * 2048 * 10 * 1024 * 100_000
+    flat = RunConfig(depth=10, width=1024, batch_size=2048, dataset="gaussian", steps=1)   # the same MLP: 1 position
+    assert estimate_run(flat)[1] < 2**31
+    code = main(["run", "--arch", "rnn", "--depth", "10", "--width", "1024", "--batch-size", "2048",
+                 "--seq-len", "100000", "--dataset", "recall", "--steps", "1", "--out", str(tmp_path / "x.json")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("error: This network needs about ") and "GiB of memory" in err[-1]
+
+
 def test_a_run_within_the_limits_says_nothing_before_it_starts(tmp_path):
     p = subprocess.run([sys.executable, "-m", "core", "run", "--depth", "2", "--width", "8", "--steps", "0",
                         "--dataset", "gaussian", "--out", str(tmp_path / "x.json")],

@@ -151,8 +151,7 @@ def _check_memory(cfg: RunConfig) -> None:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return
-    # float32 weights, gradients and up to two optimizer buffers; activations kept for the backward pass
-    need = 4 * (4 * cfg.parameter_count() + 4 * cfg.batch_size * sum(cfg.hidden_widths))
+    need = step_bytes(cfg)
     if need > 0.8 * total:
         raise ConfigError("width", f"This network needs about {need / 2**30:.0f} GiB of memory to train and this machine has "
                                    f"{total / 2**30:.0f} GiB; use fewer or narrower layers, or a smaller batch.")
@@ -196,14 +195,19 @@ def estimate_run(cfg: RunConfig) -> tuple[float, float]:
     from core.measure.strategy import expected_records
 
     layers = cfg.rows
-    params = cfg.parameter_count()
     # forward, and backward's two products, at every position a weight is applied (Architecture.work)
     step = 6 * cfg.architecture.work(cfg) / FLOPS + LAYER_STEP_SECONDS * layers
     records = expected_records(cfg.steps, cfg.record_every)
     seconds = (cfg.steps + 1) * step
-    # weights, gradients and up to two optimizer buffers; a step's tensors; the recorded table
-    memory = 16 * params + 16 * cfg.batch_size * sum(cfg.hidden_widths) + records * layers * ROW_BYTES
-    return seconds, memory
+    return seconds, step_bytes(cfg) + records * layers * ROW_BYTES  # training, and the recorded table
+
+
+def step_bytes(cfg: RunConfig) -> int:
+    """Memory a training step of `cfg` holds: float32 weights, gradients and up to two optimizer buffers
+    (16 bytes a parameter), and up to four float32 tensors per unit kept for the backward pass at every
+    position a weight is applied (`Architecture.position_count`: a CNN's pixels, an RNN's time steps)."""
+    positions = cfg.architecture.position_count(cfg)
+    return 16 * cfg.parameter_count() + 16 * cfg.batch_size * sum(cfg.hidden_widths) * positions
 
 
 def _warn_if_far_beyond_the_server(cfg: RunConfig, stream=sys.stderr) -> None:
