@@ -40,6 +40,9 @@ class Batched(Measuring):
         self._flat = kernels.flat_args(activation.flat_below, activation.flat_beyond)
         self._unit = np.empty(max([w.shape[0] for w in self.weights if w.dim()] + [1]), dtype=np.float32)
         self._layout: tuple | None = None  # (shapes seen, kernel table arrays)
+        # a block whose weight is the block before's (a recurrent layer's W_hh, once per time step): W, ∂L/∂W
+        # and the update are read once, at the first, and copied to the rest
+        self._shared = np.array([l > 0 and w is self.weights[l - 1] for l, w in enumerate(self.weights)], dtype=bool)
         self.record()
         self._drop()
 
@@ -66,8 +69,11 @@ class Batched(Measuring):
         unit = self._unit if self._unit.size >= cols else np.empty(cols, dtype=np.float32)
         wr, wc = kernels.shape2(w)
         below, beyond, mode = self._flat
+        shared = self._shared[l]
         kernels._reduce3(self.moments, unit, below, beyond, mode, M_SAT, hd.data_ptr(), rows, cols, l, M_H, True,
-                         w.data_ptr(), wr, wc, l, M_W, 0, 0, 0, 0, 0)
+                         0 if shared else w.data_ptr(), wr, wc, l, M_W, 0, 0, 0, 0, 0)
+        if shared:
+            self.moments[l, M_W:M_W + 2] = self.moments[l - 1, M_W:M_W + 2]
         if self._with_h:
             self._live.append(h)
         self._live.append(a)
@@ -115,6 +121,10 @@ class Batched(Measuring):
         below, beyond, mode = self._flat
         self._kernel(ptrs[first], ptrs[second], rows, cols, out_row, out_col, kind, below, beyond, mode, self._unit,
                      self.moments, M_SAT, M_GH, M_A)
+        for l in np.flatnonzero(self._shared):  # in order: each copies from a block already filled
+            self.moments[l, M_GW:M_GW + 2] = self.moments[l - 1, M_GW:M_GW + 2]
+            if extra:
+                self.moments[l, M_X:M_X + 2] = self.moments[l - 1, M_X:M_X + 2]
         return self.moments
 
     def _table(self, act: np.ndarray, w: np.ndarray, extra: bool) -> tuple:
@@ -135,6 +145,9 @@ class Batched(Measuring):
                  np.repeat(np.array([e[2] for e in entries], dtype=np.int64), L),
                  np.concatenate([layer + e[3] * L for e in entries]),
                  np.concatenate([layer + (0 if e[2] == 2 else e[3] * L) for e in entries]))  # a beside ∂L/∂a
+        # a shared weight's gradient and update are read at its first block only (`finish` copies them on)
+        keep = ~(self._shared[table[2]] & np.isin(table[3], (M_GW, M_X)))
+        table = tuple(t[keep] for t in table)
         # Read in the reverse of the order the backward pass wrote: the first layers' gradients, written
         # last, are still in the CPU's cache; within a layer, the gradients before the rest.
         order = np.lexsort((-table[3], table[2]))

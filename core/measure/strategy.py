@@ -140,17 +140,18 @@ def kernels_pay(records: int, entries_per_record: int) -> bool:
 
 
 def choose(activation, weights: Sequence[Tensor], batch_size: int, records: int | None = None,
-           name: str | None = None, chained: bool = True) -> Measuring:
+           name: str | None = None, chained: bool = True, units: Sequence[int] | None = None) -> Measuring:
     """The strategy for a run, before its first step. `records`: how many the
     run will take (None: many); `name` (or the environment variable
     GFL_MEASURE) asks for one of `NAMES`, or "numba" for whichever of the
     two Numba strategies the layers' size picks, where it can run.
-    `chained`: the model's `Model.chained`."""
+    `chained`: the model's `Model.chained`; `units`: each block's units (`Model.block_units`, where a
+    weight's rows are not its block's units: an LSTM's W_hh has a row per gate unit), else W's rows."""
     name = name or os.environ.get("GFL_MEASURE") or None
     if name is not None and name not in (*NAMES, "numba"):
         raise ValueError(f"Unknown measuring strategy {name!r}: use one of {', '.join(NAMES)} or numba.")
     weights = list(weights)
-    widths = [w.shape[0] for w in weights if w.dim()] or [1]
+    widths = list(units) if units else [w.shape[0] for w in weights if w.dim()] or [1]
     entries = batch_size * min(widths)
     if name == "numba":
         name = "streaming" if entries >= SMALL else "batched"

@@ -54,6 +54,9 @@ class Model(Protocol):
     def probe_parameter(self) -> Tensor:
         """A small parameter near the input: a non-finite backward pass shows in its gradient's sum."""
 
+    # Optional: `block_units() -> list[int]`, each block's units (h's columns), where they are not its weight's
+    # rows (an LSTM's W_hh has a row per gate unit). The measuring strategy is chosen by h's size.
+
     def extra_statistics(self, fused: bool | None = None) -> dict:
         """The architecture's own columns of the last recorded step ({} for none); `fused` as the
         measuring strategy's (False: PyTorch's reductions only)."""

@@ -83,6 +83,10 @@ class RecurrentNet(nn.Module):
         """W_hh of each block: a layer's matrix once per time step (the same tensor)."""
         return [rec.weight for rec in self.recurrent for _ in range(self.time_steps)]
 
+    def block_units(self) -> list[int]:
+        """Each block's units: a layer's H (W_hh has a row per gate unit, gates × H)."""
+        return [self.width] * (self.depth * self.time_steps)
+
     def block_coordinates(self) -> np.ndarray:
         """(blocks, 2) int64: each block's layer and time step, 1-based (the table's `layer` and `time`)."""
         T, L = self.time_steps, self.depth

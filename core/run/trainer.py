@@ -157,8 +157,10 @@ class Trainer:
         self.opt = OPTIMIZERS[cfg.optimizer].make(self.net.parameters(), cfg.lr)
         self.params = list(self.net.parameters())
         weights = self.net.block_weights()
+        units = getattr(self.net, "block_units", None)  # optional in `Model`: W's rows where absent
         self.strategy = choose(self.net.activation, weights, cfg.batch_size,
-                               expected_records(cfg.steps, cfg.record_every), strategy, chained=self.net.chained)
+                               expected_records(cfg.steps, cfg.record_every), strategy, chained=self.net.chained,
+                               units=units() if units is not None else None)
         self.tracker = WeightTracker(weights, self.opt, cfg.optimizer, fused=self.strategy.fused)
         self.hist_range = ACTIVATIONS[cfg.activation].output_range
         self.step = 0  # optimizer steps taken
