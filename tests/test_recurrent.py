@@ -302,3 +302,17 @@ def test_the_verdict_reads_a_recurrent_run_through_time():
     assert {"arch": cfg.architecture.gated_alternative} in changes and {"sigma_w": 1.0} in changes
     for s in d.findings[0].suggestions:
         s.apply(cfg)  # every suggestion is a valid config
+
+
+@pytest.mark.skipif(not kernels.AVAILABLE, reason="the Numba strategies need Numba")
+@pytest.mark.parametrize("arch", ["rnn", "lstm", "gru"])
+def test_the_measuring_strategy_is_chosen_by_a_blocks_units_not_its_gate_rows(arch, monkeypatch):
+    # batch 64 × 128 units = 8,192 entries per h_t: below core.measure.strategy.SMALL (32,768), so the
+    # small-tensor strategy, though an LSTM's W_hh has 4 × 128 rows (64 × 512 would pass SMALL)
+    from core.measure.strategy import SMALL
+
+    monkeypatch.delenv("GFL_MEASURE", raising=False)
+    cfg = RunConfig(arch=arch, depth=1, width=128, seq_len=6, batch_size=64, dataset="recall", steps=10**6)
+    gates = ARCHITECTURES[arch].build(cfg).gates
+    assert 64 * 128 < SMALL and (gates < 4 or 64 * 128 * gates >= SMALL)
+    assert Trainer(cfg).strategy.name == "batched"
