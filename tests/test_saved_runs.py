@@ -296,6 +296,25 @@ def test_explore_shows_an_uploaded_run_like_a_live_one(small_file, stop_runs):
     assert "Saved run" not in texts(at.info)
 
 
+def test_a_saved_run_has_the_step_scrubber_over_its_records(small_run, small_file, stop_runs):
+    at = upload(explore(), "explore__file", "run.json", small_file)
+    stop_runs.append(at)
+    scrub = at.select_slider(key="explore__scrub_step")
+    assert [int(o) for o in scrub.options] == sorted(small_run.layers.step.unique())  # step 0 included
+    assert int(scrub.value) == SMALL.steps                                             # opens at the last record
+    for step in (0, 3):
+        at.select_slider(key="explore__scrub_step").set_value(step).run()
+        assert not at.exception
+        fig = charts(at)["explore__fig_variance"]
+        assert fig["layout"]["title"]["text"].startswith(f"Variance by layer at step {step}")
+        want = small_run.layers[small_run.layers.step == step].sort_values("layer")   # the run trained in-process
+        lines = {t["name"]: values(t["y"]) for t in per_layer_lines(fig)}
+        np.testing.assert_allclose(lines["Var(h), pre-activation"], want.preact_var, rtol=1e-3)
+        np.testing.assert_allclose(lines["Var(∂L/∂h)"], want.grad_preact_var, rtol=1e-3)
+    at.button(key="explore__play").click().run()                   # Play from step 3 moves on by a frame a poll
+    assert not at.exception and int(at.select_slider(key="explore__scrub_step").value) > 3
+
+
 def test_explore_opening_a_file_stops_a_training_run(small_file, stop_runs):
     at = AppTest.from_file(EXPLORE, default_timeout=TIMEOUT)
     at.query_params.update({"depth": "3", "width": "16", "steps": "5000", "batch_size": "16", "record_every": "50",

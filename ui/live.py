@@ -292,6 +292,25 @@ def show_run(snap: Snapshot, key: str, owner, *, scrub: bool) -> None:
     show_main_charts(snap, key, owner=owner, record=record)
 
 
+def replay_view(snap: Snapshot, key: str, owner) -> None:
+    """A finished run that is not this page's live one (a saved run): the step scrubber and the main charts, in
+    a fragment that polls every PLAY_SECONDS while Play steps through the records, and not at all otherwise."""
+    playing = is_playing(key)
+    st.fragment(run_every=PLAY_SECONDS if playing else None)(_draw_replay)(snap, key, owner, playing)
+
+
+def _draw_replay(snap: Snapshot, key: str, owner, play_polled: bool) -> None:
+    try:
+        record = -1
+        if len(snap.steps) > 1:
+            record = record_at(snap.steps, step_scrubber(snap.steps[:, 0], key))
+        show_main_charts(snap, key, owner=owner, record=record)
+    except Exception as e:  # a chart must never turn into a traceback in the browser
+        _failed(e)
+    if is_playing(key) != play_polled:
+        st.rerun()  # Play pressed (poll to play back) or play-back ended (stop polling): the whole page once
+
+
 def _failed(e: Exception) -> None:
     st.error(f"The charts could not be drawn ({type(e).__name__}: {e}). The run itself is unaffected; "
              "the downloads below still hold everything recorded.")
@@ -362,4 +381,4 @@ def live_view(key: str) -> Snapshot | None:
 
 __all__ = ["REFRESH_SECONDS", "PLOTLY_CONFIG", "chart", "memo", "memo_for", "theory_profile", "show_theory_preview",
            "show_verdict", "owner_token", "step_scrubber", "is_playing", "record_at", "show_main_charts",
-           "show_detail_charts", "show_run", "live_view"]
+           "show_detail_charts", "show_run", "replay_view", "live_view"]

@@ -31,7 +31,7 @@ from core.limits import SAVED_RUN_MAX_MB
 from core.run.record import RunRecord, progress_text
 
 from .follow import SavedWatch, open_watch_file, show_watch_run, status_box, watch_file_box
-from .live import show_detail_charts, show_main_charts, show_verdict
+from .live import replay_view, show_detail_charts, show_verdict
 from .markdown import escape_markdown
 from .session import current_run, is_live, outcome_line, stop_run
 from .sidebar import set_widgets
@@ -241,7 +241,7 @@ def show_saved_run(saved: SavedRun, key: str) -> RunRecord:
         return snap
     try:
         show_verdict(snap, snap.diagnosis)
-        show_main_charts(snap, key, owner=saved)
+        replay_view(snap, key, saved)  # the step scrubber and Play, as for a finished live run
         show_detail_charts(snap, key, histograms=False, owner=saved)
     except Exception as e:  # a chart must never become a traceback
         st.error(f"The charts could not be drawn ({type(e).__name__}: {escape_markdown(str(e)[:200])}).")
