@@ -31,8 +31,9 @@ PAIR = dict(depth=6, width=16, activation="tanh", init="xavier_normal", steps=30
             b_init="normal", b_sigma_w="2.5")
 
 # Every chart element on the page, tagged once with a JS property: a remounted chart is a new, untagged node.
-# (The distributions and the update ratio are still `st.plotly_chart`s, redrawn every 2 s: only the
-# live charts must keep their nodes.)
+# (The distributions are still `st.plotly_chart`s, redrawn every 2 s: only the live charts must keep their
+# nodes.) Explore's live charts: variance by layer, both heatmaps, loss, saturation and the update ratio.
+LIVE = 6
 JS_TAG = """() => { let k = 0; for (const e of document.querySelectorAll('.js-plotly-plot')) {
   if (e.__gflTag === undefined) e.__gflTag = 't' + (window.__gflNext = (window.__gflNext || 0) + 1); k++; } return k; }"""
 JS_NODES = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(e => {
@@ -99,7 +100,7 @@ def test_charts_are_extended_in_place_during_a_run(server, browser):
         press(page, "explore__btn_run", timeout=60_000)
         wait_until(lambda: any(c["title"].startswith("Loss and accuracy") and c["points"] and c["points"][0] >= 3
                                for c in page.evaluate(JS_NODES)), 60, "the loss chart with a few points")
-        wait_until(lambda: len([c for c in page.evaluate(JS_NODES) if c["live"]]) == 5, 30, "all five live charts")
+        wait_until(lambda: len([c for c in page.evaluate(JS_NODES) if c["live"]]) == LIVE, 30, "all the live charts")
         page.wait_for_timeout(500)
         n0 = page.evaluate(JS_TAG)
         before = {c["tag"]: c for c in page.evaluate(JS_NODES)}
@@ -119,7 +120,7 @@ def test_charts_are_extended_in_place_during_a_run(server, browser):
     assert s1["step"] > s0["step"], "the run went on while the page watched"
     live_before = [c for c in before.values() if c["live"]]
     live_after = [c for c in after if c["live"]]
-    assert n0 >= len(live_before) == len(live_after) == 5, \
+    assert n0 >= len(live_before) == len(live_after) == LIVE, \
         f"live chart elements came or went: {len(live_before)} → {len(live_after)}"
     assert all(c["tag"] is not None and c["tag"] in before for c in live_after), \
         f"a live chart was remounted (new untagged node): {[c['title'] for c in live_after if c['tag'] not in before]}"
@@ -195,7 +196,7 @@ def test_phone_screenshots_of_explore(server, browser):
         page.goto(server.url("Explore", **dict(LONG, steps=600, record_every=1)))
         wait_for_app(page)
         press(page, "explore__btn_run", timeout=60_000)
-        wait_until(lambda: len([c for c in page.evaluate(JS_NODES) if c["live"]]) == 5, 60, "the live charts")
+        wait_until(lambda: len([c for c in page.evaluate(JS_NODES) if c["live"]]) == LIVE, 60, "the live charts")
         page.wait_for_timeout(1500)
         full_page_screenshot(page, ARTIFACTS / "live-explore-during-390.png")
         wait_until(lambda: run_status(page)["word"] in ("Finished", "Stopped"), 180, "the run to end")

@@ -236,3 +236,24 @@ def test_compare_loss_patches_equal_the_old_figure(snap):
     for got, exp in zip(fig["data"], want["data"]):
         assert_close(got["x"], exp["x"], exp["name"] + " x")
         assert_close(got["y"], exp["y"], exp["name"] + " y")
+
+
+def test_update_ratio_patches_extend_each_layer_and_equal_the_old_figure(snap):
+    S, P = snap.stats, snap.steps
+    n = len(P)
+    make = lambda m: LF.live_update_ratio(S[:m], P[:m], owner="u")  # noqa: E731
+    fig, patches = replay(make, [3, 9, 10, 25, n], since_lag=2)
+    want = fig_json(F.fig_update_ratio(S, P))
+    assert [t["name"] for t in fig["data"]] == [t["name"] for t in want["data"]] == [f"layer {l}" for l in range(1, 6)]
+    for got, exp in zip(fig["data"], want["data"]):
+        assert_close(got["x"], exp["x"], exp["name"] + " x")
+        assert_close(got["y"], exp["y"], exp["name"] + " y")
+        assert got["mode"] == exp["mode"]
+    # std(ΔW)/std(W) of layer 1 at the last step, from the run's own columns: the figure draws that column
+    assert values(fig["data"][0]["y"])[-1] == pytest.approx(S[-1, 0, COL["update_ratio"]], rel=2e-3)
+    assert make(10).update((9,))["extend"]["r"][0] == [9], "9 -> 10 records: only record 9 travels"
+    assert patches[1]["extend"]["r"][0][0] < 9, "a patch from an older count overlapped what the browser had"
+    lo, hi = patches[-1]["ranges"]["yaxis"]["range"]
+    finite = S[1:, :, COL["update_ratio"]]
+    assert lo <= math.log10(min(finite.min(), 1e-3)) and hi >= math.log10(max(finite.max(), 1e-3))
+    assert lo == math.floor(lo) and hi == math.ceil(hi)  # whole decades, the 10⁻³ line inside

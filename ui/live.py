@@ -277,7 +277,8 @@ def show_detail_charts(snap: Snapshot, key: str, *, histograms: bool = True, own
     else:
         st.caption("Per-layer distributions are not part of a saved run (it keeps the statistics only): "
                    "**Use these settings** and **Run** to see them live.")
-    chart(cached("update", lambda: F.fig_update_ratio(stats, steps)), fig_key("update"))
+    x_end = snap.config.steps if snap.status.live else None
+    live_chart(LF.live_update_ratio(stats, steps, owner=owner_token(owner), x_end=x_end), fig_key("update"))
 
 
 def show_run(snap: Snapshot, key: str, owner, *, scrub: bool) -> None:

@@ -40,12 +40,12 @@ import plotly.io as pio
 
 from core.figures.compare import compare_records, compare_title, fig_loss_compare, fig_variance_compare
 from core.figures.runs import (
-    fig_layer_step_heatmap, fig_loss_accuracy, fig_saturation, fig_variance_by_layer, heatmap_note, heatmap_zrange,
-    loss_is_log, loss_note, theory_traces,
+    UPDATE_LAYERS, fig_layer_step_heatmap, fig_loss_accuracy, fig_saturation, fig_update_ratio, fig_variance_by_layer,
+    heatmap_note, heatmap_zrange, loss_is_log, loss_note, theory_traces,
 )
 from core.figures.style import (
-    MAX_POINTS, NAMES, NOTE, as_f32, for_log_axis, gap_note, log10_or_gap, log_ticks, note_annotation, record_index,
-    title_with_note,
+    HEALTHY_UPDATE_RATIO, MAX_POINTS, NAMES, NOTE, as_f32, for_log_axis, gap_note, log10_or_gap, log_ticks,
+    note_annotation, record_index, sample_indices, title_with_note,
 )
 from core.measure.records import COL
 
@@ -404,6 +404,47 @@ def live_loss(steps: np.ndarray, *, owner: str, x_end: float | None = None, cap:
     return LiveChart(base, (n,), figure, patch)
 
 
+def live_update_ratio(stats: np.ndarray, steps: np.ndarray, *, owner: str, x_end: float | None = None,
+                      cap: int = MAX_POINTS, height: int = 380) -> LiveChart:
+    """`fig_update_ratio` as a live chart: new records appended to each drawn layer's line (the records
+    after step 0 on the `record_grid`), the y axis in whole decades with the 10⁻³ line inside it, the step
+    axis running to `x_end`."""
+    stats, steps = np.asarray(stats), np.asarray(steps)
+    n, L = len(steps), stats.shape[1]
+    stride, kept = record_grid(n, cap)
+    kept = kept[steps[kept, 0] > 0] if n else kept  # no update has happened at step 0
+    chosen = sample_indices(L, UPDATE_LAYERS)
+    few = kept.size <= 20
+    base = f"update|{owner}|{L}|{stride}|{int(kept.size > 0)}|{height}"
+
+    def figure() -> go.Figure:
+        fig = fig_update_ratio(stats, steps, idx=kept, height=height)
+        return _note_slots(fig, (1,)) if kept.size else fig
+
+    def patch(since: Since) -> dict:
+        if not kept.size:
+            return {}
+        new = kept[kept >= since[0]]
+        ratio = stats[kept][:, chosen, COL["update_ratio"]]
+        notes = []
+        for k, l in enumerate(chosen):
+            bad = np.flatnonzero(~np.isfinite(ratio[:, k]))
+            if bad.size:
+                notes.append(f"layer {l + 1}: inf/nan from step {int(steps[kept[bad[0]], 0])}")
+        k = len(chosen)
+        out = {"layout": _note_layout({1: notes[:2]}, (1,)),
+               "ranges": {"xaxis": step_axis(max(x_end or 0, float(steps[-1, 0])), stride),
+                          "yaxis": decade_axis(ratio, np.array([HEALTHY_UPDATE_RATIO])) or {}},
+               "set": {"traces": list(range(k)), "mode": ["lines+markers" if few else "lines"] * k}}
+        if new.size:
+            out["extend"] = {"traces": list(range(k)), "run": [0] * k, "r": [new.tolist()] * k,
+                             "x": [pack(steps[new, 0])] * k,
+                             "y": [pack(for_log_axis(stats[new, l, COL["update_ratio"]])) for l in chosen]}
+        return out
+
+    return LiveChart(base, (n,), figure, patch)
+
+
 # -- Compare's overlay -----------------------------------------------------------------------------
 
 COMPARE_PANELS = ((1, "preact_var"), (2, "grad_preact_var"))
@@ -521,5 +562,5 @@ def live_loss_compare(runs: Mapping[str, np.ndarray], *, owner: str, x_end: floa
 
 
 __all__ = ["LiveChart", "pack", "unpack", "decade_range", "decade_axis", "nice_ceiling", "step_axis", "record_grid",
-           "apply_patch", "live_variance", "live_saturation", "live_heatmap", "live_loss", "live_variance_compare",
-           "live_loss_compare"]
+           "apply_patch", "live_variance", "live_saturation", "live_heatmap", "live_loss", "live_update_ratio",
+           "live_variance_compare", "live_loss_compare"]

@@ -339,20 +339,26 @@ def fig_saturation(stats: np.ndarray, steps: np.ndarray, *, record: int = -1, ac
 
 # -- 6. update:data ratio --------------------------------------------------------------------------
 
-def fig_update_ratio(stats: np.ndarray, steps: np.ndarray, *, max_steps: int = MAX_POINTS, max_layers: int = 10,
-                     height: int = 380) -> go.Figure:
+UPDATE_LAYERS = 10  # the update-ratio chart draws at most this many layers (evenly spaced, first and last kept)
+
+
+def fig_update_ratio(stats: np.ndarray, steps: np.ndarray, *, max_steps: int = MAX_POINTS,
+                     max_layers: int = UPDATE_LAYERS, height: int = 380, idx: np.ndarray | None = None) -> go.Figure:
     """std(ΔW)/std(W) of each layer's last update over the steps (log scale),
     with the dashed 1e-3 rule of thumb. With more than `max_layers` layers,
     evenly spaced ones are drawn (first and last kept), coloured from the
-    input side (dark) to the output side (light)."""
+    input side (dark) to the output side (light). At most `max_steps` records
+    after step 0 (evenly spaced), or the records `idx`."""
     stats, steps = np.asarray(stats), np.asarray(steps)
     check_arrays(stats, steps)
     title = "Update:data ratio per layer"
     rows = np.flatnonzero(steps[:, 0] > 0)  # no update has happened at step 0
+    if idx is not None:
+        rows = np.asarray(idx, dtype=np.int64)[steps[np.asarray(idx, dtype=np.int64), 0] > 0]
     if rows.size == 0:
         fig = empty_figure(title, "No update yet: the ratio appears after the first step.", height)
         return fig
-    idx = rows[sample_indices(rows.size, max_steps)]
+    idx = rows if idx is not None else rows[sample_indices(rows.size, max_steps)]
     x = steps[idx, 0].astype(np.int32)
     L = stats.shape[1]
     chosen = sample_indices(L, max_layers)
@@ -387,5 +393,5 @@ def fig_update_ratio(stats: np.ndarray, steps: np.ndarray, *, max_steps: int = M
 
 __all__ = [
     "heatmap_zrange", "heatmap_note", "loss_is_log", "loss_note", "theory_traces", "fig_variance_by_layer", "fig_theory_profile", "fig_layer_step_heatmap",
-    "fig_loss_accuracy", "fig_histograms", "fig_saturation", "fig_update_ratio",
+    "fig_loss_accuracy", "fig_histograms", "fig_saturation", "fig_update_ratio", "UPDATE_LAYERS",
 ]
