@@ -31,9 +31,9 @@ PAIR = dict(depth=6, width=16, activation="tanh", init="xavier_normal", steps=30
             b_init="normal", b_sigma_w="2.5")
 
 # Every chart element on the page, tagged once with a JS property: a remounted chart is a new, untagged node.
-# (The distributions are still `st.plotly_chart`s, redrawn every 2 s: only the live charts must keep their
-# nodes.) Explore's live charts: variance by layer, both heatmaps, loss, saturation and the update ratio.
-LIVE = 6
+# Explore's live charts: variance by layer, both heatmaps, loss, saturation, both distributions and the update
+# ratio (the MLP draws no other chart during a run).
+LIVE = 8
 JS_TAG = """() => { let k = 0; for (const e of document.querySelectorAll('.js-plotly-plot')) {
   if (e.__gflTag === undefined) e.__gflTag = 't' + (window.__gflNext = (window.__gflNext || 0) + 1); k++; } return k; }"""
 JS_NODES = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(e => {

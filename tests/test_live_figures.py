@@ -257,3 +257,32 @@ def test_update_ratio_patches_extend_each_layer_and_equal_the_old_figure(snap):
     finite = S[1:, :, COL["update_ratio"]]
     assert lo <= math.log10(min(finite.min(), 1e-3)) and hi >= math.log10(max(finite.max(), 1e-3))
     assert lo == math.floor(lo) and hi == math.ceil(hi)  # whole decades, the 10⁻³ line inside
+
+
+def _hist(step: int, scale: float, layers: int = 4, seed: int = 0) -> dict:
+    """Histograms of N(0, scale² · l) samples per layer, as the trainer records them (edges, counts)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for l in range(1, layers + 1):
+        counts, edges = np.histogram(rng.normal(0, scale * l, 4000), bins=30)
+        out.append((edges.tolist(), counts.tolist()))
+    return {"step": step, "act": out, "grad_preact": out}
+
+
+def test_histogram_patches_set_every_ridge_and_equal_the_old_figure():
+    first, later = _hist(0, 1.0), _hist(40, 0.3, seed=1)
+    a, b = LF.live_histograms(first, "act", owner="h"), LF.live_histograms(later, "act", owner="h")
+    assert a.base == b.base                                            # the same layers drawn: patched, not redrawn
+    fig = LF_plain(json.loads(a.figure_json()))
+    LF.apply_patch(fig, json.loads(json.dumps(b.update(a.n))))
+    want = fig_json(F.fig_histograms(later, "act"))
+    assert len(fig["data"]) == len(want["data"]) == 4
+    for got, exp in zip(fig["data"], want["data"]):
+        assert_close(got["x"], exp["x"], exp["name"] + " x")
+        assert_close(got["y"], exp["y"], exp["name"] + " y")
+    assert fig["layout"]["title"]["text"] == want["layout"]["title"]["text"] == "Distribution of activations a = φ(h) at step 40"
+    np.testing.assert_allclose(fig["layout"]["xaxis"]["range"], want["layout"]["xaxis"]["range"])
+    # a layer with nothing finite is not drawn: another structure, so another base (a full figure)
+    broken = _hist(41, 0.3)
+    broken["act"][2] = (broken["act"][2][0], [0] * 30)
+    assert LF.live_histograms(broken, "act", owner="h").base != a.base

@@ -265,20 +265,20 @@ def show_detail_charts(snap: Snapshot, key: str, *, histograms: bool = True, own
         return by_time(snap, key, memo_for(key, "detail", owner, snap), chart)
     stats, steps = snap.stats, snap.steps
     fig_key = SlotKeys(key).fig
-    cached = memo_for(key, "detail", owner, snap)
+    token = owner_token(owner)
     if histograms:
         c1, c2 = st.columns(2)
         with c1:
-            chart(cached("hist_act", lambda: F.fig_histograms(snap.hist, "act")), fig_key("hist_act"))
+            live_chart(LF.live_histograms(snap.hist, "act", owner=token), fig_key("hist_act"))
         with c2:
-            chart(cached("hist_grad", lambda: F.fig_histograms(snap.hist, "grad_preact")), fig_key("hist_grad"))
+            live_chart(LF.live_histograms(snap.hist, "grad_preact", owner=token), fig_key("hist_grad"))
         st.caption("Each ridge is one layer's histogram over the batch, scaled to its own peak, on a shared x axis: "
                    "a signal that vanishes turns into a spike at 0 (at the latest record).")
     else:
         st.caption("Per-layer distributions are not part of a saved run (it keeps the statistics only): "
                    "**Use these settings** and **Run** to see them live.")
     x_end = snap.config.steps if snap.status.live else None
-    live_chart(LF.live_update_ratio(stats, steps, owner=owner_token(owner), x_end=x_end), fig_key("update"))
+    live_chart(LF.live_update_ratio(stats, steps, owner=token, x_end=x_end), fig_key("update"))
 
 
 def show_run(snap: Snapshot, key: str, owner, *, scrub: bool) -> None:

@@ -41,7 +41,7 @@ import plotly.io as pio
 from core.figures.compare import compare_records, compare_title, fig_loss_compare, fig_variance_compare
 from core.figures.runs import (
     UPDATE_LAYERS, fig_layer_step_heatmap, fig_loss_accuracy, fig_saturation, fig_update_ratio, fig_variance_by_layer,
-    heatmap_note, heatmap_zrange, loss_is_log, loss_note, theory_traces,
+    heatmap_note, heatmap_zrange, histogram_ridges, loss_is_log, loss_note, theory_traces, fig_histograms,
 )
 from core.figures.style import (
     HEALTHY_UPDATE_RATIO, MAX_POINTS, NAMES, NOTE, as_f32, for_log_axis, gap_note, log10_or_gap, log_ticks,
@@ -445,6 +445,27 @@ def live_update_ratio(stats: np.ndarray, steps: np.ndarray, *, owner: str, x_end
     return LiveChart(base, (n,), figure, patch)
 
 
+def live_histograms(hist: dict | None, kind: str, *, owner: str, height: int = 520) -> LiveChart:
+    """`fig_histograms` as a live chart: each refresh sets every ridge's x and y, the title and the shared
+    x range (the distributions change as a whole); a new set of drawn layers is a new base."""
+    r = histogram_ridges(hist, kind)
+    drawn = "empty" if r["empty"] else ",".join(str(layer) for _, layer, _, _ in r["ridges"])
+    base = f"hist|{owner}|{kind}|{r.get('layers', 0)}|{drawn}|{height}"
+
+    def figure() -> go.Figure:
+        return fig_histograms(hist, kind, height=height)
+
+    def patch(since: Since) -> dict:
+        if r["empty"]:
+            return {}
+        k = len(r["ridges"])
+        return {"set": {"traces": list(range(k)), "x": [pack(xs) for _, _, xs, _ in r["ridges"]],
+                        "y": [pack(ys) for _, _, _, ys in r["ridges"]]},
+                "layout": {"title.text": r["title"]}, "ranges": {"xaxis": {"range": r["range"]}}}
+
+    return LiveChart(base, (1,), figure, patch)
+
+
 # -- Compare's overlay -----------------------------------------------------------------------------
 
 COMPARE_PANELS = ((1, "preact_var"), (2, "grad_preact_var"))
@@ -563,4 +584,4 @@ def live_loss_compare(runs: Mapping[str, np.ndarray], *, owner: str, x_end: floa
 
 __all__ = ["LiveChart", "pack", "unpack", "decade_range", "decade_axis", "nice_ceiling", "step_axis", "record_grid",
            "apply_patch", "live_variance", "live_saturation", "live_heatmap", "live_loss", "live_update_ratio",
-           "live_variance_compare", "live_loss_compare"]
+           "live_histograms", "live_variance_compare", "live_loss_compare"]

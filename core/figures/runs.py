@@ -254,15 +254,15 @@ def fig_loss_accuracy(steps: np.ndarray, *, max_points: int = MAX_POINTS, height
 HIST_KINDS = {"act": "activations a = φ(h)", "preact": "pre-activations h", "grad_preact": "gradients ∂L/∂h"}
 
 
-def fig_histograms(hist: dict | None, kind: str = "act", *, max_layers: int = MAX_RIDGES, height: int = 520) -> go.Figure:
-    """Per-layer distributions at the step `hist['step']`, one ridge per layer
-    (layer 1 at the top) on a shared x axis, each ridge scaled to its own
-    peak: a layer whose signal has vanished shows as a spike at 0. With more
-    than `max_layers` layers, evenly spaced ones are drawn (first and last kept)."""
+def histogram_ridges(hist: dict | None, kind: str = "act", *, max_layers: int = MAX_RIDGES) -> dict:
+    """What `fig_histograms` draws, as plain numbers: `title` (with its layer subset and note), `empty`
+    (why there is nothing to draw, or None), `range` (the shared x range) and `ridges`, one
+    (k, layer, x, y) per drawn layer, k its place among the `shown` layers sampled (layer 1 at the top,
+    each scaled to its own peak)."""
     what = HIST_KINDS.get(kind, kind)
     title = f"Distribution of {what}"
     if not hist or not hist.get(kind):
-        return empty_figure(title, "No distributions recorded yet.", height)
+        return dict(title=title, empty="No distributions recorded yet.", what=what)
     per_layer = hist[kind]
     L = len(per_layer)
     title += f" at step {hist.get('step', '?')}"
@@ -277,11 +277,9 @@ def fig_histograms(hist: dict | None, kind: str = "act", *, max_layers: int = MA
         cdf = np.cumsum(counts) / total
         lo = min(lo, edges[min(np.searchsorted(cdf, 0.0025), len(counts) - 1)])
         hi = max(hi, edges[min(np.searchsorted(cdf, 0.9975) + 1, len(edges) - 1)])
-    fig = go.Figure()
     if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
-        return empty_figure(title, "Every value was inf/nan or the layers were empty.", height)
-    colours = sample_colorscale("Viridis", list(np.linspace(0.0, 0.85, len(chosen))))
-    empty = []
+        return dict(title=title, empty="Every value was inf/nan or the layers were empty.", what=what)
+    ridges, empty = [], []
     for k, l in enumerate(chosen):
         edges, counts = (np.asarray(a, dtype=np.float64) for a in per_layer[l])
         peak = counts.max() if counts.size else 0
@@ -290,21 +288,38 @@ def fig_histograms(hist: dict | None, kind: str = "act", *, max_layers: int = MA
             continue
         centres = (edges[:-1] + edges[1:]) / 2
         height_ = 1.6 * counts / peak
-        base = float(l + 1)
         xs = np.concatenate([[centres[0]], centres, [centres[-1]]])
-        ys = base - np.concatenate([[0.0], height_ * (L / max(len(chosen), 1)) * 0.9, [0.0]])
-        fig.add_trace(go.Scatter(
-            x=as_f32(xs), y=as_f32(ys), mode="lines", fill="toself", name=f"layer {l + 1}", showlegend=False,
-            line=dict(color=colours[k], width=1), fillcolor=colours[k].replace("rgb", "rgba").replace(")", ", 0.45)"),
-            hoveron="fills+points", hovertemplate=f"layer {l + 1}<br>x = %{{x:.3g}}<extra></extra>"))
+        ys = float(l + 1) - np.concatenate([[0.0], height_ * (L / max(len(chosen), 1)) * 0.9, [0.0]])
+        ridges.append((k, int(l) + 1, as_f32(xs), as_f32(ys)))
     pad = 0.03 * (hi - lo)
-    fig.update_xaxes(range=[lo - pad, hi + pad], title_text=what, zeroline=True)
+    subset = "" if len(chosen) == L else f" ({len(chosen)} of {L} layers)"
+    note = f"no finite values in layer{'s' if len(empty) > 1 else ''} {ranges_text(empty)}" if empty else None
+    return dict(title=title_with_note(title + subset, note), empty=None, what=what, layers=L, shown=len(chosen),
+                range=[lo - pad, hi + pad], ridges=ridges)
+
+
+def fig_histograms(hist: dict | None, kind: str = "act", *, max_layers: int = MAX_RIDGES, height: int = 520) -> go.Figure:
+    """Per-layer distributions at the step `hist['step']`, one ridge per layer
+    (layer 1 at the top) on a shared x axis, each ridge scaled to its own
+    peak: a layer whose signal has vanished shows as a spike at 0. With more
+    than `max_layers` layers, evenly spaced ones are drawn (first and last kept)."""
+    r = histogram_ridges(hist, kind, max_layers=max_layers)
+    if r["empty"]:
+        return empty_figure(r["title"], r["empty"], height)
+    L = r["layers"]
+    colours = sample_colorscale("Viridis", list(np.linspace(0.0, 0.85, r["shown"])))
+    fig = go.Figure()
+    for k, layer, xs, ys in r["ridges"]:
+        colour = colours[k]
+        fig.add_trace(go.Scatter(
+            x=xs, y=ys, mode="lines", fill="toself", name=f"layer {layer}", showlegend=False,
+            line=dict(color=colour, width=1), fillcolor=colour.replace("rgb", "rgba").replace(")", ", 0.45)"),
+            hoveron="fills+points", hovertemplate=f"layer {layer}<br>x = %{{x:.3g}}<extra></extra>"))
+    fig.update_xaxes(range=r["range"], title_text=r["what"], zeroline=True)
     step_ticks = max(1, L // 10)
     ticks = [l for l in range(1, L + 1) if l == 1 or l == L or l % step_ticks == 0]
     fig.update_yaxes(autorange="reversed", title_text="layer", tickvals=ticks, showgrid=False, zeroline=False)
-    subset = "" if len(chosen) == L else f" ({len(chosen)} of {L} layers)"
-    note = f"no finite values in layer{'s' if len(empty) > 1 else ''} {ranges_text(empty)}" if empty else None
-    return apply_layout(fig, title_with_note(title + subset, note), height)
+    return apply_layout(fig, r["title"], height)
 
 
 # -- 5. saturation and dead units ------------------------------------------------------------------
@@ -393,5 +408,5 @@ def fig_update_ratio(stats: np.ndarray, steps: np.ndarray, *, max_steps: int = M
 
 __all__ = [
     "heatmap_zrange", "heatmap_note", "loss_is_log", "loss_note", "theory_traces", "fig_variance_by_layer", "fig_theory_profile", "fig_layer_step_heatmap",
-    "fig_loss_accuracy", "fig_histograms", "fig_saturation", "fig_update_ratio", "UPDATE_LAYERS",
+    "fig_loss_accuracy", "fig_histograms", "histogram_ridges", "fig_saturation", "fig_update_ratio", "UPDATE_LAYERS",
 ]
