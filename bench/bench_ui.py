@@ -139,12 +139,14 @@ def refresh_rate(browser, server, seconds: float) -> dict:
         wait_until(lambda: page.evaluate("() => window.__gfl.first !== null"), 30, "the first variance chart")
         page.wait_for_timeout(1000)  # past the start-up
         probe = "() => [performance.now(), window.__gfl.mounts, window.__gfl.ticks]"
+        page.evaluate("() => { window.__gflCost = {}; }")  # static/livechart.js: drawing time per kind of chart
         start = page.evaluate(probe)
         s0 = run_status(page)
         page.wait_for_timeout(int(seconds * 1000))
         end = page.evaluate(probe)
         s1 = run_status(page)
         seen = page.evaluate("() => window.__gfl.seen")
+        cost = page.evaluate("() => window.__gflCost || {}")
         press(page, "explore__btn_stop")
         wait_end(page, 30)
     finally:
@@ -161,6 +163,7 @@ def refresh_rate(browser, server, seconds: float) -> dict:
         "gap_median": statistics.median(gaps) if gaps else float("nan"),
         "gap_max": max(gaps) if gaps else float("nan"),
         "train_steps": (s1["step"] or 0) - (s0["step"] or 0),
+        "cost": {k: v for k, v in cost.items() if k not in ("other", "pending")},
     }
 
 
@@ -276,7 +279,10 @@ def main() -> None:
                   f"chart element mounted afresh {r['mounts']}× (target 0)")
             print(f"  page's 10 ms timer ran {r['ticks_per_s']:.0f}×/s (100 when the browser's main thread is free; "
                   f"{fmt_target(r['ticks_per_s'], 50, 'high', '/s')}); "
-                  f"training advanced {r['train_steps']} steps ({r['train_steps'] / r['elapsed']:.1f} steps/s)\n")
+                  f"training advanced {r['train_steps']} steps ({r['train_steps'] / r['elapsed']:.1f} steps/s)")
+            print("  the browser's main thread drawing live charts, by kind: " + ", ".join(
+                f"{k} {v['ms'] / r['elapsed'] / 10:.0f}% ({v['n'] / r['elapsed']:.1f}/s × {v['ms'] / max(v['n'], 1):.0f} ms)"
+                for k, v in sorted(r["cost"].items(), key=lambda kv: -kv[1]["ms"])) + "\n")
         except Exception as e:
             print(f"  failed: {type(e).__name__}: {e}\n")
 

@@ -176,7 +176,15 @@ export default function (component) {
   if (!host || !data) return undefined;
   const st = host.__gfl || (host.__gfl = {base: null, n: [], zoomed: {}, queue: Promise.resolve()});
   // Payloads are applied one after the other, in the order they came.
-  st.queue = st.queue.then(() => apply(host, st, data, setTriggerValue)).catch(err => {
+  st.queue = st.queue.then(async () => {
+    // time spent drawing, per kind of chart (window.__gflCost: bench/bench_ui.py reads it)
+    const t0 = performance.now();
+    await apply(host, st, data, setTriggerValue);
+    const kind = String(data.base || 'other').split('|')[0];
+    const cost = window.__gflCost || (window.__gflCost = {});
+    const c = cost[kind] || (cost[kind] = {ms: 0, n: 0});
+    c.ms += performance.now() - t0; c.n += 1;
+  }).catch(err => {
     console.error('live chart:', err);
     st.base = null;   // the next payload asks for the full figure
   });

@@ -24,7 +24,7 @@ from core.run.record import RunRecord as Snapshot
 
 from core.figures import live as LF
 
-from .live import PLAY_SECONDS, chart, is_playing, memo, owner_token, show_verdict, step_scrubber, theory_profile
+from .live import PLAY_SECONDS, SLOW_SECONDS, chart, is_playing, memo, owner_token, show_verdict, step_scrubber, theory_profile
 from .livechart import live_chart, refresh
 from .follow import SavedWatch
 from .saved import SavedRun, opened, saved_run_box, saved_status, showing_saved
@@ -249,12 +249,13 @@ def show_pair(snaps: Mapping[str, Snapshot | None], saved: Mapping[str, SavedRun
                     st.caption(f"{label}: nothing recorded yet.")
                     continue
                 live_chart(LF.live_heatmap(s.stats, s.steps, column, owner=tokens[label], zrange=zr, x_end=x_end,
-                                           title=f"{label} · {what}", height=340), PAGE.fig(f"heat_{column}_{label}"))
+                                           title=f"{label} · {what}", height=340), PAGE.fig(f"heat_{column}_{label}"),
+                           every=SLOW_SECONDS)
     st.caption("Both heatmaps of a row share their colour limits, so the same colour is the same variance in A and B: "
                "white is variance 1 (forward) or A's last-layer gradient variance at step 0 (backward); blue is "
                "smaller, red larger. Grey: 0, inf or nan.")
     live_chart(LF.live_loss_compare({label: s.steps for label, s in recorded.items()}, owner=owner, x_end=x_end),
-               PAGE.fig("loss"))
+               PAGE.fig("loss"), every=SLOW_SECONDS)
 
 
 def _live_shown() -> dict[str, object]:

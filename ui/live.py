@@ -31,7 +31,9 @@ from .state import SlotKeys
 REFRESH_SECONDS = 0.2   # ≥ 4 refreshes a second while training: the live charts get patches only
 PLAY_SECONDS = 0.3      # play-back of a finished run: one frame per poll
 PLAY_FRAMES = 60        # play-back shows at most this many frames (a long run skips records)
-DETAIL_SECONDS = 2.0    # distributions, saturation, update ratio: they change slowly
+DETAIL_SECONDS = 2.0    # distributions, update ratio: they change slowly
+SLOW_SECONDS = 1.0      # the heatmaps, loss and saturation are patched at most once a second while a run moves:
+                        # each draw holds the browser's main thread 50-90 ms, which the by-layer chart needs more
 PAUSED_SECONDS = 5.0    # keeps a paused run's heartbeat (ui.session.HEARTBEAT_SECONDS, 20 s) alive
 PLOTLY_CONFIG = F.PLOTLY_CONFIG  # one home: core.figures.style (the mode bar on hover only)
 
@@ -245,16 +247,18 @@ def show_main_charts(snap: Snapshot, key: str, owner=None, *, record: int = -1) 
     c1, c2 = st.columns(2)
     with c1:
         live_chart(LF.live_heatmap(stats, steps, "preact_var", owner=token, x_end=x_end,
-                                   title="Forward: log10 Var(h) by layer and step"), fig_key("heat_forward"))
+                                   title="Forward: log10 Var(h) by layer and step"), fig_key("heat_forward"),
+                   every=SLOW_SECONDS)
     with c2:
         live_chart(LF.live_heatmap(stats, steps, "grad_preact_var", owner=token, x_end=x_end,
-                                   title="Backward: log10 Var(∂L/∂h) by layer and step"), fig_key("heat_backward"))
+                                   title="Backward: log10 Var(∂L/∂h) by layer and step"), fig_key("heat_backward"),
+                   every=SLOW_SECONDS)
     st.caption("Colour limits are fixed for the whole run: white is variance 1 (forward) or the last layer's gradient "
                "variance at step 0 (backward); blue is smaller, red larger, ±6 decades. Grey cells: 0, inf or nan.")
     with beside_loss(snap, key):  # 2-D data: the decision boundary beside the loss (ui/boundary.py)
-        live_chart(LF.live_loss(steps, owner=token, x_end=x_end), fig_key("loss"))
+        live_chart(LF.live_loss(steps, owner=token, x_end=x_end), fig_key("loss"), every=SLOW_SECONDS)
     live_chart(LF.live_saturation(stats, steps, owner=token, record=record, activation=cfg.activation),
-               fig_key("saturation"))
+               fig_key("saturation"), every=SLOW_SECONDS)
 
 
 def show_detail_charts(snap: Snapshot, key: str, *, histograms: bool = True, owner=None) -> None:
@@ -380,6 +384,6 @@ def live_view(key: str) -> Snapshot | None:
     return run.snapshot()
 
 
-__all__ = ["REFRESH_SECONDS", "PLOTLY_CONFIG", "chart", "memo", "memo_for", "theory_profile", "show_theory_preview",
+__all__ = ["REFRESH_SECONDS", "SLOW_SECONDS", "PLOTLY_CONFIG", "chart", "memo", "memo_for", "theory_profile", "show_theory_preview",
            "show_verdict", "owner_token", "step_scrubber", "is_playing", "record_at", "show_main_charts",
            "show_detail_charts", "show_run", "replay_view", "live_view"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import time
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -73,18 +74,22 @@ def _forget(key: str) -> None:
 HISTORY = 3  # a patch starts from the records sent this many refreshes ago: a browser that missed the last ones still applies it
 FULL_SENDS = 2  # a new base's figure goes out on this many refreshes in a row
 _BUDGET = "livechart__builds_left"
+_LIVE = "livechart__live"
 
 
 @contextmanager
 def refresh(live: bool):
     """Wrap a fragment's drawing of live charts: while a run moves (`live`), each refresh builds at
     most one new full figure (the others follow on the next refreshes), so the first chart shows
-    after one figure's build time rather than after all of them."""
+    after one figure's build time rather than after all of them; and a chart drawn with `every`
+    is patched at most that often."""
     st.session_state[_BUDGET] = 1 if live else None
+    st.session_state[_LIVE] = live
     try:
         yield
     finally:
         st.session_state[_BUDGET] = None
+        st.session_state[_LIVE] = False
 
 
 def _may_build() -> bool:
@@ -97,18 +102,29 @@ def _may_build() -> bool:
     return True
 
 
-def live_chart(chart: LiveChart, key: str) -> None:
+def live_chart(chart: LiveChart, key: str, *, every: float | None = None) -> None:
     """Draw `chart` under the element `key`, sending only what the browser does not hold yet.
 
     The browser renders only the latest of the payloads that reach it together (when it falls
     behind, Streamlit's deltas for one element overtake each other), so a patch starts from the
     records sent HISTORY refreshes ago (the browser appends only what it lacks), and a new figure
     goes out FULL_SENDS times (built once, then with a patch from its records). A browser that
-    still cannot apply a patch asks for the full figure (resync)."""
+    still cannot apply a patch asks for the full figure (resync).
+
+    `every`: while a run moves (inside `refresh(True)`), patch this chart at most every `every`
+    seconds; in between the element keeps its place and what it shows (a `pending` payload of a few
+    bytes; the next patch starts from records sent before it, so a browser that missed one still
+    catches up). Drawing a chart holds the browser's main thread 50-90 ms on a 2-core machine: the
+    charts that change slowly leave it to the one that moves."""
     sk = _state_key(key)
-    # (base, record counts sent on the last HISTORY refreshes, full sends left, figure JSON, its record counts)
+    # (base, record counts sent on the last HISTORY refreshes, full sends left, figure JSON, its record counts,
+    #  when the last patch went out)
     sent = st.session_state.get(sk)
     same = sent is not None and sent[0] == chart.base
+    now = time.monotonic()
+    if same and sent[2] == 0 and every and st.session_state.get(_LIVE) and len(sent) > 5 and now - sent[5] < every:
+        _component(key=element_key(key), data={"pending": True}, on_resync_change=partial(_forget, key))
+        return
     if same and sent[2] == 0:
         payload = chart.update(sent[1][0])
         fig_json, fig_n, left = None, None, 0
@@ -123,7 +139,8 @@ def live_chart(chart: LiveChart, key: str) -> None:
         return
     _component(key=element_key(key), data=payload, on_resync_change=partial(_forget, key))
     history = (sent[1] if same else ()) + (chart.n,)
-    st.session_state[sk] = (chart.base, history[-HISTORY:], left, fig_json if left else None, fig_n if left else None)
+    st.session_state[sk] = (chart.base, history[-HISTORY:], left, fig_json if left else None, fig_n if left else None,
+                            now)
 
 
 def preload(key: str) -> None:
