@@ -107,3 +107,29 @@ def test_exports_and_saved_runs_of_a_run_with_a_boundary_still_work():
         back = read_saved_run(data)
         np.testing.assert_array_equal(back.stats, rec.stats)
         assert back.boundary is None  # a saved run keeps the statistics, not the predictions
+
+
+@pytest.mark.parametrize("width, boundary", [(16, True), (256, False)])
+def test_explore_says_why_a_network_too_big_for_the_grid_has_no_boundary(width, boundary):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    cfg = RunConfig(depth=6, width=width, dataset="moons", steps=4, batch_size=32, record_every=2)
+    assert (grid_side(cfg) > 0) is boundary   # 6 × 256² multiply-adds a point: over the budget at 16 × 16 points
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "pages" / "1_Explore.py"), default_timeout=90)
+    at.query_params.update({k: str(v) for k, v in cfg.to_query().items()})
+    at.run()
+    at.button(key="explore__btn_run").click().run()
+    run = at.session_state["explore__run"]
+    try:
+        assert run.join(timeout=60)
+        at.run()
+        assert not at.exception
+        captions = "\n".join(c.value for c in at.caption)
+        assert "A saved run keeps" not in captions            # this is a live run, not a saved one
+        assert ("No decision boundary for this network" in captions) is not boundary
+        assert ("explore.fig_boundary" in str([e.proto for e in at.get("plotly_chart")])
+                or "explore__fig_boundary" in str([e.proto.id for e in at.get("plotly_chart")])) is boundary
+    finally:
+        run.stop()

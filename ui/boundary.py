@@ -13,7 +13,7 @@ from typing import Iterator
 import streamlit as st
 
 from core import figures as F
-from core.run.boundary import plane_dataset
+from core.run.boundary import MAX_MULTIPLY_ADDS, MIN_GRID_SIDE, grid_side, plane_dataset
 
 from .state import SlotKeys
 
@@ -40,6 +40,12 @@ def beside_loss(snap, key: str, step: int | None = None) -> Iterator[None]:
     """Draw the loss chart inside this block; for a 2-D dataset the decision boundary appears beside it."""
     if not plane_dataset(snap.config):
         yield
+        return
+    if grid_side(snap.config) == 0:  # too big a network to evaluate over a grid: the loss full width, and why
+        yield
+        st.caption(f"No decision boundary for this network: evaluating it over even a {MIN_GRID_SIDE} × "
+                   f"{MIN_GRID_SIDE} grid of the plane would take more than {MAX_MULTIPLY_ADDS:,.0f} multiply-adds, "
+                   "at every record it is drawn. Narrower or fewer layers bring it back.")
         return
     left, right = st.columns([3, 2])
     with left:
