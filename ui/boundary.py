@@ -15,6 +15,7 @@ import streamlit as st
 from core import figures as F
 from core.run.boundary import MAX_MULTIPLY_ADDS, MIN_GRID_SIDE, grid_side, plane_dataset
 
+from .livechart import stable_columns
 from .state import SlotKeys
 
 CAPTION = ("The colour is the class the network predicts at each point of the plane (paler where it is unsure); "
@@ -47,7 +48,7 @@ def beside_loss(snap, key: str, step: int | None = None) -> Iterator[None]:
                    f"{MIN_GRID_SIDE} grid of the plane would take more than {MAX_MULTIPLY_ADDS:,.0f} multiply-adds, "
                    "at every record it is drawn. Narrower or fewer layers bring it back.")
         return
-    left, right = st.columns([3, 2])
+    left, right = stable_columns(SlotKeys(key).control("loss_row"), [3, 2])  # the loss is a live chart
     with left:
         yield
     with right:

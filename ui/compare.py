@@ -25,7 +25,7 @@ from core.run.record import RunRecord as Snapshot
 from core.figures import live as LF
 
 from .live import PLAY_SECONDS, SLOW_SECONDS, chart, is_playing, memo, owner_token, show_verdict, step_scrubber, theory_profile
-from .livechart import live_chart, refresh
+from .livechart import live_chart, refresh, stable_columns
 from .follow import SavedWatch
 from .saved import SavedRun, opened, saved_run_box, saved_status, showing_saved
 from .session import current_run, is_live, server_limits, start_run, status_line, stop_run
@@ -241,7 +241,7 @@ def show_pair(snaps: Mapping[str, Snapshot | None], saved: Mapping[str, SavedRun
     x_end = max(getattr(s.config, "steps", 0) for s in recorded.values()) if moving else None
     for column, what in (("preact_var", "Forward: log10 Var(h)"), ("grad_preact_var", "Backward: log10 Var(∂L/∂h)")):
         zr = cached(f"zrange_{column}", lambda: F.shared_zrange({k: s.stats for k, s in recorded.items()}, column))
-        cols = st.columns(2, gap="medium")
+        cols = stable_columns(PAGE.control(f"heat_{column}"), 2, gap="medium")
         for col, label in zip(cols, ("A", "B")):
             with col:
                 s = recorded.get(label)

@@ -25,7 +25,7 @@ from core.schema import RunStatus
 
 from .boundary import beside_loss
 from .session import current_run, status_line
-from .livechart import live_chart, preload, refresh
+from .livechart import live_chart, preload, refresh, stable_columns
 from .state import SlotKeys
 
 REFRESH_SECONDS = 0.2   # ≥ 4 refreshes a second while training: the live charts get patches only
@@ -244,7 +244,7 @@ def show_main_charts(snap: Snapshot, key: str, owner=None, *, record: int = -1) 
     if snap.divergence is not None and len(steps) > 1 and record % len(steps) == len(steps) - 1:
         st.caption(f"The run diverged: the last record (step {int(steps[-1, 0])}) holds inf/nan, drawn as gaps. "
                    "Move **Step shown** back to see the steps before it.")
-    c1, c2 = st.columns(2)
+    c1, c2 = stable_columns(SlotKeys(key).control("heatmaps"), 2)
     with c1:
         live_chart(LF.live_heatmap(stats, steps, "preact_var", owner=token, x_end=x_end,
                                    title="Forward: log10 Var(h) by layer and step"), fig_key("heat_forward"),
@@ -271,7 +271,7 @@ def show_detail_charts(snap: Snapshot, key: str, *, histograms: bool = True, own
     fig_key = SlotKeys(key).fig
     token = owner_token(owner)
     if histograms:
-        c1, c2 = st.columns(2)
+        c1, c2 = stable_columns(SlotKeys(key).control("distributions"), 2)
         with c1:
             live_chart(LF.live_histograms(snap.hist, "act", owner=token), fig_key("hist_act"))
         with c2:
