@@ -83,10 +83,24 @@ def number_shown(page, label: str) -> str:
     return sidebar(page).locator(f'input[aria-label="{label}"]').first.input_value().strip()
 
 
-def choose(page, label: str, option: str) -> None:
-    """Pick `option` in the select box `label` (a combo box: its input opens the list)."""
-    sidebar(page).locator(f'input[role="combobox"][aria-label="{label}"]').first.click()
-    page.get_by_role("option", name=option, exact=True).first.click()
+def choose(page, label: str, option: str, attempts: int = 3) -> None:
+    """Pick `option` in the select box `label` (a combo box: its input opens the list). Once the script is
+    idle; a rerun that redraws the sidebar closes an open list (seen on a busy machine), so the list is
+    opened again if the option does not show."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(attempts):
+        wait_for_app(page)
+        sidebar(page).locator(f'input[role="combobox"][aria-label="{label}"]').first.click()
+        item = page.get_by_role("option", name=option, exact=True).first
+        try:
+            item.wait_for(state="visible", timeout=10_000)
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+            continue
+        item.click()
+        return
+    raise AssertionError(f"the {label!r} list did not show {option!r} in {attempts} tries")
 
 
 def test_the_url_follows_a_slider_and_a_select_and_reopens_the_same_experiment(browser, server):
