@@ -37,7 +37,7 @@ follow_url(TH.KEYS, list(explore_query(cfg).items()))  # the address bar follows
 link_cfg = cfg                     # what the links below carry: the link's own network
 if not cfg.architecture.mlp_theory:
     TH.show_own_theory(cfg)
-    cfg = TH.mean_field_config(cfg)  # the mean-field sections: a plain MLP of the same settings
+cfg = TH.mean_field_config(cfg)  # the mean-field sections: cfg, or a plain MLP of the same settings
 act = ACTIVATIONS[cfg.activation].label
 
 with st.expander("What the theory assumes, and when it does not apply", expanded=False):

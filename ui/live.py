@@ -289,6 +289,11 @@ def show_run(snap: Snapshot, key: str, owner, *, scrub: bool) -> None:
     """The verdict and the main charts of `snap`; with `scrub`, the step scrubber above them."""
     cached = memo_for(key, "main", owner, snap)
     show_verdict(snap, cached("diagnosis", lambda: diagnose(snap)), apply_to=key)
+    scrubbed_charts(snap, key, owner, scrub=scrub)
+
+
+def scrubbed_charts(snap: Snapshot, key: str, owner, *, scrub: bool = True) -> None:
+    """The main charts of `snap`; with `scrub`, at the step of the step scrubber above them."""
     record = -1
     slot = st.container()  # always here, empty while the run moves: the charts below keep their place (no remount)
     if scrub and len(snap.steps) > 1:
@@ -306,10 +311,7 @@ def replay_view(snap: Snapshot, key: str, owner) -> None:
 
 def _draw_replay(snap: Snapshot, key: str, owner, play_polled: bool) -> None:
     try:
-        record = -1
-        if len(snap.steps) > 1:
-            record = record_at(snap.steps, step_scrubber(snap.steps[:, 0], key))
-        show_main_charts(snap, key, owner=owner, record=record)
+        scrubbed_charts(snap, key, owner)
     except Exception as e:  # a chart must never turn into a traceback in the browser
         _failed(e)
     if is_playing(key) != play_polled:
@@ -386,4 +388,4 @@ def live_view(key: str) -> Snapshot | None:
 
 __all__ = ["REFRESH_SECONDS", "SLOW_SECONDS", "PLOTLY_CONFIG", "chart", "memo", "memo_for", "theory_profile", "show_theory_preview",
            "show_verdict", "owner_token", "step_scrubber", "is_playing", "record_at", "show_main_charts",
-           "show_detail_charts", "show_run", "replay_view", "live_view"]
+           "show_detail_charts", "show_run", "scrubbed_charts", "replay_view", "live_view"]

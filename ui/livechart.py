@@ -73,8 +73,7 @@ def _forget(key: str) -> None:
 
 HISTORY = 3  # a patch starts from the records sent this many refreshes ago: a browser that missed the last ones still applies it
 FULL_SENDS = 2  # a new base's figure goes out on this many refreshes in a row
-_BUDGET = "livechart__builds_left"
-_LIVE = "livechart__live"
+_BUDGET = "livechart__builds_left"  # a count while a run moves (inside `refresh(True)`), else None
 
 
 @contextmanager
@@ -84,12 +83,10 @@ def refresh(live: bool):
     after one figure's build time rather than after all of them; and a chart drawn with `every`
     is patched at most that often."""
     st.session_state[_BUDGET] = 1 if live else None
-    st.session_state[_LIVE] = live
     try:
         yield
     finally:
         st.session_state[_BUDGET] = None
-        st.session_state[_LIVE] = False
 
 
 def _may_build() -> bool:
@@ -122,7 +119,8 @@ def live_chart(chart: LiveChart, key: str, *, every: float | None = None) -> Non
     sent = st.session_state.get(sk)
     same = sent is not None and sent[0] == chart.base
     now = time.monotonic()
-    if same and sent[2] == 0 and every and st.session_state.get(_LIVE) and len(sent) > 5 and now - sent[5] < every:
+    moving = st.session_state.get(_BUDGET) is not None
+    if same and sent[2] == 0 and every and moving and now - sent[5] < every:
         _component(key=element_key(key), data={"pending": True}, on_resync_change=partial(_forget, key))
         return
     if same and sent[2] == 0:

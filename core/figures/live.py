@@ -41,7 +41,8 @@ import plotly.io as pio
 from core.figures.compare import compare_records, compare_title, fig_loss_compare, fig_variance_compare
 from core.figures.runs import (
     UPDATE_LAYERS, fig_layer_step_heatmap, fig_loss_accuracy, fig_saturation, fig_update_ratio, fig_variance_by_layer,
-    heatmap_note, heatmap_zrange, histogram_ridges, loss_is_log, loss_note, theory_traces, fig_histograms,
+    heatmap_note, heatmap_zrange, histogram_ridges, loss_is_log, loss_note, ridges_figure, theory_traces,
+    update_ratio_notes,
 )
 from core.figures.style import (
     HEALTHY_UPDATE_RATIO, MAX_POINTS, NAMES, NOTE, as_f32, for_log_axis, gap_note, log10_or_gap, log_ticks,
@@ -426,13 +427,8 @@ def live_update_ratio(stats: np.ndarray, steps: np.ndarray, *, owner: str, x_end
             return {}
         new = kept[kept >= since[0]]
         ratio = stats[kept][:, chosen, COL["update_ratio"]]
-        notes = []
-        for k, l in enumerate(chosen):
-            bad = np.flatnonzero(~np.isfinite(ratio[:, k]))
-            if bad.size:
-                notes.append(f"layer {l + 1}: inf/nan from step {int(steps[kept[bad[0]], 0])}")
         k = len(chosen)
-        out = {"layout": _note_layout({1: notes[:2]}, (1,)),
+        out = {"layout": _note_layout({1: update_ratio_notes(stats, steps, kept, chosen)[:2]}, (1,)),
                "ranges": {"xaxis": step_axis(max(x_end or 0, float(steps[-1, 0])), stride),
                           "yaxis": decade_axis(ratio, np.array([HEALTHY_UPDATE_RATIO])) or {}},
                "set": {"traces": list(range(k)), "mode": ["lines+markers" if few else "lines"] * k}}
@@ -453,7 +449,7 @@ def live_histograms(hist: dict | None, kind: str, *, owner: str, height: int = 5
     base = f"hist|{owner}|{kind}|{r.get('layers', 0)}|{drawn}|{height}"
 
     def figure() -> go.Figure:
-        return fig_histograms(hist, kind, height=height)
+        return ridges_figure(r, height)  # the ridges computed once, for the figure and the patch
 
     def patch(since: Since) -> dict:
         if r["empty"]:

@@ -303,7 +303,11 @@ def fig_histograms(hist: dict | None, kind: str = "act", *, max_layers: int = MA
     (layer 1 at the top) on a shared x axis, each ridge scaled to its own
     peak: a layer whose signal has vanished shows as a spike at 0. With more
     than `max_layers` layers, evenly spaced ones are drawn (first and last kept)."""
-    r = histogram_ridges(hist, kind, max_layers=max_layers)
+    return ridges_figure(histogram_ridges(hist, kind, max_layers=max_layers), height)
+
+
+def ridges_figure(r: dict, height: int = 520) -> go.Figure:
+    """The ridge plot of `histogram_ridges`' result (`fig_histograms`)."""
     if r["empty"]:
         return empty_figure(r["title"], r["empty"], height)
     L = r["layers"]
@@ -357,6 +361,16 @@ def fig_saturation(stats: np.ndarray, steps: np.ndarray, *, record: int = -1, ac
 UPDATE_LAYERS = 10  # the update-ratio chart draws at most this many layers (evenly spaced, first and last kept)
 
 
+def update_ratio_notes(stats: np.ndarray, steps: np.ndarray, idx: np.ndarray, layers: np.ndarray) -> list[str]:
+    """The update-ratio chart's notes: each drawn layer whose ratio became inf/nan, from which step (records `idx`)."""
+    notes = []
+    for l in layers:
+        bad = np.flatnonzero(~np.isfinite(stats[idx, l, COL["update_ratio"]]))
+        if bad.size:
+            notes.append(f"layer {l + 1}: inf/nan from step {int(steps[idx[bad[0]], 0])}")
+    return notes
+
+
 def fig_update_ratio(stats: np.ndarray, steps: np.ndarray, *, max_steps: int = MAX_POINTS,
                      max_layers: int = UPDATE_LAYERS, height: int = 380, idx: np.ndarray | None = None) -> go.Figure:
     """std(ΔW)/std(W) of each layer's last update over the steps (log scale),
@@ -367,9 +381,8 @@ def fig_update_ratio(stats: np.ndarray, steps: np.ndarray, *, max_steps: int = M
     stats, steps = np.asarray(stats), np.asarray(steps)
     check_arrays(stats, steps)
     title = "Update:data ratio per layer"
-    rows = np.flatnonzero(steps[:, 0] > 0)  # no update has happened at step 0
-    if idx is not None:
-        rows = np.asarray(idx, dtype=np.int64)[steps[np.asarray(idx, dtype=np.int64), 0] > 0]
+    rows = np.flatnonzero(steps[:, 0] > 0) if idx is None else np.asarray(idx, dtype=np.int64)
+    rows = rows[steps[rows, 0] > 0]  # no update has happened at step 0
     if rows.size == 0:
         fig = empty_figure(title, "No update yet: the ratio appears after the first step.", height)
         return fig
@@ -379,14 +392,12 @@ def fig_update_ratio(stats: np.ndarray, steps: np.ndarray, *, max_steps: int = M
     chosen = sample_indices(L, max_layers)
     colours = sample_colorscale("Viridis", list(np.linspace(0.0, 0.9, len(chosen))))
     fig = go.Figure()
-    notes = []
     for k, l in enumerate(chosen):
         y = stats[idx, l, COL["update_ratio"]]
         fig.add_trace(go.Scatter(x=x, y=for_log_axis(y), mode="lines" if len(x) > 20 else "lines+markers",
                                    name=f"layer {l + 1}", line=dict(color=colours[k], width=1.8),
                                    hovertemplate=f"layer {l + 1}, step %{{x}}: %{{y:.2e}}<extra></extra>"))
-        if (~np.isfinite(y)).any():
-            notes.append(f"layer {l + 1}: inf/nan from step {int(x[np.flatnonzero(~np.isfinite(y))[0]])}")
+    notes = update_ratio_notes(stats, steps, idx, chosen)
     fig.add_hline(y=HEALTHY_UPDATE_RATIO, line=dict(color="#555555", dash="dash", width=1.5))
     # On a log axis an annotation's y is log10 of the value (a shape's is the value itself).
     fig.add_annotation(x=0.0, xref="paper", xanchor="left", y=math.log10(HEALTHY_UPDATE_RATIO), yanchor="bottom",
@@ -408,5 +419,6 @@ def fig_update_ratio(stats: np.ndarray, steps: np.ndarray, *, max_steps: int = M
 
 __all__ = [
     "heatmap_zrange", "heatmap_note", "loss_is_log", "loss_note", "theory_traces", "fig_variance_by_layer", "fig_theory_profile", "fig_layer_step_heatmap",
-    "fig_loss_accuracy", "fig_histograms", "histogram_ridges", "fig_saturation", "fig_update_ratio", "UPDATE_LAYERS",
+    "fig_loss_accuracy", "fig_histograms", "histogram_ridges", "ridges_figure", "fig_saturation", "fig_update_ratio",
+    "update_ratio_notes", "UPDATE_LAYERS",
 ]
