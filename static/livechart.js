@@ -8,7 +8,14 @@
 // Axis ranges are left alone on an axis the user zoomed, until they double-click it back.
 // A patch this chart cannot apply (another base, records missing) asks Python for the full figure
 // once (the `resync` trigger).
-
+//
+// Drawing is what costs (50-180 ms of the browser's main thread per draw on a 2-core machine), so:
+// - the payloads of one chart wait in its inbox and only the newest one that applies is drawn (each
+//   patch carries the records since a few refreshes back, and whole curves, title and axes);
+// - the charts draw one at a time, at most one per animation frame, so the page stays responsive;
+// - a payload sent while a run moves (`live`) waits while its chart is off-screen or the tab is
+//   hidden, and is drawn once the chart scrolls into view; a chart's first figure, and everything
+//   sent once the run has stopped, is drawn at once.
 const PLOTLY_URL = new URL('plotly.min.js', import.meta.url).href;
 const CONFIG = {displaylogo: false, responsive: true, toImageButtonOptions: {format: 'png', scale: 2}};
 let loading = null;
@@ -80,7 +87,7 @@ function listen(host, st) {
       if (!axis) continue;
       if (key.endsWith('autorange') && value === true) {
         st.zoomed[axis] = false;   // double-click: back to the chart's own (decade) range
-        st.lastLayout = null;
+        st.lastLayout = {};
       } else if (key.indexOf('range') >= 0) {
         st.zoomed[axis] = true;
       }
@@ -97,7 +104,6 @@ function resync(st, trigger, why) {
 }
 
 async function apply(host, st, data, trigger) {
-  if (data.preload || data.pending) { await plotly(); return; }
   const Plotly = await plotly();
   const lacks = st.base !== data.base || st.n.some((v, k) => v < data.since[k]);
   if (data.fig !== undefined && lacks) {
@@ -105,7 +111,7 @@ async function apply(host, st, data, trigger) {
     const fig = JSON.parse(data.fig);
     st.ours = true;
     try { await Plotly.react(host, plainArrays(fig.data), fig.layout, CONFIG); } finally { st.ours = false; }
-    st.base = data.base; st.n = data.since.slice(); st.lastSet = null; st.lastLayout = null; st.zoomed = {};
+    st.base = data.base; st.n = data.since.slice(); st.lastSet = null; st.lastLayout = {}; st.zoomed = {};
     st.lastR = {};
     st.draws = (st.draws || 0) + 1;
     host.dataset.base = data.base;
@@ -157,40 +163,117 @@ async function apply(host, st, data, trigger) {
       layout[axis + '.' + k] = v;
     }
   }
-  const layoutKey = JSON.stringify(layout);
-  const newLayout = layoutKey !== st.lastLayout;
+  // Only the layout keys whose value changed: an unchanged annotation or axis range, passed again, still
+  // costs Plotly a full re-layout of the chart (most refreshes change only the title).
+  const last = st.lastLayout || (st.lastLayout = {});
+  const changed = {};
+  for (const [k, v] of Object.entries(layout)) {
+    const j = JSON.stringify(v);
+    if (last[k] !== j) { changed[k] = v; last[k] = j; }
+  }
+  const newLayout = Object.keys(changed).length > 0;
   if (traces.length || newLayout) {
     st.ours = true;
     try {
-      await Plotly.update(host, traces.length ? traceUpdate : {}, newLayout ? layout : {}, traces.length ? traces : undefined);
+      await Plotly.update(host, traces.length ? traceUpdate : {}, changed, traces.length ? traces : undefined);
     } finally { st.ours = false; }
-    st.lastLayout = layoutKey;
   }
   st.patches = (st.patches || 0) + 1;
   host.dataset.patches = String(st.patches);
+}
+
+// -- when to draw ---------------------------------------------------------------------------------
+
+let turn = Promise.resolve();   // the charts draw one after another, one per animation frame
+const frame = () => new Promise(resolve => {
+  if (document.hidden) setTimeout(resolve, 0); else requestAnimationFrame(() => resolve());
+});
+const hosts = new Set();
+let watching = null;
+
+function watch(host, st) {
+  if (!watching) {
+    watching = new IntersectionObserver(entries => {
+      for (const e of entries) {
+        const s = e.target.__gfl;
+        if (!s) continue;
+        s.visible = e.isIntersecting;
+        if (s.visible) pump(e.target, s);
+      }
+    }, {rootMargin: '200px 0px'});
+    document.addEventListener('visibilitychange', () => {
+      for (const h of Array.from(hosts)) {
+        if (!h.isConnected) hosts.delete(h); else pump(h, h.__gfl);
+      }
+    });
+  }
+  if (!hosts.has(host)) { hosts.add(host); watching.observe(host); }
+}
+
+function applies(st, d) {
+  return st.base === d.base && !st.n.some((v, k) => v < d.since[k]);
+}
+
+// The newest payload in the inbox that this chart can apply (a full figure always can), and drop the
+// ones before it; when none can, the newest (it asks for the full figure).
+function pick(st) {
+  const box = st.inbox;
+  for (let i = box.length - 1; i >= 0; i--) {
+    if (box[i].fig !== undefined || applies(st, box[i])) return box.splice(0, i + 1).pop();
+  }
+  return box.splice(0).pop();
+}
+
+// Draw now, or wait until the chart is on screen: only what comes while a run moves may wait.
+function due(st) {
+  if (st.base === null || st.inbox.some(d => !d.live)) return true;
+  return st.visible === true && !document.hidden;
+}
+
+function pump(host, st) {
+  if (st.busy || !st.inbox.length || !due(st)) return;
+  st.busy = true;
+  const go = async () => {
+    try {
+      if (st.base !== null) await frame();   // a chart's first figure is drawn at once: the user waits for it
+      while (st.inbox.length && due(st)) {
+        const data = pick(st);
+        const t0 = performance.now();   // time spent drawing, per kind of chart (bench/bench_ui.py reads it)
+        try {
+          await apply(host, st, data, st.trigger);
+        } catch (err) {
+          console.error('live chart:', err);
+          st.base = null;   // the next payload asks for the full figure
+        }
+        const kind = String(data.base || 'other').split('|')[0];
+        const cost = window.__gflCost || (window.__gflCost = {});
+        const c = cost[kind] || (cost[kind] = {ms: 0, n: 0});
+        c.ms += performance.now() - t0; c.n += 1;
+      }
+    } finally { st.busy = false; }
+  };
+  turn = turn.then(go, go);
 }
 
 export default function (component) {
   const {data, parentElement, setTriggerValue} = component;
   const host = parentElement.querySelector('.gfl-live');
   if (!host || !data) return undefined;
-  const st = host.__gfl || (host.__gfl = {base: null, n: [], zoomed: {}, queue: Promise.resolve()});
-  // Payloads are applied one after the other, in the order they came.
-  st.queue = st.queue.then(async () => {
-    // time spent drawing, per kind of chart (window.__gflCost: bench/bench_ui.py reads it)
-    const t0 = performance.now();
-    await apply(host, st, data, setTriggerValue);
-    const kind = String(data.base || 'other').split('|')[0];
-    const cost = window.__gflCost || (window.__gflCost = {});
-    const c = cost[kind] || (cost[kind] = {ms: 0, n: 0});
-    c.ms += performance.now() - t0; c.n += 1;
-  }).catch(err => {
-    console.error('live chart:', err);
-    st.base = null;   // the next payload asks for the full figure
-  });
+  const st = host.__gfl || (host.__gfl = {base: null, n: [], zoomed: {}, inbox: [], busy: false, visible: null});
+  st.trigger = setTriggerValue;
+  watch(host, st);
+  if (data.preload || data.pending) {
+    plotly().catch(err => console.error('live chart:', err));
+  } else {
+    st.inbox.push(data);
+    pump(host, st);
+  }
   // Streamlit calls this when the element goes away (and, for a payload that was overtaken, at once):
   // free the chart only once its node has really left the page.
   return () => setTimeout(() => {
-    if (!host.isConnected && window.Plotly) { try { window.Plotly.purge(host); } catch (err) { /* gone */ } }
+    if (host.isConnected) return;
+    hosts.delete(host);
+    if (watching) watching.unobserve(host);
+    if (window.Plotly) { try { window.Plotly.purge(host); } catch (err) { /* gone */ } }
   }, 2000);
 }

@@ -3,6 +3,7 @@
 * a chart is extended in place during a run: every chart element is the same DOM node across
   refreshes (a JS property set on it survives), no chart element is added, and the loss line and
   the heatmap gain points while the run trains;
+* a chart off-screen is left alone while the run trains, and catches up once scrolled into view;
 * the scrubber redraws every by-layer chart at the chosen step: titles and data equal the record of
   that step in the same run trained in this process (same seed → same numbers); Play steps to the end;
 * Compare draws A and B at the same step, with their step-0 ghosts and theory lines;
@@ -22,6 +23,7 @@ pytestmark = pytest.mark.browser
 
 ARTIFACTS = ROOT / "test-artifacts"
 DESKTOP, PHONE = {"width": 1400, "height": 900}, {"width": 390, "height": 844}
+TALL = {"width": 1400, "height": 6000}
 LONG = dict(depth=6, width=256, batch_size=256, activation="tanh", init="xavier_normal", steps=5000, seed=5,
             dataset="moons", record_every=40)  # 126 records: the heatmap keeps one column per record (no new grid)
 # while watched; ~1 minute in-process on a 2-core machine, so it is still training after the page has drawn
@@ -93,7 +95,8 @@ def scrub_to(page, key: str, keys: list[str]) -> None:
 
 
 def test_charts_are_extended_in_place_during_a_run(server, browser):
-    context, page = new_page(browser)
+    # tall enough for every chart to be on screen: a live chart off-screen waits (the test below)
+    context, page = new_page(browser, TALL)
     try:
         page.goto(server.url("Explore", **LONG))
         wait_for_app(page)
@@ -129,6 +132,48 @@ def test_charts_are_extended_in_place_during_a_run(server, browser):
     assert grown and all(b > a for a, b in grown.values()), f"the traces did not grow: {grown}"
     var = next(c for c in live_after if c["title"].startswith("Variance by layer"))
     assert var["title"] != before[var["tag"]]["title"], "the variance chart did not move on to a new step"
+
+
+JS_LOSS_POINTS = """() => { for (const e of document.querySelectorAll('.gfl-live.js-plotly-plot')) {
+  const t = (e._fullLayout && e._fullLayout.title && e._fullLayout.title.text) || '';
+  if (t.startsWith('Loss and accuracy')) return (e.data[0].x || []).length; } return null; }"""
+JS_SCROLL_TO_LOSS = """() => { for (const e of document.querySelectorAll('.gfl-live.js-plotly-plot')) {
+  const t = (e._fullLayout && e._fullLayout.title && e._fullLayout.title.text) || '';
+  if (t.startsWith('Loss and accuracy')) { e.scrollIntoView({block: 'center'}); return true; } } return false; }"""
+
+
+def test_an_off_screen_chart_waits_and_catches_up_when_scrolled_into_view(server, browser):
+    """While a run trains, a live chart below the fold is drawn once and then left alone (the browser's
+    main thread goes to the charts on screen); scrolled into view, it shows the records it missed."""
+    context, page = new_page(browser, {"width": 1400, "height": 700})
+    try:
+        page.goto(server.url("Explore", **LONG))
+        wait_for_app(page)
+        press(page, "explore__btn_run", timeout=60_000)
+        wait_until(lambda: page.evaluate(JS_LOSS_POINTS), 60, "the loss chart's first figure")
+        page.wait_for_timeout(500)
+        held = page.evaluate(JS_LOSS_POINTS)
+        title0 = chart(page, "Variance by layer")["title"]
+        page.wait_for_timeout(3000)
+        still = page.evaluate(JS_LOSS_POINTS)
+        title1 = chart(page, "Variance by layer")["title"]
+        s1 = run_status(page)
+        assert page.evaluate(JS_SCROLL_TO_LOSS)
+        caught = wait_until(lambda: (n := page.evaluate(JS_LOSS_POINTS)) > still and n, 10,
+                            "the loss chart to catch up once on screen")
+        s2 = run_status(page)
+        try:
+            page.locator(".st-key-explore__btn_stop button").first.click(timeout=3000)
+        except Exception:
+            pass
+    finally:
+        context.close()
+    assert s1["word"] == s2["word"] == "Training", (s1, s2)
+    assert title1 != title0, "the variance chart on screen kept moving"
+    assert still == held, f"the off-screen loss chart was redrawn ({held} → {still} points)"
+    # the records since then: the run records every 40 steps and took these steps meanwhile (loss evaluations
+    # come with records; at least one new one)
+    assert caught > held, (held, caught)
 
 
 def test_the_scrubber_redraws_every_by_layer_chart_at_that_step(server, browser):

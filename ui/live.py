@@ -33,7 +33,7 @@ PLAY_SECONDS = 0.3      # play-back of a finished run: one frame per poll
 PLAY_FRAMES = 60        # play-back shows at most this many frames (a long run skips records)
 DETAIL_SECONDS = 2.0    # distributions, update ratio: they change slowly
 SLOW_SECONDS = 1.0      # the heatmaps, loss and saturation are patched at most once a second while a run moves:
-                        # each draw holds the browser's main thread 50-90 ms, which the by-layer chart needs more
+                        # each draw holds the browser's main thread 30-200 ms, which the by-layer chart needs more
 PAUSED_SECONDS = 5.0    # keeps a paused run's heartbeat (ui.session.HEARTBEAT_SECONDS, 20 s) alive
 PLOTLY_CONFIG = F.PLOTLY_CONFIG  # one home: core.figures.style (the mode bar on hover only)
 
@@ -220,8 +220,14 @@ def record_at(steps, step: int) -> int:
 # -- the charts ------------------------------------------------------------------------------------
 
 def show_main_charts(snap: Snapshot, key: str, owner=None, *, record: int = -1) -> None:
-    """Variance by layer (at `record`, default the latest), the two layer × step heatmaps, loss and
-    accuracy, saturation by layer: live charts, drawn once and then patched (ui.livechart)."""
+    """The by-layer charts at `record` (default the latest), then the charts of the whole run: live
+    charts, drawn once and then patched (ui.livechart)."""
+    show_step_charts(snap, key, owner, record=record)
+    show_run_charts(snap, key, owner)
+
+
+def show_step_charts(snap: Snapshot, key: str, owner=None, *, record: int = -1) -> None:
+    """The charts the step scrubber moves: variance by layer and saturation by layer at `record`."""
     if snap.config.time_steps:  # rows per layer and time step (recurrent nets): the charts by time step
         from .recurrent import show_main_charts as by_time
         return by_time(snap, key, memo_for(key, "main", owner, snap), chart)
@@ -229,36 +235,45 @@ def show_main_charts(snap: Snapshot, key: str, owner=None, *, record: int = -1) 
     fig_key = SlotKeys(key).fig
     token = owner_token(owner)
     theory = theory_profile(cfg)
-    x_end = cfg.steps if snap.status.live else None  # while it trains, the step axes run to the planned end
     live_chart(LF.live_variance(stats, steps, owner=token, record=record, theory=theory), fig_key("variance"))
     if theory is not None and theory.attrs.get("note"):
         prefix = "" if theory.attrs.get("applies", True) else "Theory line hidden. "
         st.caption(prefix + theory.attrs["note"])
     st.caption("Dotted, faint: the same curves at step 0 (initialization). Dashed: mean-field theory's prediction "
                "at initialization, the gradient curve scaled to meet the last layer.")
-    from core.figures.architectures import arch_figures  # the architecture's own charts (residual stream, ...)
-
-    cached = memo_for(key, "main", owner, snap)
-    for name, fig in cached("arch", lambda: arch_figures(cfg, stats, steps)):
-        chart(fig, fig_key(name))
     if snap.divergence is not None and len(steps) > 1 and record % len(steps) == len(steps) - 1:
         st.caption(f"The run diverged: the last record (step {int(steps[-1, 0])}) holds inf/nan, drawn as gaps. "
                    "Move **Step shown** back to see the steps before it.")
+    live_chart(LF.live_saturation(stats, steps, owner=token, record=record, activation=cfg.activation),
+               fig_key("saturation"), every=SLOW_SECONDS)
+
+
+def show_run_charts(snap: Snapshot, key: str, owner=None) -> None:
+    """The charts of the whole run: the architecture's own charts, the two layer × step heatmaps, loss and
+    accuracy (beside the decision boundary for 2-D data). Nothing more for a recurrent net (its charts by
+    time step are all in `show_step_charts`)."""
+    if snap.config.time_steps:
+        return
+    stats, steps, cfg = snap.stats, snap.steps, snap.config
+    fig_key = SlotKeys(key).fig
+    token = owner_token(owner)
+    x_end = cfg.steps if snap.status.live else None  # while it trains, the step axes run to the planned end
+    from core.figures.architectures import arch_figures  # the architecture's own charts (residual stream, ...)
+
+    cached = memo_for(key, "run", owner, snap)  # its own slot: the fragments take their snapshots apart
+    for name, fig in cached("arch", lambda: arch_figures(cfg, stats, steps)):
+        chart(fig, fig_key(name))
     c1, c2 = stable_columns(SlotKeys(key).control("heatmaps"), 2)
     with c1:
         live_chart(LF.live_heatmap(stats, steps, "preact_var", owner=token, x_end=x_end,
-                                   title="Forward: log10 Var(h) by layer and step"), fig_key("heat_forward"),
-                   every=SLOW_SECONDS)
+                                   title="Forward: log10 Var(h) by layer and step"), fig_key("heat_forward"))
     with c2:
         live_chart(LF.live_heatmap(stats, steps, "grad_preact_var", owner=token, x_end=x_end,
-                                   title="Backward: log10 Var(∂L/∂h) by layer and step"), fig_key("heat_backward"),
-                   every=SLOW_SECONDS)
+                                   title="Backward: log10 Var(∂L/∂h) by layer and step"), fig_key("heat_backward"))
     st.caption("Colour limits are fixed for the whole run: white is variance 1 (forward) or the last layer's gradient "
                "variance at step 0 (backward); blue is smaller, red larger, ±6 decades. Grey cells: 0, inf or nan.")
     with beside_loss(snap, key):  # 2-D data: the decision boundary beside the loss (ui/boundary.py)
-        live_chart(LF.live_loss(steps, owner=token, x_end=x_end), fig_key("loss"), every=SLOW_SECONDS)
-    live_chart(LF.live_saturation(stats, steps, owner=token, record=record, activation=cfg.activation),
-               fig_key("saturation"), every=SLOW_SECONDS)
+        live_chart(LF.live_loss(steps, owner=token, x_end=x_end), fig_key("loss"))
 
 
 def show_detail_charts(snap: Snapshot, key: str, *, histograms: bool = True, owner=None) -> None:
@@ -285,21 +300,23 @@ def show_detail_charts(snap: Snapshot, key: str, *, histograms: bool = True, own
     live_chart(LF.live_update_ratio(stats, steps, owner=token, x_end=x_end), fig_key("update"))
 
 
-def show_run(snap: Snapshot, key: str, owner, *, scrub: bool) -> None:
-    """The verdict and the main charts of `snap`; with `scrub`, the step scrubber above them."""
+def show_run(snap: Snapshot, key: str, owner, *, scrub: bool, whole: bool = True) -> None:
+    """The verdict and the main charts of `snap`; with `scrub`, the step scrubber above them; without
+    `whole`, only the charts the scrubber moves (the live view draws the rest in a slower fragment)."""
     cached = memo_for(key, "main", owner, snap)
     show_verdict(snap, cached("diagnosis", lambda: diagnose(snap)), apply_to=key)
-    scrubbed_charts(snap, key, owner, scrub=scrub)
+    scrubbed_charts(snap, key, owner, scrub=scrub, whole=whole)
 
 
-def scrubbed_charts(snap: Snapshot, key: str, owner, *, scrub: bool = True) -> None:
-    """The main charts of `snap`; with `scrub`, at the step of the step scrubber above them."""
+def scrubbed_charts(snap: Snapshot, key: str, owner, *, scrub: bool = True, whole: bool = True) -> None:
+    """The main charts of `snap` (without `whole`, the by-layer ones only); with `scrub`, at the step of the
+    step scrubber above them."""
     record = -1
     slot = st.container()  # always here, empty while the run moves: the charts below keep their place (no remount)
     if scrub and len(snap.steps) > 1:
         with slot:
             record = record_at(snap.steps, step_scrubber(snap.steps[:, 0], key))
-    show_main_charts(snap, key, owner=owner, record=record)
+    (show_main_charts if whole else show_step_charts)(snap, key, owner, record=record)
 
 
 def replay_view(snap: Snapshot, key: str, owner) -> None:
@@ -341,22 +358,48 @@ def _draw_main(key: str, polling: bool, play_polled: bool = False) -> None:
                 st.caption("Building the network and taking the first record…")
             return
         with refresh(polling):
-            show_run(snap, key, run, scrub=not snap.status.moving)
+            show_run(snap, key, run, scrub=not snap.status.moving, whole=False)
         if is_playing(key) != play_polled:
             st.rerun()  # Play pressed (poll to play back) or play-back ended (stop polling): the whole page once
     except Exception as e:  # a chart must never turn into a traceback in the browser
         _failed(e)
 
 
-def _draw_detail(key: str) -> None:
+def _starting_key(key: str) -> str:
+    return SlotKeys(key).control("starting")
+
+
+def _waits(key: str) -> bool:
+    """True inside the page's own run that Run started: the slower fragments draw nothing
+    yet (their first poll, a second later, draws them), so the browser draws the first chart alone.
+    Never on a fragment's own rerun (`live_view`, which sets it, runs only in the page's)."""
+    return bool(st.session_state.get(_starting_key(key)))
+
+
+def _draw_more(key: str, polling: bool) -> None:
     run = current_run(key)
-    if run is None:
+    if run is None or _waits(key):
         return
     snap = run.snapshot()
     if len(snap.steps) == 0:
         return
     try:
-        show_detail_charts(snap, key, owner=run)
+        with refresh(polling):
+            show_run_charts(snap, key, run)
+    except Exception as e:
+        _failed(e)
+
+
+def _draw_detail(key: str) -> None:
+    run = current_run(key)
+    if run is None or _waits(key):
+        return
+    snap = run.snapshot()
+    if len(snap.steps) == 0:
+        return
+    try:
+        with refresh(snap.status.moving):
+            show_detail_charts(snap, key, owner=run)
     except Exception as e:
         _failed(e)
 
@@ -365,10 +408,13 @@ def live_view(key: str) -> Snapshot | None:
     """Status, verdict and charts of this page's run, refreshed live while it
     trains. Returns the snapshot taken now (None when no run was started).
 
-    Two fragments: the status, verdict and main charts (live charts, patched
-    in place) every REFRESH_SECONDS; the distributions and update ratio every
-    DETAIL_SECONDS. Once the run stops moving, the main fragment has the step
-    scrubber, and polls every PLAY_SECONDS while Play steps through the run.
+    Three fragments, so that what changes fast reruns alone: the status, verdict and the by-layer
+    charts (live charts, patched in place) every REFRESH_SECONDS; the charts of the whole run
+    (heatmaps, loss) every SLOW_SECONDS; the distributions and update ratio every DETAIL_SECONDS.
+    Each rerun of a fragment redraws all of its elements in the browser (React, style, layout:
+    more of the main thread than the charts' own drawing), so the fast one holds as few as it can.
+    Once the run stops moving, the first fragment has the step scrubber, and polls every
+    PLAY_SECONDS while Play steps through the run.
     """
     run = current_run(key)
     if run is None:
@@ -382,10 +428,16 @@ def live_view(key: str) -> Snapshot | None:
     else:
         every = PAUSED_SECONDS if status is RunStatus.PAUSED else None
     st.fragment(run_every=every)(_draw_main)(key, live, every == PLAY_SECONDS)
-    st.fragment(run_every=DETAIL_SECONDS if live else None)(_draw_detail)(key)
+    # Run was just pressed: the first chart comes first, the rest on their first poll
+    st.session_state[_starting_key(key)] = live and bool(st.session_state.get(SlotKeys(key).button("run")))
+    try:
+        st.fragment(run_every=SLOW_SECONDS if live else None)(_draw_more)(key, live)
+        st.fragment(run_every=DETAIL_SECONDS if live else None)(_draw_detail)(key)
+    finally:
+        st.session_state[_starting_key(key)] = False
     return run.snapshot()
 
 
 __all__ = ["REFRESH_SECONDS", "SLOW_SECONDS", "PLOTLY_CONFIG", "chart", "memo", "memo_for", "theory_profile", "show_theory_preview",
            "show_verdict", "owner_token", "step_scrubber", "is_playing", "record_at", "show_main_charts",
-           "show_detail_charts", "show_run", "scrubbed_charts", "replay_view", "live_view"]
+           "show_step_charts", "show_run_charts", "show_detail_charts", "show_run", "scrubbed_charts", "replay_view", "live_view"]

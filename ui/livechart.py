@@ -135,6 +135,8 @@ def live_chart(chart: LiveChart, key: str, *, every: float | None = None) -> Non
     else:  # its turn comes on a later refresh; the element keeps its place (and what it shows)
         _component(key=element_key(key), data={"pending": True}, on_resync_change=partial(_forget, key))
         return
+    if moving:  # the browser may hold it while the chart is off-screen (static/livechart.js)
+        payload["live"] = True
     _component(key=element_key(key), data=payload, on_resync_change=partial(_forget, key))
     history = (sent[1] if same else ()) + (chart.n,)
     st.session_state[sk] = (chart.base, history[-HISTORY:], left, fig_json if left else None, fig_n if left else None,
