@@ -238,15 +238,18 @@ def test_compare_shows_a_and_b_at_the_same_step_with_ghosts_and_theory(server, b
 def test_phone_screenshots_of_explore(server, browser):
     context, page = new_page(browser, PHONE)
     try:
-        page.goto(server.url("Explore", **dict(LONG, steps=600, record_every=1)))
+        page.goto(server.url("Explore", **dict(LONG, record_every=10)))
         wait_for_app(page)
         press(page, "explore__btn_run", timeout=60_000)
         wait_until(lambda: len([c for c in page.evaluate(JS_NODES) if c["live"]]) == LIVE, 60, "the live charts")
         page.wait_for_timeout(1500)
+        during = run_status(page)["word"]
         full_page_screenshot(page, ARTIFACTS / "live-explore-during-390.png")
-        wait_until(lambda: run_status(page)["word"] in ("Finished", "Stopped"), 180, "the run to end")
+        press(page, "explore__btn_stop")  # 5,000 steps: still training when the screenshot is taken
+        wait_until(lambda: run_status(page)["word"] in ("Finished", "Stopped"), 60, "the run to end")
         page.locator(".st-key-explore__scrub_step input[type='range']").first.wait_for()
         page.wait_for_timeout(800)
         full_page_screenshot(page, ARTIFACTS / "live-explore-after-390.png")
     finally:
         context.close()
+    assert during == "Training", f"the 'during' screenshot shows a run that is {during}"

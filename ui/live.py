@@ -376,21 +376,8 @@ def _waits(key: str) -> bool:
     return bool(st.session_state.get(_starting_key(key)))
 
 
-def _draw_more(key: str, polling: bool) -> None:
-    run = current_run(key)
-    if run is None or _waits(key):
-        return
-    snap = run.snapshot()
-    if len(snap.steps) == 0:
-        return
-    try:
-        with refresh(polling):
-            show_run_charts(snap, key, run)
-    except Exception as e:
-        _failed(e)
-
-
-def _draw_detail(key: str) -> None:
+def _draw_later(key: str, draw: Callable[..., None]) -> None:
+    """A slower fragment: `draw(snap, key, owner)` for this page's run, patched at most once per poll."""
     run = current_run(key)
     if run is None or _waits(key):
         return
@@ -399,9 +386,17 @@ def _draw_detail(key: str) -> None:
         return
     try:
         with refresh(snap.status.moving):
-            show_detail_charts(snap, key, owner=run)
+            draw(snap, key, run)
     except Exception as e:
         _failed(e)
+
+
+def _draw_more(key: str) -> None:
+    _draw_later(key, show_run_charts)
+
+
+def _draw_detail(key: str) -> None:
+    _draw_later(key, lambda snap, key, run: show_detail_charts(snap, key, owner=run))
 
 
 def live_view(key: str) -> Snapshot | None:
@@ -431,7 +426,7 @@ def live_view(key: str) -> Snapshot | None:
     # Run was just pressed: the first chart comes first, the rest on their first poll
     st.session_state[_starting_key(key)] = live and bool(st.session_state.get(SlotKeys(key).button("run")))
     try:
-        st.fragment(run_every=SLOW_SECONDS if live else None)(_draw_more)(key, live)
+        st.fragment(run_every=SLOW_SECONDS if live else None)(_draw_more)(key)
         st.fragment(run_every=DETAIL_SECONDS if live else None)(_draw_detail)(key)
     finally:
         st.session_state[_starting_key(key)] = False
