@@ -224,6 +224,17 @@ function pick(st) {
   return box.splice(0).pop();
 }
 
+// Drop what `pick` would drop: while a chart waits off-screen its inbox keeps one or a few payloads, not
+// every refresh of a long run.
+function prune(st) {
+  if (st.busy) return;   // a draw under way changes what applies
+  const box = st.inbox;
+  for (let i = box.length - 1; i > 0; i--) {
+    if (box[i].fig !== undefined || applies(st, box[i])) { box.splice(0, i); return; }
+  }
+  if (box.length > 1 && !box.some(d => !d.live)) box.splice(0, box.length - 1);
+}
+
 // Draw now, or wait until the chart is on screen: only what comes while a run moves may wait.
 function due(st) {
   if (st.base === null || st.inbox.some(d => !d.live)) return true;
@@ -266,6 +277,7 @@ export default function (component) {
     plotly().catch(err => console.error('live chart:', err));
   } else {
     st.inbox.push(data);
+    prune(st);
     pump(host, st);
   }
   // Streamlit calls this when the element goes away (and, for a payload that was overtaken, at once):

@@ -111,7 +111,7 @@ def live_chart(chart: LiveChart, key: str, *, every: float | None = None) -> Non
     `every`: while a run moves (inside `refresh(True)`), patch this chart at most every `every`
     seconds; in between the element keeps its place and what it shows (a `pending` payload of a few
     bytes; the next patch starts from records sent before it, so a browser that missed one still
-    catches up). Drawing a chart holds the browser's main thread 50-90 ms on a 2-core machine: the
+    catches up). Drawing a chart holds the browser's main thread 30-200 ms on a 2-core machine: the
     charts that change slowly leave it to the one that moves."""
     sk = _state_key(key)
     # (base, record counts sent on the last HISTORY refreshes, full sends left, figure JSON, its record counts,
