@@ -165,7 +165,7 @@ async function apply(host, st, data, trigger) {
   }
   // Only the layout keys whose value changed: an unchanged annotation or axis range, passed again, still
   // costs Plotly a full re-layout of the chart (most refreshes change only the title).
-  const last = st.lastLayout || (st.lastLayout = {});
+  const last = st.lastLayout;
   const changed = {};
   for (const [k, v] of Object.entries(layout)) {
     const j = JSON.stringify(v);
@@ -184,7 +184,7 @@ async function apply(host, st, data, trigger) {
 
 // -- when to draw ---------------------------------------------------------------------------------
 
-let turn = Promise.resolve();   // the charts draw one after another, one per animation frame
+let turn = Promise.resolve();   // the charts draw one after another, each after an animation frame
 const frame = () => new Promise(resolve => {
   if (document.hidden) setTimeout(resolve, 0); else requestAnimationFrame(() => resolve());
 });
@@ -214,25 +214,27 @@ function applies(st, d) {
   return st.base === d.base && !st.n.some((v, k) => v < d.since[k]);
 }
 
-// The newest payload in the inbox that this chart can apply (a full figure always can), and drop the
-// ones before it; when none can, the newest (it asks for the full figure).
-function pick(st) {
-  const box = st.inbox;
-  for (let i = box.length - 1; i >= 0; i--) {
-    if (box[i].fig !== undefined || applies(st, box[i])) return box.splice(0, i + 1).pop();
+// Where the inbox's newest payload that this chart can apply sits (a full figure always can), or -1.
+function newest(st) {
+  for (let i = st.inbox.length - 1; i >= 0; i--) {
+    if (st.inbox[i].fig !== undefined || applies(st, st.inbox[i])) return i;
   }
-  return box.splice(0).pop();
+  return -1;
 }
 
-// Drop what `pick` would drop: while a chart waits off-screen its inbox keeps one or a few payloads, not
-// every refresh of a long run.
+// That payload, dropping the ones before it; when none applies, the last one (it asks for the full figure).
+function pick(st) {
+  const i = newest(st);
+  return st.inbox.splice(0, i < 0 ? st.inbox.length : i + 1).pop();
+}
+
+// Drop now what `pick` would drop, so a chart waiting off-screen keeps a payload or two, not every refresh
+// of a long run (not during a draw: it changes what applies).
 function prune(st) {
-  if (st.busy) return;   // a draw under way changes what applies
-  const box = st.inbox;
-  for (let i = box.length - 1; i > 0; i--) {
-    if (box[i].fig !== undefined || applies(st, box[i])) { box.splice(0, i); return; }
-  }
-  if (box.length > 1 && !box.some(d => !d.live)) box.splice(0, box.length - 1);
+  if (st.busy) return;
+  const i = newest(st);
+  if (i < 0 && st.inbox.some(d => !d.live)) return;   // due at once: `pick` takes the last one then
+  st.inbox.splice(0, i < 0 ? st.inbox.length - 1 : i);
 }
 
 // Draw now, or wait until the chart is on screen: only what comes while a run moves may wait.
@@ -270,7 +272,7 @@ export default function (component) {
   const {data, parentElement, setTriggerValue} = component;
   const host = parentElement.querySelector('.gfl-live');
   if (!host || !data) return undefined;
-  const st = host.__gfl || (host.__gfl = {base: null, n: [], zoomed: {}, inbox: [], busy: false, visible: null});
+  const st = host.__gfl || (host.__gfl = {base: null, n: [], zoomed: {}, lastLayout: {}, inbox: [], busy: false, visible: null});
   st.trigger = setTriggerValue;
   watch(host, st);
   if (data.preload || data.pending) {

@@ -134,12 +134,12 @@ def test_charts_are_extended_in_place_during_a_run(server, browser):
     assert var["title"] != before[var["tag"]]["title"], "the variance chart did not move on to a new step"
 
 
-JS_LOSS_POINTS = """() => { for (const e of document.querySelectorAll('.gfl-live.js-plotly-plot')) {
+# The live loss chart's number of points (null before it is drawn); with `true`, scroll it into view first.
+JS_LOSS_POINTS = """(scroll) => { for (const e of document.querySelectorAll('.gfl-live.js-plotly-plot')) {
   const t = (e._fullLayout && e._fullLayout.title && e._fullLayout.title.text) || '';
-  if (t.startsWith('Loss and accuracy')) return (e.data[0].x || []).length; } return null; }"""
-JS_SCROLL_TO_LOSS = """() => { for (const e of document.querySelectorAll('.gfl-live.js-plotly-plot')) {
-  const t = (e._fullLayout && e._fullLayout.title && e._fullLayout.title.text) || '';
-  if (t.startsWith('Loss and accuracy')) { e.scrollIntoView({block: 'center'}); return true; } } return false; }"""
+  if (!t.startsWith('Loss and accuracy')) continue;
+  if (scroll) e.scrollIntoView({block: 'center'});
+  return (e.data[0].x || []).length; } return null; }"""
 
 
 def test_an_off_screen_chart_waits_and_catches_up_when_scrolled_into_view(server, browser):
@@ -150,16 +150,16 @@ def test_an_off_screen_chart_waits_and_catches_up_when_scrolled_into_view(server
         page.goto(server.url("Explore", **LONG))
         wait_for_app(page)
         press(page, "explore__btn_run", timeout=60_000)
-        wait_until(lambda: page.evaluate(JS_LOSS_POINTS), 60, "the loss chart's first figure")
+        wait_until(lambda: page.evaluate(JS_LOSS_POINTS, False), 60, "the loss chart's first figure")
         page.wait_for_timeout(500)
-        held = page.evaluate(JS_LOSS_POINTS)
+        held = page.evaluate(JS_LOSS_POINTS, False)
         title0 = chart(page, "Variance by layer")["title"]
         page.wait_for_timeout(3000)
-        still = page.evaluate(JS_LOSS_POINTS)
+        still = page.evaluate(JS_LOSS_POINTS, False)
         title1 = chart(page, "Variance by layer")["title"]
         s1 = run_status(page)
-        assert page.evaluate(JS_SCROLL_TO_LOSS)
-        caught = wait_until(lambda: (n := page.evaluate(JS_LOSS_POINTS)) > still and n, 10,
+        assert page.evaluate(JS_LOSS_POINTS, True) is not None
+        caught = wait_until(lambda: (n := page.evaluate(JS_LOSS_POINTS, False)) > still and n, 10,
                             "the loss chart to catch up once on screen")
         s2 = run_status(page)
         try:

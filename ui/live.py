@@ -24,7 +24,7 @@ from core.run.record import RunRecord as Snapshot
 from core.schema import RunStatus
 
 from .boundary import beside_loss
-from .session import current_run, status_line
+from .session import current_run, pressed, status_line
 from .livechart import live_chart, preload, refresh, stable_columns
 from .state import SlotKeys
 
@@ -276,7 +276,7 @@ def show_run_charts(snap: Snapshot, key: str, owner=None) -> None:
         live_chart(LF.live_loss(steps, owner=token, x_end=x_end), fig_key("loss"))
 
 
-def show_detail_charts(snap: Snapshot, key: str, *, histograms: bool = True, owner=None) -> None:
+def show_detail_charts(snap: Snapshot, key: str, owner=None, *, histograms: bool = True) -> None:
     """Per-layer distributions at the latest record (unless `histograms=False`: a saved run has
     none) and the update:data ratio over the steps. `owner` as for `show_main_charts`."""
     if snap.config.time_steps:
@@ -365,21 +365,16 @@ def _draw_main(key: str, polling: bool, play_polled: bool = False) -> None:
         _failed(e)
 
 
-def _starting_key(key: str) -> str:
-    return SlotKeys(key).control("starting")
-
-
-def _waits(key: str) -> bool:
-    """True inside the page's own run that Run started: the slower fragments draw nothing
-    yet (their first poll, a second later, draws them), so the browser draws the first chart alone.
-    Never on a fragment's own rerun (`live_view`, which sets it, runs only in the page's)."""
-    return bool(st.session_state.get(_starting_key(key)))
+def _waits(key: str, run) -> bool:
+    """True on the rerun that Run caused: the slower fragments draw nothing yet (their first poll, a
+    second later, draws them), so the browser draws the first chart alone."""
+    return pressed(key, "run") and run.status.moving
 
 
 def _draw_later(key: str, draw: Callable[..., None]) -> None:
     """A slower fragment: `draw(snap, key, owner)` for this page's run, patched at most once per poll."""
     run = current_run(key)
-    if run is None or _waits(key):
+    if run is None or _waits(key, run):
         return
     snap = run.snapshot()
     if len(snap.steps) == 0:
@@ -396,7 +391,7 @@ def _draw_more(key: str) -> None:
 
 
 def _draw_detail(key: str) -> None:
-    _draw_later(key, lambda snap, key, run: show_detail_charts(snap, key, owner=run))
+    _draw_later(key, show_detail_charts)
 
 
 def live_view(key: str) -> Snapshot | None:
@@ -423,13 +418,8 @@ def live_view(key: str) -> Snapshot | None:
     else:
         every = PAUSED_SECONDS if status is RunStatus.PAUSED else None
     st.fragment(run_every=every)(_draw_main)(key, live, every == PLAY_SECONDS)
-    # Run was just pressed: the first chart comes first, the rest on their first poll
-    st.session_state[_starting_key(key)] = live and bool(st.session_state.get(SlotKeys(key).button("run")))
-    try:
-        st.fragment(run_every=SLOW_SECONDS if live else None)(_draw_more)(key)
-        st.fragment(run_every=DETAIL_SECONDS if live else None)(_draw_detail)(key)
-    finally:
-        st.session_state[_starting_key(key)] = False
+    st.fragment(run_every=SLOW_SECONDS if live else None)(_draw_more)(key)
+    st.fragment(run_every=DETAIL_SECONDS if live else None)(_draw_detail)(key)
     return run.snapshot()
 
 

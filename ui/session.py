@@ -126,31 +126,37 @@ def _wait_for(run: Run, done, timeout: float = 3.0) -> None:
         time.sleep(0.02)
 
 
+def pressed(key: str, name: str) -> bool:
+    """The run button `name` ('run', 'pause', 'step', 'stop') of this page was clicked: true only on the
+    rerun the click caused (Streamlit puts a click in session_state for that run only), never on a
+    fragment's later rerun."""
+    return bool(st.session_state.get(slot(key).button(name)))
+
+
 def _handle_clicks(cfg: RunConfig, key: str) -> None:
     """Act on a button clicked in the browser before the buttons are drawn
     (Streamlit puts a click in session_state first), so they are drawn once,
     already showing the run's new state."""
-    ss, button = st.session_state, slot(key).button
     run = current_run(key)
     live = is_live(run)
-    if ss.get(button("run")):
+    if pressed(key, "run"):
         run = start_run(cfg, key)
         if run is not None:  # draw the first record right away rather than on the next poll
             _wait_for(run, lambda s: len(s.steps) > 0 or s.status.ended, 1.5)
-    elif ss.get(button("pause")) and live:
+    elif pressed(key, "pause") and live:
         if run.status is RunStatus.PAUSED:
             run.resume()
         else:
             run.pause()
             _wait_for(run, lambda s: s.status is not RunStatus.RUNNING, 1.0)
-    elif ss.get(button("step")):
+    elif pressed(key, "step"):
         if not live:
             run = start_run(cfg, key, paused=True)
         if run is not None:
             before = run.snapshot().steps_taken
             run.step(1)
             _wait_for(run, lambda s: (s.steps_taken > before and s.status is RunStatus.PAUSED) or s.status.ended)
-    elif ss.get(button("stop")) and live:
+    elif pressed(key, "stop") and live:
         stop_run(key)
 
 
@@ -215,5 +221,5 @@ def outcome_line(snap: RunRecord) -> None:
 
 
 __all__ = ["HEARTBEAT_SECONDS", "CLOSED_TAB_STOP_SECONDS", "HEARTBEAT_CHECK_SECONDS", "server_limits",
-           "limits_problem", "run_slots", "current_run", "is_live", "start_run", "stop_run", "flash",
+           "limits_problem", "run_slots", "current_run", "is_live", "pressed", "start_run", "stop_run", "flash",
            "warm_up_engine", "run_controls", "status_line", "outcome_line"]
