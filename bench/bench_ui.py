@@ -2,6 +2,10 @@
 
     python bench/bench_ui.py [--repeats 5] [--seconds 10] [--env KEY=VALUE ...]
 
+`--split-cpus` runs the server (and the worker processes it trains in) on CPU 0 and Chromium on the
+others, as when the page is watched from another machine (a hosted demo's visitors): the in-process
+reference run is then timed on CPU 0 too. Without it everything shares every core.
+
 `--env` passes settings to the server, e.g. `--env STREAMLIT_RUNNER_POST_SCRIPT_GC=false`
 to see what Streamlit's full garbage collection after every (fragment) rerun costs.
 
@@ -231,7 +235,18 @@ def main() -> None:
     ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                     help="environment variable for the server (repeatable)")
     ap.add_argument("--no-baseline", action="store_true", help="skip timing the 50-layer run in-process first")
+    ap.add_argument("--split-cpus", action="store_true",
+                    help="server and its workers on CPU 0, Chromium on the other CPUs (the page watched from elsewhere)")
     args = ap.parse_args()
+    all_cpus = os.sched_getaffinity(0)
+    server_cpus = browser_cpus = None
+    if args.split_cpus:
+        if len(all_cpus) < 2:
+            print("--split-cpus needs at least 2 CPUs; this process may use 1.")
+            return
+        server_cpus = {min(all_cpus)}
+        browser_cpus = all_cpus - server_cpus
+        os.sched_setaffinity(0, server_cpus)  # the in-process reference on the server's CPU
     env = dict(kv.split("=", 1) for kv in args.env)
     if not chromium_available():
         print("Debian's chromium is not at /usr/bin/chromium: nothing measured (`make browser` as root installs it).")
@@ -248,7 +263,10 @@ def main() -> None:
         train(cfg)
         baseline = time.perf_counter() - t
     print(f"CPU: {cpu_model()} ({os.cpu_count()} cores)")
-    with AppServer(env=env) as server, sync_playwright() as p:
+    if args.split_cpus:
+        os.sched_setaffinity(0, browser_cpus)  # Playwright's driver and Chromium start from this process
+        print(f"server and its workers on CPU {sorted(server_cpus)}, Chromium on CPU {sorted(browser_cpus)}")
+    with AppServer(env=env, cpus=server_cpus) as server, sync_playwright() as p:
         browser = launch_chromium(p)
         print(f"fresh server on port {server.port}{' with ' + ' '.join(args.env) if args.env else ''}; "
               f"Chromium {browser.version}, headless")

@@ -56,8 +56,9 @@ class AppServer:
             page.goto(server.url("Explore", depth=6))
     """
 
-    def __init__(self, env: dict[str, str] | None = None, startup_timeout: float = 60.0):
+    def __init__(self, env: dict[str, str] | None = None, startup_timeout: float = 60.0, cpus: set[int] | None = None):
         self.port = free_port()
+        self.cpus = cpus  # the CPUs the server (and the worker processes it starts) may run on; None: all
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = env
         self.startup_timeout = startup_timeout
@@ -70,8 +71,10 @@ class AppServer:
         env.setdefault("PYTHONUNBUFFERED", "1")
         cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(self.port),
                "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+        cpus = self.cpus
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+                                     stdin=subprocess.DEVNULL, start_new_session=True,
+                                     preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
         self.wait_healthy()
         return self
 

@@ -16,6 +16,7 @@ import torch
 from _oracle import manual_step, next_batch
 from core.schema import RunConfig
 from core.run.background import Run, RunSlots
+from core.run.remote import ProcessRun
 from core.run.engine import Record, Trainer, run_training, train
 from core.run.record import Recorder, layer_table
 from core.io.export import layers_equal
@@ -28,6 +29,13 @@ CLI_COLUMNS = ["step", "layer", "preact_mean", "preact_var", "act_mean", "act_va
                "weight_var", "weight_grad_var", "update_ratio", "saturation", "dead_units", "loss"]
 
 TINY = dict(depth=3, width=8, batch_size=16, steps=2, dataset="gaussian", eval_every=1)
+
+
+@pytest.fixture(params=[Run, ProcessRun], ids=["thread", "process"])
+def Runner(request):
+    """Both kinds of background run: the same controls, statuses and snapshots (ProcessRun trains in a
+    worker process, core.run.remote)."""
+    return request.param
 
 
 def wait_for(predicate, timeout=20.0, interval=0.01):
@@ -213,9 +221,9 @@ def test_huge_init_table_keeps_inf_and_nan_from_the_diverged_layer_up():
     assert not math.isfinite(result.steps[0, 1])  # the loss
 
 
-def test_background_run_reports_divergence():
+def test_background_run_reports_divergence(Runner):
     cfg = DIVERGING[1].values[0]
-    run = Run(cfg).start()
+    run = Runner(cfg).start()
     assert run.join(30)
     snap = run.snapshot()
     assert snap.status == "diverged" and snap.divergence == train(cfg).divergence
@@ -227,9 +235,9 @@ def test_background_run_reports_divergence():
 LONG = RunConfig(depth=3, width=16, dataset="gaussian", batch_size=16, steps=200_000, eval_every=0)
 
 
-def test_start_paused_step_exactly_n_resume_finish():
+def test_start_paused_step_exactly_n_resume_finish(Runner):
     cfg = RunConfig(depth=3, width=8, dataset="gaussian", batch_size=16, steps=12, record_every=1)
-    run = Run(cfg).start(paused=True)
+    run = Runner(cfg).start(paused=True)
     try:
         assert wait_for(lambda: run.snapshot().status == "paused")
         time.sleep(0.2)
@@ -255,8 +263,8 @@ def test_start_paused_step_exactly_n_resume_finish():
         run.join(5)
 
 
-def test_stop_ends_a_running_run_and_says_where():
-    run = Run(LONG).start()
+def test_stop_ends_a_running_run_and_says_where(Runner):
+    run = Runner(LONG).start()
     try:
         assert wait_for(lambda: run.snapshot().steps_taken >= 5)
         run.stop()
@@ -271,8 +279,8 @@ def test_stop_ends_a_running_run_and_says_where():
         run.join(5)
 
 
-def test_pause_then_stop():
-    run = Run(LONG).start()
+def test_pause_then_stop(Runner):
+    run = Runner(LONG).start()
     try:
         assert wait_for(lambda: run.snapshot().steps_taken >= 2)
         run.pause()
@@ -290,9 +298,9 @@ def test_pause_then_stop():
         run.join(5)
 
 
-def test_snapshots_are_consistent_while_the_run_is_going():
+def test_snapshots_are_consistent_while_the_run_is_going(Runner):
     cfg = RunConfig(depth=5, width=16, dataset="gaussian", batch_size=16, steps=300, record_every=1, eval_every=0)
-    run = Run(cfg, hist_interval=0.0)
+    run = Runner(cfg, hist_interval=0.0)
     snaps = []
     done = threading.Event()
 
@@ -329,9 +337,9 @@ def test_snapshots_are_consistent_while_the_run_is_going():
     assert np.shares_memory(final.stats, run.snapshot().stats)
 
 
-def test_heartbeat_timeout_stops_an_unwatched_run_but_not_a_watched_one():
-    watched = Run(LONG, heartbeat_timeout=0.5).start()
-    unwatched = Run(LONG, heartbeat_timeout=0.5).start()
+def test_heartbeat_timeout_stops_an_unwatched_run_but_not_a_watched_one(Runner):
+    watched = Runner(LONG, heartbeat_timeout=0.5).start()
+    unwatched = Runner(LONG, heartbeat_timeout=0.5).start()
     try:
         t0 = time.monotonic()
         while time.monotonic() - t0 < 1.5:
@@ -347,8 +355,8 @@ def test_heartbeat_timeout_stops_an_unwatched_run_but_not_a_watched_one():
             r.join(10)
 
 
-def test_heartbeat_timeout_also_stops_a_paused_run():
-    run = Run(LONG, heartbeat_timeout=0.4).start(paused=True)
+def test_heartbeat_timeout_also_stops_a_paused_run(Runner):
+    run = Runner(LONG, heartbeat_timeout=0.4).start(paused=True)
     try:
         assert run.join(20)
         assert run.snapshot().status == "stopped"
@@ -357,8 +365,8 @@ def test_heartbeat_timeout_also_stops_a_paused_run():
         run.join(5)
 
 
-def test_max_seconds_stops_the_run_with_a_message():
-    run = Run(LONG, max_seconds=0.5).start()
+def test_max_seconds_stops_the_run_with_a_message(Runner):
+    run = Runner(LONG, max_seconds=0.5).start()
     try:
         assert run.join(20)
         snap = run.snapshot()
@@ -370,20 +378,20 @@ def test_max_seconds_stops_the_run_with_a_message():
         run.join(5)
 
 
-def test_run_slots_cap_concurrency_and_queue_in_order():
+def test_run_slots_cap_concurrency_and_queue_in_order(Runner):
     slots = RunSlots(1)
     short = RunConfig(depth=2, width=8, dataset="gaussian", batch_size=16, steps=5)
-    a = Run(LONG, slots=slots).start()
+    a = Runner(LONG, slots=slots).start()
     runs = [a]
     try:
         assert wait_for(lambda: a.snapshot().status == "running")
-        b = Run(short, slots=slots).start()
+        b = Runner(short, slots=slots).start()
         runs.append(b)
         assert wait_for(lambda: b.snapshot().queue_position == 1)
-        c = Run(short, slots=slots).start()
+        c = Runner(short, slots=slots).start()
         runs.append(c)
         assert wait_for(lambda: c.snapshot().queue_position == 2)
-        d = Run(short, slots=slots).start()
+        d = Runner(short, slots=slots).start()
         runs.append(d)
         assert wait_for(lambda: d.snapshot().queue_position == 3)
         for r in (b, c, d):
@@ -496,9 +504,9 @@ def test_a_long_deep_run_holds_no_tensors_per_record():
         run.join(10)
 
 
-def test_wall_clock_cap_counts_pauses_so_a_paused_run_cannot_hold_its_place():
+def test_wall_clock_cap_counts_pauses_so_a_paused_run_cannot_hold_its_place(Runner):
     import time as _time
-    run = Run(RunConfig(depth=2, width=8, dataset="gaussian", batch_size=16, steps=10_000), max_seconds=0.5)
+    run = Runner(RunConfig(depth=2, width=8, dataset="gaussian", batch_size=16, steps=10_000), max_seconds=0.5)
     run.start(paused=True)
     deadline = _time.monotonic() + 20
     while run.snapshot().status != "stopped" and _time.monotonic() < deadline:
@@ -507,3 +515,75 @@ def test_wall_clock_cap_counts_pauses_so_a_paused_run_cannot_hold_its_place():
     assert snap.status == "stopped" and snap.steps_taken == 0
     assert "caps a run at 0.5 seconds, pauses included" in snap.message
     assert run.join(5)
+
+
+# -- a run in a worker process (core.run.remote) --------------------------------------------------------
+
+@pytest.mark.parametrize("cfg", [DET[0], RunConfig(depth=3, width=8, dataset="moons", batch_size=16, steps=25,
+                                                   record_every=1, eval_every=5)], ids=["tanh", "moons"])
+def test_a_process_run_records_the_same_table_and_boundary_as_train_in_this_process(cfg):
+    expected = train(cfg)
+    run = ProcessRun(cfg, hist_interval=0.0).start(paused=True)
+    try:
+        run.step(2)
+        assert wait_for(lambda: run.snapshot().steps_taken == 2, 60)
+        assert run.snapshot().status == "paused"
+        run.resume()
+        assert run.join(60)
+    finally:
+        run.stop()
+        run.join(10)
+    snap = run.snapshot()
+    assert snap.status == "finished" and snap.steps_taken == cfg.steps
+    np.testing.assert_array_equal(snap.stats, expected.stats)
+    np.testing.assert_array_equal(snap.steps, expected.steps)
+    assert snap.hist is not None and snap.hist["step"] == cfg.steps
+    if expected.boundary is not None:
+        np.testing.assert_array_equal(snap.boundary.classes, expected.boundary.classes)
+        np.testing.assert_array_equal(snap.boundary.xs, expected.boundary.xs)
+
+
+def test_a_process_run_reports_divergence_as_train_does():
+    cfg = DIVERGING[1].values[0]
+    run = ProcessRun(cfg).start()
+    assert run.join(60)
+    snap = run.snapshot()
+    assert snap.status == "diverged" and snap.divergence == train(cfg).divergence
+    assert snap.message == snap.divergence.sentence(snap.config)
+
+
+def test_a_killed_worker_fails_its_run_with_the_reason_and_the_next_run_gets_a_fresh_one():
+    import os
+    import signal
+    run = ProcessRun(LONG).start()
+    try:
+        assert wait_for(lambda: run.snapshot().steps_taken >= 5, 60)
+        os.kill(run.pid, signal.SIGKILL)
+        assert run.join(20)
+        snap = run.snapshot()
+        assert snap.status == "failed" and "killed by SIGKILL" in snap.message
+    finally:
+        run.stop()
+        run.join(5)
+    short = RunConfig(depth=2, width=8, dataset="gaussian", batch_size=16, steps=5)
+    again = ProcessRun(short).start()
+    assert again.join(60) and again.snapshot().status == "finished"
+
+
+def test_wait_for_record_returns_at_the_first_record_or_the_end(Runner):
+    run = Runner(LONG).start()
+    try:
+        assert run.wait_for_record(60) is True
+        assert len(run.snapshot().steps) >= 1
+    finally:
+        run.stop()
+        run.join(10)
+    paused = Runner(LONG).start(paused=True)  # nothing recorded while paused: the wait times out
+    try:
+        t0 = time.monotonic()
+        assert paused.wait_for_record(0.3) is False and time.monotonic() - t0 >= 0.3
+    finally:
+        paused.stop()
+        paused.join(10)
+    silent = Runner(RunConfig(depth=2, width=8, dataset="gaussian", batch_size=16, steps=3, record_every=0)).start()
+    assert silent.wait_for_record(60) is False and silent.snapshot().status == "finished"

@@ -24,9 +24,9 @@ SOURCES = sorted([ROOT / "app.py", *(p for d in ("pages", "ui", "core") for p in
 ALLOWED: dict[tuple[str, str], str] = {
     ("core/measure/kernels.py", "subprocess"): "runs one fixed command, this Python importing core.measure.kernels to fill "
                                        "Numba's cache; nothing a user supplies reaches it",
-    ("core/sweep/backends.py", "subprocess"): "starts the sweep's workers, one fixed command (this Python running "
-                                              "core.sweep.worker); the pipes carry validated RunConfigs and results "
-                                              "between our own processes, nothing a user supplies",
+    ("core/workers.py", "subprocess"): "starts the worker processes, one fixed command (this Python running "
+                                       "core.workers); the pipes carry our own jobs, validated RunConfigs and results "
+                                       "between our own processes, nothing a user supplies",
     ("ui/nav.py", "st.html"): "one fixed style sheet written in the source (_ONE_STOP_CSS: hides Streamlit's own "
                               "Running/Stop widget); no text from a user or a file reaches it",
 }

@@ -1,6 +1,7 @@
 """One training run per page and session, and the buttons that drive it.
 
-The run is a `core.run.background.Run` (a background thread) kept in
+The run is a `core.run.remote.ProcessRun` (a background thread here, the training in a worker
+process, so it never waits for this server's own Python threads) kept in
 `st.session_state[slot(key).run]` (ui.state). It owns its RunConfig: changing a widget
 reruns the script but never touches the run; the new settings apply when the
 user presses Run again. Server-wide, `run_slots()` caps concurrent training
@@ -23,6 +24,7 @@ import streamlit as st
 
 from core.schema import RunConfig, RunStatus
 from core.run.background import HEARTBEAT_CHECK_SECONDS, Run, RunSlots
+from core.run.remote import ProcessRun
 from core.run.record import RunRecord, status_text
 from core.limits import Limits
 
@@ -51,9 +53,14 @@ def limits_problem() -> str | None:
 
 @st.cache_resource(show_spinner=False)
 def warm_up_engine() -> threading.Thread:
-    """Once per server, in the background: load the compiled statistics
-    kernels and take one tiny training step, so the first Run a visitor
-    presses does not pay several seconds of start-up."""
+    """Once per server, in the background: start the worker processes the first runs train in (two: Compare
+    runs A and B at once), each warmed up (core.run.remote.warm_up), and in this process too load the
+    compiled statistics kernels and take one tiny training step (Learn measures a network here), so the
+    first Run a visitor presses does not pay several seconds of start-up."""
+    from core.run.remote import warm_up
+    from core.workers import prewarm
+    prewarm(min(2, server_limits().max_concurrent_runs), warm_up)
+
     def work():
         try:
             from core.measure.warm_up import prepare
@@ -93,7 +100,7 @@ def start_run(cfg: RunConfig, key: str, *, paused: bool = False) -> Run | None:
         flash(key, "error", f"Not started: {sentence}")
         return None
     stop_run(key, wait=False)
-    run = Run(cfg, max_seconds=limits.max_run_seconds, heartbeat_timeout=HEARTBEAT_SECONDS, slots=run_slots())
+    run = ProcessRun(cfg, max_seconds=limits.max_run_seconds, heartbeat_timeout=HEARTBEAT_SECONDS, slots=run_slots())
     st.session_state[slot(key).run] = run.start(paused=paused)
     st.session_state[slot(key).show_saved] = False  # a new run is what the page shows (ui.saved)
     return run

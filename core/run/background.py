@@ -96,6 +96,7 @@ class Run:
         self.threads = threads
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
+        self._changed = threading.Condition(self._lock)  # a record or a new status (wait_for_record)
         self._stop = threading.Event()
         self._paused = False
         self._step_budget = 0
@@ -111,6 +112,7 @@ class Run:
         self._elapsed = 0.0
         self._last_seen = time.monotonic()
         self._thread: threading.Thread | None = None
+        self._reason: str | None = None
 
     def __repr__(self) -> str:
         return f"Run({self._status}, {self._step}/{self.cfg.steps} steps taken, {len(self._recorder)} records)"
@@ -146,7 +148,10 @@ class Run:
             self._step_budget += max(0, int(n))
             self._wake.notify_all()
 
-    def stop(self) -> None:
+    def stop(self, reason: str | None = None) -> None:
+        """End the run after the step in flight; `reason` (a sentence) replaces "Stopped by the user"."""
+        if reason is not None:
+            self._reason = reason
         self._stop.set()
         with self._lock:
             self._wake.notify_all()
@@ -174,6 +179,13 @@ class Run:
         self.touch()
         return self._record()
 
+    def wait_for_record(self, timeout: float) -> bool:
+        """Wait at most `timeout` seconds for the first record (or the run's end); True once there is one.
+        A page that has just started the run draws its first chart as soon as it can, not a poll later."""
+        with self._lock:
+            self._changed.wait_for(lambda: len(self._recorder) > 0 or self._status.ended, timeout)
+            return len(self._recorder) > 0
+
     def _record(self) -> RunRecord:
         with self._lock:
             stats, steps = self._recorder.view()
@@ -188,6 +200,7 @@ class Run:
         if message is not None:
             self._message = message
         self._version += 1
+        self._changed.notify_all()
 
     def _finish(self, status: RunStatus, message: str = "") -> None:
         with self._lock:
@@ -229,9 +242,13 @@ class Run:
             self._set_status(RunStatus.PAUSED if self._paused else RunStatus.RUNNING)
         trainer = Trainer(self.cfg)
         if trainer.boundary is not None:
-            with self._lock:
-                self._boundary = BoundaryRecorder(trainer.boundary)
+            self._probe(trainer.boundary)
         self._loop(trainer)
+
+    def _probe(self, probe) -> None:
+        """The grid a 2-D dataset's decision boundary is drawn on (core.run.boundary)."""
+        with self._lock:
+            self._boundary = BoundaryRecorder(probe)
 
     def _append(self, rec: Record) -> None:
         with self._lock:
@@ -241,6 +258,7 @@ class Run:
             if rec.boundary is not None and self._boundary is not None:
                 self._boundary.append(rec.step, rec.boundary)
             self._version += 1
+            self._changed.notify_all()
 
     def _stopped(self, why: str) -> None:
         """Stopped, with the reason and how far it got in the status line's words."""
@@ -293,6 +311,8 @@ class Run:
             self._finish(RunStatus.FINISHED, f"Finished {self.cfg.steps:,} steps in {time.monotonic() - t0:.1f} s.")
 
     def _stop_reason(self) -> str:
+        if self._reason is not None:
+            return self._reason
         if self._unwatched():
             return "Stopped: nobody was watching this run (the page was closed)"
         return "Stopped by the user"

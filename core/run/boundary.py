@@ -100,7 +100,7 @@ class BoundaryProbe:
         self.xs = np.linspace(lo[0] - pad[0], hi[0] + pad[0], side).astype(np.float32)
         self.ys = np.linspace(lo[1] - pad[1], hi[1] + pad[1], side).astype(np.float32)
         gx, gy = np.meshgrid(self.xs, self.ys)  # row i = ys[i]
-        self.grid = torch.as_tensor(np.stack([gx.ravel(), gy.ravel()], axis=1))
+        self.grid = np.stack([gx.ravel(), gy.ravel()], axis=1)  # numpy: the probe pickles plainly (core.run.remote)
         take = np.linspace(0, len(x) - 1, min(POINTS_SHOWN, len(x))).astype(np.int64)
         self.points = x[take].astype(np.float32)
         self.labels = y_train.detach().cpu().numpy()[take].astype(np.int64)
@@ -121,7 +121,7 @@ class BoundaryProbe:
         was_training = net.training
         net.eval()
         try:
-            logits = net(self.grid)
+            logits = net(torch.from_numpy(self.grid))
         finally:
             net.train(was_training)
         probs = torch.softmax(logits, dim=1)

@@ -8,23 +8,19 @@ as `failed: ...`; the other cells go on.
 """
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
-import signal
 import socket
-import subprocess
 import sys
 import threading
 from multiprocessing.connection import Connection, wait
-from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from core.schema import RunConfig
 from core.sweep.cells import failed_row, run_cell
+from core.workers import PROJECT_ROOT, death_reason, give_back, take, worker_env
 
 BACKENDS = ("local", "ray")
-PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the directory that holds `core/`
 POLL_SECONDS = 0.25  # how often a waiting backend looks at its stop event
 
 CellFn = Callable[[RunConfig], tuple[dict, dict]]
@@ -78,16 +74,6 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _death_reason(exitcode: int | None) -> str:
-    if exitcode is not None and exitcode < 0:
-        try:
-            name = signal.Signals(-exitcode).name
-        except ValueError:
-            name = f"signal {-exitcode}"
-        return f"the worker process was killed by {name}"
-    return f"the worker process exited with code {exitcode}"
-
-
 # -- one after another, in this process --------------------------------------------------------------
 
 class SerialBackend:
@@ -116,84 +102,10 @@ class SerialBackend:
 
 # -- the local process pool ---------------------------------------------------------------------------
 
-def _worker_env() -> dict[str, str]:
-    """The worker's environment: ours, one thread for every maths library, and our import path
-    (so that `core`, and any module a custom `cell_fn` lives in, import the same way)."""
-    env = dict(os.environ)
-    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
-    paths = [str(PROJECT_ROOT)] + [p for p in sys.path if p]
-    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-    return env
-
-
-class _Worker:
-    """A fresh interpreter running `python -m core.sweep.worker`, talking over two pipes.
-
-    A new interpreter rather than a fork: forking a process whose torch thread
-    pool is running can deadlock, and multiprocessing's spawn re-imports the
-    parent's main script (Streamlit's, pytest's) in every worker.
-    """
-
-    def __init__(self):
-        task_r, task_w = os.pipe()
-        result_r, result_w = os.pipe()
-        self.proc = subprocess.Popen([sys.executable, "-m", "core.sweep.worker", str(task_r), str(result_w),
-                                      str(WORKER_IDLE_SECONDS)],
-                                     pass_fds=(task_r, result_w), env=_worker_env(), cwd=str(PROJECT_ROOT),
-                                     stdin=subprocess.DEVNULL)
-        os.close(task_r)
-        os.close(result_w)
-        self.tasks = Connection(task_w, readable=False)
-        self.conn = Connection(result_r, writable=False)
-        self.task: Task | None = None
-
-    def send(self, task, cell_fn: CellFn) -> None:
-        self.task = task
-        self.tasks.send((task[0], task[1], cell_fn))
-
-    def close(self) -> None:
-        try:
-            self.tasks.send(None)
-        except (BrokenPipeError, OSError):
-            pass
-        try:
-            self.proc.wait(timeout=0.5 if self.task is None else 0.0)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5.0)
-        self.tasks.close()
-        self.conn.close()
-
-
-WORKER_IDLE_SECONDS = 120.0  # a spare worker waits this long for the next sweep, then exits by itself
-_spare: list[_Worker] = []
-_spare_lock = threading.Lock()
-
-
-def _take_worker() -> _Worker:
-    """A spare worker left by an earlier sweep in this process (torch already imported), or a new one."""
-    with _spare_lock:
-        while _spare:
-            w = _spare.pop()
-            if w.proc.poll() is None:
-                return w
-            w.close()
-    return _Worker()
-
-
-def _give_back(w: _Worker) -> None:
-    if w.task is None and w.proc.poll() is None:
-        with _spare_lock:
-            _spare.append(w)
-    else:
-        w.close()
-
-
-@atexit.register
-def _close_spares() -> None:
-    with _spare_lock:
-        while _spare:
-            _spare.pop().close()
+def cell_job(tasks: Connection, results: Connection, index: int, cfg: RunConfig, cell_fn: CellFn) -> None:
+    """One cell in a worker process (core.workers): its row and profile go back over `results`."""
+    row, profile = cell_fn(cfg)
+    results.send((index, row, profile))
 
 
 class LocalPool:
@@ -212,7 +124,7 @@ class LocalPool:
 
     def run(self, tasks: Iterable[Task], stop: threading.Event | None = None) -> Iterator[tuple[int, dict, dict]]:
         todo = list(tasks)[::-1]  # pop() from the end takes them in order
-        workers = [_take_worker() for _ in range(min(self.workers, len(todo)))]
+        workers = [take() for _ in range(min(self.workers, len(todo)))]
         retried: set[int] = set()
         try:
             while todo or any(w.task is not None for w in workers):
@@ -222,7 +134,8 @@ class LocalPool:
                     if w.task is None and todo:
                         task = todo.pop()
                         try:
-                            w.send(task, self.cell_fn)
+                            w.task = task
+                            w.send(cell_job, task[0], task[1], self.cell_fn)
                         except (BrokenPipeError, OSError):
                             pass  # it died idle: found below, and the cell counts as its failure
                 ready = set(wait([w.conn for w in workers], timeout=POLL_SECONDS))
@@ -241,21 +154,21 @@ class LocalPool:
                                 retried.add(index)
                                 todo.append((index, cfg))
                             else:
-                                yield index, failed_row(cfg, _death_reason(code)), {}
+                                yield index, failed_row(cfg, death_reason(code)), {}
                         w.close()
                         workers.remove(w)
                         if todo:
-                            workers.append(_take_worker())
+                            workers.append(take())
                     else:
                         w.task = None
                         yield index, row, profile
         finally:
             stopped = stop is not None and stop.is_set()
             for w in workers:
-                w.close() if stopped else _give_back(w)
+                w.close() if stopped else give_back(w)
 
     def close(self) -> None:
-        pass  # idle workers stay for the next sweep for a while (WORKER_IDLE_SECONDS), then exit
+        pass  # idle workers stay for the next sweep for a while (core.workers.IDLE_SECONDS), then exit
 
 
 # -- Ray ----------------------------------------------------------------------------------------------
@@ -328,7 +241,7 @@ class RayBackend:
                                        f"check the address (--ray-address or RAY_ADDRESS) and that the cluster is up.") from None
             else:
                 ray.init(num_cpus=workers or default_workers(), include_dashboard=False, log_to_driver=False,
-                         logging_level="ERROR", runtime_env={"env_vars": {"PYTHONPATH": _worker_env()["PYTHONPATH"]}})
+                         logging_level="ERROR", runtime_env={"env_vars": {"PYTHONPATH": worker_env()["PYTHONPATH"]}})
             self._started = True
         self.workers = int(ray.cluster_resources().get("CPU", 1))
         self._remote = ray.remote(num_cpus=1, max_retries=0)(_ray_cell)
