@@ -2,11 +2,13 @@
 
     python bench/bench_run_isolation.py [--repeats 3] [--duty 0.3] [--steps 199]
 
-Times one 50-layer × 128 ReLU run (the run of bench_ui.py (c), shorter) three ways, each
+Times one 50-layer × 128 ReLU run (the run of bench_ui.py (c), shorter) four ways, each
 `--repeats` times, in one invocation:
 
   alone        `train(cfg)` in this process, nothing else running (the baseline);
-  thread       `core.run.background.Run` (training in a thread of this process) while another
+  run alone    `core.run.background.Run` with nothing else running (a live run's own extras: the
+               histograms for the distributions chart every 0.5 s, locks, snapshots);
+  thread       the same `Run` (training in a thread of this process) while another
                thread of this process runs Python code `--duty` of the time (as a Streamlit server's
                event loop and page scripts do while a page watches a run);
   process      `core.run.remote.ProcessRun` (training in a worker process, what the dashboard uses)
@@ -52,7 +54,7 @@ def busy_thread(duty: float, period: float = 0.01):
 
 
 def timed_run(kind, cfg: RunConfig, duty: float) -> float:
-    stop, thread = busy_thread(duty)
+    stop, thread = busy_thread(duty) if duty > 0 else (threading.Event(), None)
     try:
         t = time.perf_counter()
         run = kind(cfg).start()
@@ -63,7 +65,8 @@ def timed_run(kind, cfg: RunConfig, duty: float) -> float:
         return elapsed
     finally:
         stop.set()
-        thread.join()
+        if thread is not None:
+            thread.join()
 
 
 def main() -> None:
@@ -77,18 +80,19 @@ def main() -> None:
           f"busy thread at {args.duty:.0%}")
     give_back(take())  # a worker started ahead, as the dashboard does at start-up (its start is not timed)
     train(cfg.replace(steps=2))  # warm this process up too
-    times: dict[str, list[float]] = {"alone": [], "thread": [], "process": []}
+    times: dict[str, list[float]] = {"alone": [], "run alone": [], "thread": [], "process": []}
     for i in range(args.repeats):  # interleaved, so a slow spell of a shared machine hits all three
         t = time.perf_counter()
         train(cfg)
         times["alone"].append(time.perf_counter() - t)
+        times["run alone"].append(timed_run(Run, cfg, 0.0))
         times["thread"].append(timed_run(Run, cfg, args.duty))
         times["process"].append(timed_run(ProcessRun, cfg, args.duty))
         print(f"  repeat {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()))
     base = statistics.median(times["alone"])
     for k, v in times.items():
         med = statistics.median(v)
-        print(f"{k:8s} median {med:.2f} s  ({med / base:.2f}× alone; range {min(v):.2f}–{max(v):.2f} s)")
+        print(f"{k:9s} median {med:.2f} s  ({med / base:.2f}× alone; range {min(v):.2f}–{max(v):.2f} s)")
 
 
 if __name__ == "__main__":

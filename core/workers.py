@@ -48,6 +48,19 @@ def death_reason(exitcode: int | None) -> str:
     return f"the worker process exited with code {exitcode}"
 
 
+PIPE_BYTES = 1 << 20  # a job's results may queue up to this much before its writes wait for this process to read
+
+
+def _widen(fd: int) -> None:
+    """Let the pipe hold PIPE_BYTES (Linux; 64 KB by default), so that a job streaming results (a live run's
+    records, a histogram record is ~100 KB at 50 layers) rarely waits for this process to read them."""
+    try:
+        import fcntl
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)
+    except (ImportError, OSError):
+        pass
+
+
 class Worker:
     """One worker process. `send(job, *args)` starts a job; `conn` is where its results arrive, `tasks`
     where more messages for a running job go. `task` is the caller's note of what it is doing (None
@@ -56,6 +69,7 @@ class Worker:
     def __init__(self, idle: float | None = IDLE_SECONDS):
         task_r, task_w = os.pipe()
         result_r, result_w = os.pipe()
+        _widen(result_w)
         args = [sys.executable, "-m", "core.workers", str(task_r), str(result_w)] + ([str(idle)] if idle else [])
         self.proc = subprocess.Popen(args, pass_fds=(task_r, result_w), env=worker_env(), cwd=str(PROJECT_ROOT),
                                      stdin=subprocess.DEVNULL)

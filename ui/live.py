@@ -31,7 +31,7 @@ from .state import SlotKeys
 REFRESH_SECONDS = 0.2   # ≥ 4 refreshes a second while training: the live charts get patches only
 PLAY_SECONDS = 0.3      # play-back of a finished run: one frame per poll
 PLAY_FRAMES = 60        # play-back shows at most this many frames (a long run skips records)
-DETAIL_SECONDS = 2.0    # distributions, update ratio: they change slowly
+DETAIL_SECONDS = 2.0    # distributions, update ratio: they change slowly (a run takes its histograms this often)
 SLOW_SECONDS = 1.0      # the heatmaps, loss and saturation are patched at most once a second while a run moves:
                         # each draw holds the browser's main thread 30-200 ms, which the by-layer chart needs more
 FIRST_RECORD_SECONDS = 0.5  # on Run's own rerun, the first record is waited for this long (then the polls take over)

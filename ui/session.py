@@ -100,7 +100,9 @@ def start_run(cfg: RunConfig, key: str, *, paused: bool = False) -> Run | None:
         flash(key, "error", f"Not started: {sentence}")
         return None
     stop_run(key, wait=False)
-    run = ProcessRun(cfg, max_seconds=limits.max_run_seconds, heartbeat_timeout=HEARTBEAT_SECONDS, slots=run_slots())
+    from .live import DETAIL_SECONDS  # the distributions are drawn this often while a run moves: measured as often
+    run = ProcessRun(cfg, max_seconds=limits.max_run_seconds, heartbeat_timeout=HEARTBEAT_SECONDS, slots=run_slots(),
+                     hist_interval=DETAIL_SECONDS)
     st.session_state[slot(key).run] = run.start(paused=paused)
     st.session_state[slot(key).show_saved] = False  # a new run is what the page shows (ui.saved)
     return run
