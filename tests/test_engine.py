@@ -543,15 +543,6 @@ def test_a_process_run_records_the_same_table_and_boundary_as_train_in_this_proc
         np.testing.assert_array_equal(snap.boundary.xs, expected.boundary.xs)
 
 
-def test_a_process_run_reports_divergence_as_train_does():
-    cfg = DIVERGING[1].values[0]
-    run = ProcessRun(cfg).start()
-    assert run.join(60)
-    snap = run.snapshot()
-    assert snap.status == "diverged" and snap.divergence == train(cfg).divergence
-    assert snap.message == snap.divergence.sentence(snap.config)
-
-
 def test_a_killed_worker_fails_its_run_with_the_reason_and_the_next_run_gets_a_fresh_one():
     import os
     import signal
