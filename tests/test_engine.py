@@ -578,3 +578,16 @@ def test_wait_for_record_returns_at_the_first_record_or_the_end(Runner):
         paused.join(10)
     silent = Runner(RunConfig(depth=2, width=8, dataset="gaussian", batch_size=16, steps=3, record_every=0)).start()
     assert silent.wait_for_record(60) is False and silent.snapshot().status == "finished"
+
+
+def test_a_process_run_given_a_spare_that_has_just_quit_starts_on_a_fresh_worker():
+    from core import workers
+    quitting = workers.Worker(idle=0.05)  # exits by itself (code 0) 50 ms after its start-up, idle
+    assert quitting.proc.wait(60) == 0
+    quitting.proc.poll = lambda: None  # still looks alive to take(), as a spare timing out at that moment would
+    with workers._spare_lock:
+        workers._spare.append(quitting)
+    short = RunConfig(depth=2, width=8, dataset="gaussian", batch_size=16, steps=5)
+    run = ProcessRun(short).start()
+    assert run.join(60)
+    assert run.snapshot().status == "finished" and run.snapshot().steps_taken == 5

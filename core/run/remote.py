@@ -167,32 +167,54 @@ class ProcessRun(Run):
 
     # -- the thread: hand the run to a worker, mirror what it sends ------------------------------------
     def _train(self) -> None:
-        w = take()
-        with self._ctl:
-            if self._stop.is_set():
-                give_back(w)
-                self._stopped(self._stop_reason())
+        for attempt in range(2):
+            w = take()
+            with self._ctl:
+                if self._stop.is_set():
+                    give_back(w)
+                    self._stopped(self._stop_reason())
+                    return
+                options = dict(max_seconds=self.max_seconds, hist_interval=self.hist_interval, threads=self.threads,
+                               paused=self._paused, budget=self._step_budget)
+                w.task = self
+                try:
+                    w.send(serve, self.cfg, options)
+                except (BrokenPipeError, OSError):  # a spare that had just timed out (core.workers.IDLE_SECONDS)
+                    w.close()
+                    continue
+                self._worker = w
+            heard = []
+            try:
+                self._mirror(w, heard)
+            except (EOFError, OSError):
+                if not heard and attempt == 0 and w.proc.wait() == 0:  # it quit by itself before taking the run
+                    with self._ctl:
+                        self._worker = None
+                    w.close()
+                    continue
+                self._worker_died(w)
                 return
-            options = dict(max_seconds=self.max_seconds, hist_interval=self.hist_interval, threads=self.threads,
-                           paused=self._paused, budget=self._step_budget)
-            w.task = self
-            w.send(serve, self.cfg, options)
-            self._worker = w
-        try:
-            self._mirror(w)
-        except (EOFError, OSError):
-            self._worker_died(w)
+            self._hand_back(w)
             return
+        self._finish(RunStatus.FAILED, "The run failed: no worker process could be started for it.")
+
+    def _hand_back(self, w) -> None:
+        """The run is over: empty both pipes ("done" both ways), then keep the worker as a spare."""
         with self._ctl:
             self._worker = None
             self._ctl.notify_all()
+        try:
             w.tasks.send(("done",))
-        while w.conn.recv()[0] != "done":  # late acks
-            pass
+            while w.conn.recv()[0] != "done":  # late acks
+                pass
+        except (EOFError, OSError):
+            w.close()  # it died after the run ended: the run's result stands
+            return
         w.task = None
         give_back(w)
 
-    def _mirror(self, w) -> None:
+    def _mirror(self, w, heard: list) -> None:
+        """Apply what the worker sends until the run's end; `heard` gets an entry once anything arrived."""
         while True:
             if not self._stop.is_set() and self._unwatched():
                 self.stop(self._stop_reason())
@@ -201,6 +223,8 @@ class ProcessRun(Run):
                     raise EOFError
                 continue
             kind, step, elapsed, *rest = w.conn.recv()
+            if not heard:
+                heard.append(kind)
             with self._lock:
                 self._step, self._elapsed = step, elapsed
             if kind == "record":
