@@ -2,7 +2,8 @@
 
 In the server's own process a training thread shares one interpreter lock with Streamlit's event
 loop and the page scripts: each of the many small torch calls of a step gives the lock up and
-waits to get it back, so a watched run took 1.4-1.7× its in-process time (bench/bench_ui.py (c)).
+waits to get it back. Beside a thread that runs Python 30 % of the time, a 50-layer run took
+1.69-1.89× its time alone in a thread, 1.19-1.20× in a worker (bench/bench_run_isolation.py).
 `ProcessRun` has `Run`'s controls and snapshots; the run itself goes on in a worker:
 
     server (ProcessRun)                          worker (serve: a Run of its own)
