@@ -561,25 +561,6 @@ def test_a_killed_worker_fails_its_run_with_the_reason_and_the_next_run_gets_a_f
     assert again.join(60) and again.snapshot().status == "finished"
 
 
-def test_wait_for_record_returns_at_the_first_record_or_the_end(Runner):
-    run = Runner(LONG).start()
-    try:
-        assert run.wait_for_record(60) is True
-        assert len(run.snapshot().steps) >= 1
-    finally:
-        run.stop()
-        run.join(10)
-    paused = Runner(LONG).start(paused=True)  # nothing recorded while paused: the wait times out
-    try:
-        t0 = time.monotonic()
-        assert paused.wait_for_record(0.3) is False and time.monotonic() - t0 >= 0.3
-    finally:
-        paused.stop()
-        paused.join(10)
-    silent = Runner(RunConfig(depth=2, width=8, dataset="gaussian", batch_size=16, steps=3, record_every=0)).start()
-    assert silent.wait_for_record(60) is False and silent.snapshot().status == "finished"
-
-
 def test_a_process_run_given_a_spare_that_has_just_quit_starts_on_a_fresh_worker():
     from core import workers
     quitting = workers.Worker(idle=0.05)  # exits by itself (code 0) 50 ms after its start-up, idle

@@ -34,7 +34,6 @@ PLAY_FRAMES = 60        # play-back shows at most this many frames (a long run s
 DETAIL_SECONDS = 2.0    # distributions, update ratio: they change slowly (a run takes its histograms this often)
 SLOW_SECONDS = 1.0      # the heatmaps, loss and saturation are patched at most once a second while a run moves:
                         # each draw holds the browser's main thread 30-200 ms, which the by-layer chart needs more
-FIRST_RECORD_SECONDS = 0.5  # on Run's own rerun, the first record is waited for this long (then the polls take over)
 PAUSED_SECONDS = 5.0    # keeps a paused run's heartbeat (ui.session.HEARTBEAT_SECONDS, 20 s) alive
 PLOTLY_CONFIG = F.PLOTLY_CONFIG  # one home: core.figures.style (the mode bar on hover only)
 
@@ -346,9 +345,6 @@ def _draw_main(key: str, polling: bool, play_polled: bool = False) -> None:
     if run is None:
         return
     snap = run.snapshot()
-    if len(snap.steps) == 0 and snap.status is RunStatus.RUNNING and pressed(key, "run"):
-        run.wait_for_record(FIRST_RECORD_SECONDS)  # Run's own rerun draws the first chart, not the next poll
-        snap = run.snapshot()
     if polling and snap.status.ended:
         st.rerun()  # once: the page redraws without polling and with the downloads
     try:

@@ -96,7 +96,6 @@ class Run:
         self.threads = threads
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
-        self._changed = threading.Condition(self._lock)  # a record or a new status (wait_for_record)
         self._stop = threading.Event()
         self._paused = False
         self._step_budget = 0
@@ -179,13 +178,6 @@ class Run:
         self.touch()
         return self._record()
 
-    def wait_for_record(self, timeout: float) -> bool:
-        """Wait at most `timeout` seconds for the first record (or the run's end); True once there is one.
-        A page that has just started the run draws its first chart as soon as it can, not a poll later."""
-        with self._lock:
-            self._changed.wait_for(lambda: len(self._recorder) > 0 or self._status.ended, timeout)
-            return len(self._recorder) > 0
-
     def _record(self) -> RunRecord:
         with self._lock:
             stats, steps = self._recorder.view()
@@ -200,7 +192,6 @@ class Run:
         if message is not None:
             self._message = message
         self._version += 1
-        self._changed.notify_all()
 
     def _finish(self, status: RunStatus, message: str = "") -> None:
         with self._lock:
@@ -258,7 +249,6 @@ class Run:
             if rec.boundary is not None and self._boundary is not None:
                 self._boundary.append(rec.step, rec.boundary)
             self._version += 1
-            self._changed.notify_all()
 
     def _stopped(self, why: str) -> None:
         """Stopped, with the reason and how far it got in the status line's words."""
