@@ -54,22 +54,13 @@ def limits_problem() -> str | None:
 @st.cache_resource(show_spinner=False)
 def warm_up_engine() -> threading.Thread:
     """Once per server, in the background: start the worker processes the first runs train in (two: Compare
-    runs A and B at once), each warmed up (core.run.remote.warm_up), and in this process too load the
-    compiled statistics kernels and take one tiny training step (Learn measures a network here), so the
-    first Run a visitor presses does not pay several seconds of start-up."""
-    from core.run.remote import warm_up
+    runs A and B at once), each warmed up, and warm this process up too (`core.run.remote.warm_up`: the
+    compiled statistics kernels and one tiny training step; Learn measures a network here), so the first
+    Run a visitor presses does not pay several seconds of start-up."""
+    from core.run.remote import warm_up, warm_up_job
     from core.workers import prewarm
-    prewarm(min(2, server_limits().max_concurrent_runs), warm_up)
-
-    def work():
-        try:
-            from core.measure.warm_up import prepare
-            from core.run.engine import train
-            prepare()  # load the compiled kernels now: a tiny run is measured with PyTorch and would not
-            train(RunConfig(depth=2, width=8, steps=1, batch_size=8, eval_every=1))
-        except Exception:
-            pass  # only an optimization: the real run reports real problems
-    thread = threading.Thread(target=work, name="gfl-warm-up", daemon=True)
+    prewarm(min(2, server_limits().max_concurrent_runs), warm_up_job)
+    thread = threading.Thread(target=warm_up, name="gfl-warm-up", daemon=True)
     thread.start()
     return thread
 

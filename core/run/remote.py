@@ -26,6 +26,7 @@ from core.schema import RunStatus
 from core.workers import death_reason, give_back, take
 
 PROGRESS_SECONDS = 0.05  # the worker sends its step count this often between records
+CONTROLS = ("pause", "resume", "step", "stop")  # Run's methods a message (name, id, *arguments) calls in the worker
 ACK_SECONDS = 5.0        # a control waits at most this long for the worker to apply it
 
 
@@ -63,7 +64,6 @@ def serve(tasks: Connection, results: Connection, cfg, options: dict) -> None:
     run.start(paused=options["paused"])
     if options["budget"]:
         run.step(options["budget"])
-    controls = {"pause": lambda: run.pause(), "resume": lambda: run.resume()}
     last, ended = None, False
     while True:
         over = not run.alive
@@ -78,12 +78,8 @@ def serve(tasks: Connection, results: Connection, cfg, options: dict) -> None:
             if kind == "done":
                 results.send(("done",))
                 return
-            if kind == "stop":
-                run.stop(msg[2])
-            elif kind == "step":
-                run.step(msg[2])
-            else:
-                controls[kind]()
+            if kind in CONTROLS:
+                getattr(run, kind)(*msg[2:])
             run.send("ack", msg[1])
         progress = (run._step, run._elapsed)
         if progress != last and not ended:
@@ -95,9 +91,14 @@ def serve(tasks: Connection, results: Connection, cfg, options: dict) -> None:
             ended = True
 
 
-def warm_up(tasks: Connection, results: Connection) -> None:
-    """A worker job that sends nothing back: load the compiled statistics kernels and take one tiny
-    step, so the first Run this worker trains does not pay that start-up."""
+def warm_up_job(tasks: Connection, results: Connection) -> None:
+    """A worker job that sends nothing back: `warm_up()` in the worker."""
+    warm_up()
+
+
+def warm_up() -> None:
+    """Load the compiled statistics kernels and take one tiny step, so the first run this process trains
+    does not pay that start-up."""
     from core.measure.warm_up import prepare
     from core.run.engine import train
     from core.schema import RunConfig
@@ -188,22 +189,26 @@ class ProcessRun(Run):
             try:
                 self._mirror(w, heard)
             except (EOFError, OSError):
-                if not heard and attempt == 0 and w.proc.wait() == 0:  # it quit by itself before taking the run
-                    with self._ctl:
-                        self._worker = None
-                    w.close()
+                code = w.proc.wait()
+                self._detach()
+                w.close()
+                if not heard and attempt == 0 and code == 0:  # it quit by itself before taking the run
                     continue
-                self._worker_died(w)
+                self._finish(RunStatus.FAILED, f"The run failed: {death_reason(code)} that trained it.")
                 return
             self._hand_back(w)
             return
         self._finish(RunStatus.FAILED, "The run failed: no worker process could be started for it.")
 
-    def _hand_back(self, w) -> None:
-        """The run is over: empty both pipes ("done" both ways), then keep the worker as a spare."""
+    def _detach(self) -> None:
+        """No worker has this run any more: controls act here, and one waiting for an ack returns."""
         with self._ctl:
             self._worker = None
             self._ctl.notify_all()
+
+    def _hand_back(self, w) -> None:
+        """The run is over: empty both pipes ("done" both ways), then keep the worker as a spare."""
+        self._detach()
         try:
             w.tasks.send(("done",))
             while w.conn.recv()[0] != "done":  # late acks
@@ -243,13 +248,5 @@ class ProcessRun(Run):
             elif kind == "end":
                 return
 
-    def _worker_died(self, w) -> None:
-        code = w.proc.wait()
-        with self._ctl:
-            self._worker = None
-            self._ctl.notify_all()
-        w.close()
-        self._finish(RunStatus.FAILED, f"The run failed: {death_reason(code)} that trained it.")
 
-
-__all__ = ["ProcessRun", "serve", "warm_up", "PROGRESS_SECONDS"]
+__all__ = ["ProcessRun", "serve", "warm_up", "warm_up_job", "PROGRESS_SECONDS"]
